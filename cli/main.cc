@@ -1,0 +1,6 @@
+#include <cstdio>
+
+int main() {
+  std::puts("sluice: not yet");
+  return 0;
+}
