@@ -1,0 +1,77 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sluice::testing {
+
+// A throwaway PostgreSQL cluster for one test: initdb + pg_ctl into a fresh temporary
+// directory, listening on 127.0.0.1 at a free port, wal_level=logical, trust auth. When the
+// test process runs as root the server is run as the `postgres` user (PostgreSQL refuses root).
+// The destructor stops the server (immediate mode) and removes the directory, also when the
+// test failed. Start() failing is a test failure with the reason; tests never skip.
+class PgCluster {
+ public:
+  struct Options {
+    // Extra postgresql.conf settings, e.g. {"logical_decoding_work_mem", "64kB"}.
+    std::map<std::string, std::string> settings;
+    std::string database = "sluice_test";  // created after start
+  };
+
+  static core::Result<std::unique_ptr<PgCluster>> Start(Options options);
+  static core::Result<std::unique_ptr<PgCluster>> Start() { return Start(Options{}); }
+  ~PgCluster();
+
+  PgCluster(const PgCluster&) = delete;
+  PgCluster& operator=(const PgCluster&) = delete;
+
+  int port() const { return port_; }
+  const std::string& data_dir() const { return data_dir_; }
+  const std::string& database() const { return options_.database; }
+
+  // libpq conninfo for the test database (or `dbname`) as superuser `postgres`.
+  std::string Dsn() const { return Dsn(options_.database); }
+  std::string Dsn(const std::string& dbname) const;
+
+  // Runs SQL (several statements allowed) in the test database; error names the SQL.
+  core::Status Exec(const std::string& sql) const;
+  // Runs a query; rows of nullable text values.
+  using Row = std::vector<std::optional<std::string>>;
+  core::Result<std::vector<Row>> Query(const std::string& sql) const;
+  // First column of the first row; error when there is no row or it is null.
+  core::Result<std::string> QueryValue(const std::string& sql) const;
+
+  // pg_ctl stop -m fast / immediate, and start again on the same port and data.
+  core::Status Stop(bool immediate = false);
+  core::Status StartAgain();
+  bool running() const { return running_; }
+
+  // The server log so far (for failure messages).
+  std::string ServerLog() const;
+
+ private:
+  PgCluster() = default;
+  Options options_;
+  std::string base_dir_;  // temporary directory holding data/ and the log
+  std::string data_dir_;
+  int port_ = 0;
+  bool running_ = false;
+};
+
+// Runs `argv` as the postgres user when we are root (runuser), else as ourselves; returns exit
+// status and combined output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+CommandResult RunAsPostgres(const std::vector<std::string>& argv);
+
+// A free TCP port on 127.0.0.1 (bind to port 0 and read it back).
+int FreeLoopbackPort();
+
+}  // namespace sluice::testing
