@@ -1,0 +1,384 @@
+#include "state/checkpoint_store.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sluice::state {
+namespace {
+
+// Child processes are this test binary re-executed (fork + exec, so the child starts without
+// the parent's RocksDB threads) with SLUICE_STATE_TEST_CHILD set; they do one job in a global
+// test environment (after static initialization, before any test) and _exit with a code the
+// parent checks.
+//   "save <dir> <lsn>": open, save a checkpoint, _exit(0) without closing the store.
+//   "open <dir>":       try to open; write the error to the pipe; exit 0 ok, 3 failed
+//                       precondition, 4 other error.
+void RunChildJob(const std::string& job) {
+  const std::string dir = std::getenv("SLUICE_STATE_TEST_DIR");
+  if (job == "save") {
+    auto store = CheckpointStore::Open(dir);
+    if (!store.ok()) _exit(10);
+    Checkpoint cp{core::Lsn(std::strtoull(std::getenv("SLUICE_STATE_TEST_LSN"), nullptr, 10)), 777,
+                  888};
+    if (!(*store)->SaveCheckpoint("crashy", cp).ok()) _exit(11);
+    if (!(*store)->Put("crashy", "phase", "streaming").ok()) _exit(12);
+    (void)store->release();  // never closed: the process just ends
+    _exit(0);
+  }
+  if (job == "open") {
+    auto store = CheckpointStore::Open(dir);
+    if (store.ok()) _exit(0);
+    const std::string& m = store.status().message();
+    const int fd = std::atoi(std::getenv("SLUICE_STATE_TEST_FD"));
+    (void)!write(fd, m.data(), m.size());
+    _exit(store.status().code() == core::StatusCode::kFailedPrecondition ? 3 : 4);
+  }
+  _exit(99);
+}
+
+class ChildJobEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (const char* job = std::getenv("SLUICE_STATE_TEST_CHILD")) RunChildJob(job);
+  }
+};
+
+[[maybe_unused]] ::testing::Environment* const kChildJobEnvironment =
+    ::testing::AddGlobalTestEnvironment(new ChildJobEnvironment);
+
+struct ChildResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+ChildResult RunChild(const std::string& job, const std::string& dir, const std::string& lsn = "") {
+  int pipe_fds[2];
+  EXPECT_EQ(pipe(pipe_fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    // Keep the child's own GoogleTest banner out of this test's output.
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDOUT_FILENO);
+    setenv("SLUICE_STATE_TEST_FD", std::to_string(pipe_fds[1]).c_str(), 1);
+    setenv("SLUICE_STATE_TEST_CHILD", job.c_str(), 1);
+    setenv("SLUICE_STATE_TEST_DIR", dir.c_str(), 1);
+    setenv("SLUICE_STATE_TEST_LSN", lsn.c_str(), 1);
+    execl("/proc/self/exe", "checkpoint_store_child", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  ChildResult result;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pipe_fds[0], buf, sizeof buf)) > 0) result.output.append(buf, n);
+  close(pipe_fds[0]);
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  result.exit_code = WEXITSTATUS(status);
+  return result;
+}
+
+class CheckpointStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "sluice_state_XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+    dir_ = root_ + "/state";  // does not exist yet: Open must create it
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  std::unique_ptr<CheckpointStore> OpenOrDie(bool read_only = false) {
+    auto store = CheckpointStore::Open(dir_, read_only);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  std::string root_;
+  std::string dir_;
+};
+
+TEST_F(CheckpointStoreTest, SaveLoadRoundTrip) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  auto none = store->LoadCheckpoint("orders");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->has_value());
+
+  const Checkpoint cp{core::Lsn(0x16B374D848), 123456789, 1700000000123};
+  ASSERT_TRUE(store->SaveCheckpoint("orders", cp).ok());
+  auto loaded = store->LoadCheckpoint("orders");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ(**loaded, cp);
+  // Pipelines are independent.
+  auto other = store->LoadCheckpoint("customers");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value());
+}
+
+TEST_F(CheckpointStoreTest, SurvivesReopen) {
+  const Checkpoint cp{core::Lsn(42), -5, 99};
+  {
+    auto store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->SaveCheckpoint("orders", cp).ok());
+    ASSERT_TRUE(store->Put("orders", "phase", "streaming").ok());
+  }
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  auto loaded = store->LoadCheckpoint("orders");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ(**loaded, cp);
+  auto phase = store->Get("orders", "phase");
+  ASSERT_TRUE(phase.ok() && phase->has_value());
+  EXPECT_EQ(**phase, "streaming");
+}
+
+TEST_F(CheckpointStoreTest, CheckpointNeverMovesBackwards) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->SaveCheckpoint("p", {core::Lsn(200), 2, 20}).ok());
+  // Lower LSN: accepted (Ok) but ignored.
+  ASSERT_TRUE(store->SaveCheckpoint("p", {core::Lsn(100), 1, 30}).ok());
+  auto loaded = store->LoadCheckpoint("p");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ((*loaded)->durable_lsn, core::Lsn(200));
+  EXPECT_EQ((*loaded)->updated_at_unix_ms, 20);
+  // Equal LSN refreshes the record.
+  ASSERT_TRUE(store->SaveCheckpoint("p", {core::Lsn(200), 2, 40}).ok());
+  loaded = store->LoadCheckpoint("p");
+  EXPECT_EQ((*loaded)->updated_at_unix_ms, 40);
+  ASSERT_TRUE(store->SaveCheckpoint("p", {core::Lsn(300), 3, 50}).ok());
+  loaded = store->LoadCheckpoint("p");
+  EXPECT_EQ((*loaded)->durable_lsn, core::Lsn(300));
+}
+
+TEST_F(CheckpointStoreTest, ConcurrentSavesKeepTheHighest) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&store, t] {
+      for (uint64_t i = 0; i < 50; ++i) {
+        // Interleaved, out-of-order LSNs from several threads.
+        EXPECT_TRUE(store->SaveCheckpoint("p", {core::Lsn(i * 4 + t + 1), 0, 0}).ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto loaded = store->LoadCheckpoint("p");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ((*loaded)->durable_lsn, core::Lsn(49 * 4 + 3 + 1));
+}
+
+TEST_F(CheckpointStoreTest, SecondOpenInSameProcessIsInUse) {
+  auto first = OpenOrDie();
+  ASSERT_NE(first, nullptr);
+  auto second = CheckpointStore::Open(dir_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(second.status().message(), "state directory " + dir_ +
+                                           " is in use by another sluice process (lock held on " +
+                                           dir_ + "/LOCK)");
+  // Released on close.
+  first.reset();
+  EXPECT_NE(OpenOrDie(), nullptr);
+}
+
+TEST_F(CheckpointStoreTest, OpenFromAnotherProcessWhileHeldIsInUse) {
+  auto first = OpenOrDie();
+  ASSERT_NE(first, nullptr);
+  ChildResult child = RunChild("open", dir_);
+  EXPECT_EQ(child.exit_code, 3) << child.output;
+  EXPECT_EQ(child.output, "state directory " + dir_ +
+                              " is in use by another sluice process (lock held on " + dir_ +
+                              "/LOCK)");
+  first.reset();
+  child = RunChild("open", dir_);
+  EXPECT_EQ(child.exit_code, 0) << child.output;
+}
+
+TEST_F(CheckpointStoreTest, ReadOnlyOpenSeesDataWhileWriterRuns) {
+  auto writer = OpenOrDie();
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->SaveCheckpoint("orders", {core::Lsn(500), 5, 6}).ok());
+  ASSERT_TRUE(writer->Put("orders", "phase", "snapshot").ok());
+
+  auto reader = OpenOrDie(/*read_only=*/true);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_TRUE(reader->read_only());
+  auto loaded = reader->LoadCheckpoint("orders");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value()) << loaded.status().ToString();
+  EXPECT_EQ((*loaded)->durable_lsn, core::Lsn(500));
+  auto phase = reader->Get("orders", "phase");
+  ASSERT_TRUE(phase.ok() && phase->has_value());
+  EXPECT_EQ(**phase, "snapshot");
+  auto pipelines = reader->Pipelines();
+  ASSERT_TRUE(pipelines.ok());
+  EXPECT_EQ(*pipelines, std::vector<std::string>{"orders"});
+
+  // Writes through a read-only store are refused.
+  auto refused = reader->SaveCheckpoint("orders", {core::Lsn(600), 0, 0});
+  EXPECT_EQ(refused.code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reader->Put("orders", "k", "v").code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reader->Delete("orders", "k").code(), core::StatusCode::kFailedPrecondition);
+
+  // The writer keeps working; a fresh read-only open sees its new data.
+  ASSERT_TRUE(writer->SaveCheckpoint("orders", {core::Lsn(700), 7, 8}).ok());
+  reader.reset();
+  reader = OpenOrDie(true);
+  ASSERT_NE(reader, nullptr);
+  loaded = reader->LoadCheckpoint("orders");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ((*loaded)->durable_lsn, core::Lsn(700));
+}
+
+TEST_F(CheckpointStoreTest, ReadOnlyOpensRepeatedlyWhileWriterIsBusy) {
+  auto writer = OpenOrDie();
+  ASSERT_NE(writer, nullptr);
+  std::atomic<uint64_t> saved{0};
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    // Enough writes to roll memtables and WAL files under the readers.
+    const std::string filler(64 << 10, 'x');
+    for (uint64_t i = 1; !stop.load(); ++i) {
+      ASSERT_TRUE(writer->SaveCheckpoint("p", {core::Lsn(i), 0, 0}).ok());
+      ASSERT_TRUE(writer->Put("p", "filler/" + std::to_string(i % 200), filler).ok());
+      saved.store(i);
+    }
+  });
+  while (saved.load() == 0) std::this_thread::yield();
+  for (int round = 0; round < 30; ++round) {
+    const uint64_t before = saved.load();
+    auto reader = CheckpointStore::Open(dir_, /*read_only=*/true);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    auto loaded = (*reader)->LoadCheckpoint("p");
+    ASSERT_TRUE(loaded.ok() && loaded->has_value()) << loaded.status().ToString();
+    EXPECT_GE((*loaded)->durable_lsn.value(), before);
+  }
+  stop.store(true);
+  busy.join();
+}
+
+TEST_F(CheckpointStoreTest, ReadOnlyOpenOfMissingStoreIsNotFound) {
+  auto store = CheckpointStore::Open(dir_, /*read_only=*/true);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), core::StatusCode::kNotFound);
+  EXPECT_NE(store.status().message().find(dir_), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_));  // read-only never creates anything
+}
+
+TEST_F(CheckpointStoreTest, CheckpointSurvivesProcessExitWithoutClose) {
+  ChildResult child = RunChild("save", dir_, "123456");
+  ASSERT_EQ(child.exit_code, 0) << child.output;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  auto loaded = store->LoadCheckpoint("crashy");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value()) << loaded.status().ToString();
+  EXPECT_EQ(**loaded, (Checkpoint{core::Lsn(123456), 777, 888}));
+  auto phase = store->Get("crashy", "phase");
+  ASSERT_TRUE(phase.ok() && phase->has_value());
+  EXPECT_EQ(**phase, "streaming");
+}
+
+TEST_F(CheckpointStoreTest, GenericValuesAreNamespacedByPipeline) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Put("a", "snapshot/public.orders", "done").ok());
+  ASSERT_TRUE(store->Put("a", "snapshot/public.items", "42").ok());
+  ASSERT_TRUE(store->Put("a", "phase", "copy").ok());
+  ASSERT_TRUE(store->Put("a-b", "snapshot/public.x", "other pipeline").ok());
+  ASSERT_TRUE(store->Put("b", "bin", std::string("\0\x01\xff", 3)).ok());
+  // A value named like the checkpoint does not clobber it.
+  ASSERT_TRUE(store->SaveCheckpoint("a", {core::Lsn(9), 0, 0}).ok());
+  ASSERT_TRUE(store->Put("a", "checkpoint", "not a checkpoint").ok());
+  auto cp = store->LoadCheckpoint("a");
+  ASSERT_TRUE(cp.ok() && cp->has_value()) << cp.status().ToString();
+  EXPECT_EQ((*cp)->durable_lsn, core::Lsn(9));
+
+  auto snap = store->List("a", "snapshot/");
+  ASSERT_TRUE(snap.ok());
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(*snap, (Pairs{{"snapshot/public.items", "42"}, {"snapshot/public.orders", "done"}}));
+  auto all = store->List("a", "");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 4u);
+  auto bin = store->Get("b", "bin");
+  ASSERT_TRUE(bin.ok() && bin->has_value());
+  EXPECT_EQ(**bin, std::string("\0\x01\xff", 3));
+
+  ASSERT_TRUE(store->Delete("a", "phase").ok());
+  ASSERT_TRUE(store->Delete("a", "never-there").ok());
+  auto phase = store->Get("a", "phase");
+  ASSERT_TRUE(phase.ok());
+  EXPECT_FALSE(phase->has_value());
+
+  ASSERT_TRUE(store->SaveCheckpoint("c", {core::Lsn(1), 0, 0}).ok());
+  auto names = store->Pipelines();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"a", "a-b", "b", "c"}));
+}
+
+TEST_F(CheckpointStoreTest, RejectsBadNames) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->SaveCheckpoint("", {core::Lsn(1), 0, 0}).code(),
+            core::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->SaveCheckpoint("a/b", {core::Lsn(1), 0, 0}).code(),
+            core::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->Put("a", "", "v").code(), core::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(store->Get("x/y", "k").ok());
+  EXPECT_FALSE(store->List("", "").ok());
+}
+
+TEST_F(CheckpointStoreTest, OpenFailsWhenDirectoryCannotBeCreated) {
+  const std::string file = root_ + "/plainfile";
+  std::ofstream(file) << "x";
+  auto store = CheckpointStore::Open(file + "/state");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find(file + "/state"), std::string::npos);
+}
+
+TEST(CheckpointEncodingTest, IsVersionedLittleEndian) {
+  const Checkpoint cp{core::Lsn(0x0102030405060708), -1, 0x11};
+  const std::string bytes = CheckpointStore::EncodeCheckpoint(cp);
+  ASSERT_EQ(bytes.size(), 25u);
+  EXPECT_EQ(bytes[0], 1);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[1]), 0x08);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[8]), 0x01);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[9]), 0xff);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[17]), 0x11);
+  auto decoded = CheckpointStore::DecodeCheckpoint(bytes);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, cp);
+}
+
+TEST(CheckpointEncodingTest, RejectsUnknownVersionsAndSizes) {
+  std::string bytes = CheckpointStore::EncodeCheckpoint({core::Lsn(1), 0, 0});
+  EXPECT_EQ(CheckpointStore::DecodeCheckpoint("").status().code(), core::StatusCode::kCorruption);
+  EXPECT_EQ(CheckpointStore::DecodeCheckpoint(bytes.substr(0, 24)).status().code(),
+            core::StatusCode::kCorruption);
+  EXPECT_EQ(CheckpointStore::DecodeCheckpoint(bytes + "x").status().code(),
+            core::StatusCode::kCorruption);
+  bytes[0] = 2;
+  auto bad = CheckpointStore::DecodeCheckpoint(bytes);
+  EXPECT_EQ(bad.status().code(), core::StatusCode::kCorruption);
+  EXPECT_NE(bad.status().message().find("version 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::state
