@@ -15,6 +15,10 @@ namespace sluice::testing {
 // test process runs as root the server is run as the `postgres` user (PostgreSQL refuses root).
 // The destructor stops the server (immediate mode) and removes the directory, also when the
 // test failed. Start() failing is a test failure with the reason; tests never skip.
+// Live clusters are also stopped and removed when the test process gets SIGINT/SIGTERM or
+// exits without destroying them (SIGKILL cannot be caught). Binaries: the newest
+// /usr/lib/postgresql/<major>/bin, else `pg_config --bindir`; SLUICE_PG_BINDIR overrides.
+// Not thread-safe: use one cluster object from one thread at a time.
 class PgCluster {
  public:
   struct Options {
@@ -63,8 +67,8 @@ class PgCluster {
   bool running_ = false;
 };
 
-// Runs `argv` as the postgres user when we are root (runuser), else as ourselves; returns exit
-// status and combined output.
+// Runs `argv` as the postgres user when we are root (runuser, in directory /), else as
+// ourselves; returns exit status (128+signal if killed) and combined stdout+stderr.
 struct CommandResult {
   int exit_code = -1;
   std::string output;

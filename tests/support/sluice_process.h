@@ -10,7 +10,8 @@
 
 namespace sluice::testing {
 
-// Path of the sluice binary under test (set by CMake).
+// Path of the sluice binary under test (set by CMake; the SLUICE_BINARY environment variable
+// overrides it).
 std::string SluiceBinary();
 
 // A child `sluice ...` process for integration tests: stdout and stderr go to files that the
