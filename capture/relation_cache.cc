@@ -1,0 +1,36 @@
+#include "capture/relation_cache.h"
+
+#include <memory>
+#include <utility>
+
+namespace sluice::capture {
+
+core::RelationPtr RelationCache::Put(core::Relation relation) {
+  const core::Oid oid = relation.oid;
+  auto version = std::make_shared<const core::Relation>(std::move(relation));
+  relations_[oid] = version;
+  return version;
+}
+
+core::Result<core::RelationPtr> RelationCache::Get(core::Oid oid) const {
+  auto it = relations_.find(oid);
+  if (it == relations_.end()) {
+    return core::Corruption("relation OID " + std::to_string(oid) +
+                            " used before any Relation message described it");
+  }
+  return it->second;
+}
+
+void RelationCache::PutType(core::Oid oid, std::string schema, std::string name) {
+  types_[oid] = TypeName{std::move(schema), std::move(name)};
+}
+
+core::Result<RelationCache::TypeName> RelationCache::GetType(core::Oid oid) const {
+  auto it = types_.find(oid);
+  if (it == types_.end()) {
+    return core::NotFound("type OID " + std::to_string(oid) + " not described by a Type message");
+  }
+  return it->second;
+}
+
+}  // namespace sluice::capture
