@@ -80,6 +80,8 @@ class TransactionAssembler {
 
   const RelationCache& relations() const { return relations_; }
   size_t open_streamed_transactions() const { return streamed_.size(); }
+  // True between Begin and Commit, or inside a stream block: a message is still due.
+  bool in_transaction() const { return open_ != nullptr || stream_xid_.has_value(); }
 
  private:
   struct Fragmenter;

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/lsn.h"
+#include "core/relation.h"
+#include "core/status.h"
+#include "core/transaction.h"
+
+namespace sluice::apply {
+
+// How far a target has durably applied the stream: the end LSN (and commit time) of the last
+// source transaction whose changes are committed on the target.
+struct AppliedPosition {
+  core::Lsn end_lsn;
+  core::PgTimestamp commit_time = 0;
+};
+
+// Loads one table's rows during the initial copy (COPY on PostgreSQL). Rows arrive as
+// PostgreSQL COPY text-format data (what `COPY ... TO STDOUT` produced on the source).
+class BulkLoader {
+ public:
+  virtual ~BulkLoader() = default;
+  virtual core::Status Write(std::string_view copy_text_chunk) = 0;
+  // Ends the COPY and commits; afterwards the rows are durable.
+  virtual core::Status Finish() = 0;
+};
+
+// A target of the stream. The pipeline drives it from one thread:
+//
+//   Open()                       -> position already applied (skip everything up to it)
+//   BeginBatch()
+//   Apply(fragment) ...          -> fragments of whole source transactions, in commit order;
+//                                   a batch may hold many transactions, and a transaction's
+//                                   fragments all land in the same batch
+//   CommitBatch(position)        -> records `position` atomically with the data, then commits
+//
+// Idempotence: because the position is committed in the same target transaction as the data,
+// replaying any suffix of the stream after a crash is harmless: the pipeline skips what Open()
+// reports as applied. A target never shows part of a source transaction.
+//
+// Errors: retryable() statuses (connection lost, serialization failure, deadlock, server
+// restart) mean "reconnect and replay from the last committed position"; any other status is
+// permanent and names the table, the LSN and the offending key.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  virtual core::Result<AppliedPosition> Open() = 0;
+  virtual core::Status BeginBatch() = 0;
+  virtual core::Status Apply(const core::Transaction& fragment) = 0;
+  virtual core::Status CommitBatch(const AppliedPosition& position) = 0;
+  // Drops an open batch after an error; the connection may be closed (Open() again to retry).
+  virtual void AbortBatch() = 0;
+
+  // Checks, before any row is written, that the target can take `relation` (table exists, has
+  // every column the source sends). Called by the pipeline when it first sees a relation.
+  virtual core::Status CheckRelation(const core::Relation& relation) = 0;
+
+  // Initial copy: a loader for `relation`'s rows, committed on its own connection.
+  virtual core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(
+      const core::Relation& relation) = 0;
+};
+
+using SinkPtr = std::unique_ptr<Sink>;
+
+}  // namespace sluice::apply

@@ -1,0 +1,27 @@
+#include "cli/stop_signals.h"
+
+#include <csignal>
+#include <unistd.h>
+
+namespace sluice::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void OnStopSignal(int) {
+  if (g_stop.exchange(true)) _exit(130);  // impatient second signal
+}
+
+}  // namespace
+
+const std::atomic<bool>& InstallStopSignals() {
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a closed stdout is an error to report, not a silent death
+  return g_stop;
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,11 @@
+#pragma once
+
+#include <atomic>
+
+namespace sluice::cli {
+
+// Installs SIGINT/SIGTERM handlers that set the returned flag; a second signal exits at once.
+// Long-running commands poll the flag and stop after the in-flight work.
+const std::atomic<bool>& InstallStopSignals();
+
+}  // namespace sluice::cli
