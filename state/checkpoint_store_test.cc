@@ -64,17 +64,27 @@ struct ChildResult {
 ChildResult RunChild(const std::string& job, const std::string& dir, const std::string& lsn = "") {
   int pipe_fds[2];
   EXPECT_EQ(pipe(pipe_fds), 0);
+  // Everything the child needs is prepared before fork: between fork and exec a child of a
+  // multi-threaded process may only make async-signal-safe calls.
+  std::vector<std::string> env_strings = {
+      "SLUICE_STATE_TEST_FD=" + std::to_string(pipe_fds[1]),
+      "SLUICE_STATE_TEST_CHILD=" + job,
+      "SLUICE_STATE_TEST_DIR=" + dir,
+      "SLUICE_STATE_TEST_LSN=" + lsn,
+  };
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  char arg0[] = "checkpoint_store_child";
+  char* argv[] = {arg0, nullptr};
   pid_t pid = fork();
   if (pid == 0) {
     close(pipe_fds[0]);
     // Keep the child's own GoogleTest banner out of this test's output.
     const int devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, STDOUT_FILENO);
-    setenv("SLUICE_STATE_TEST_FD", std::to_string(pipe_fds[1]).c_str(), 1);
-    setenv("SLUICE_STATE_TEST_CHILD", job.c_str(), 1);
-    setenv("SLUICE_STATE_TEST_DIR", dir.c_str(), 1);
-    setenv("SLUICE_STATE_TEST_LSN", lsn.c_str(), 1);
-    execl("/proc/self/exe", "checkpoint_store_child", static_cast<char*>(nullptr));
+    execve("/proc/self/exe", argv, envp.data());
     _exit(127);
   }
   close(pipe_fds[1]);

@@ -1,0 +1,93 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+// sluice's configuration as plain values. config_loader.h fills these from YAML, applies the
+// defaults noted here and validates them; a Config it returns is complete (no empty defaults
+// left to compute). YAML key names are given beside each field where they differ.
+
+namespace sluice::config {
+
+inline constexpr uint64_t kKiB = uint64_t{1} << 10;
+inline constexpr uint64_t kMiB = uint64_t{1} << 20;
+inline constexpr uint64_t kGiB = uint64_t{1} << 30;
+
+struct AdminConfig {
+  std::string listen = "127.0.0.1:7878";  // host:port of the status / metrics endpoint
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace | debug | info | warn | error | critical | off
+  std::string format = "text";  // text | json
+};
+
+struct SourceConfig {
+  std::string dsn;          // libpq conninfo (key/value or URI); required
+  std::string slot;         // default "sluice_<pipeline name>" with '-' replaced by '_'
+  std::string publication;  // same default as slot
+  // Each "schema.table" or "schema.*"; quoted identifiers allowed ("\"My Schema\".\"Odd\"").
+  // Kept as written; see ParseTablePattern in config_loader.h.
+  std::vector<std::string> tables;
+  bool create_publication = true;
+  int protocol_version = 0;  // 0 = the highest the server supports; else 1..4
+  bool streaming = true;     // stream in-progress transactions (protocol >= 2)
+  bool binary = false;
+  std::vector<std::string> skip_origins;  // replication origins whose changes are dropped
+  std::chrono::milliseconds status_interval{10000};
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+struct CaptureConfig {
+  uint64_t memory_limit_bytes = 64 * kMiB;  // YAML: memory_limit (a size)
+  std::string spill_dir;                    // default <state_dir>/spill/<pipeline name>
+  size_t max_fragment_changes = 10000;
+  uint64_t max_fragment_bytes = 8 * kMiB;  // YAML: max_fragment_bytes (a size)
+  size_t queue_capacity = 64;
+};
+
+struct ApplyConfig {
+  size_t batch_max_transactions = 1000;
+  uint64_t batch_max_bytes = 16 * kMiB;  // a size
+  std::chrono::milliseconds batch_max_delay{100};
+  bool create_tables = false;
+  std::string session_replication_role = "replica";  // replica | origin | local
+  int copy_jobs = 2;                                 // parallel COPY workers, >= 1
+};
+
+struct TargetConfig {
+  // postgres | redis | kafka, or "none" when the pipeline has no target (capture only, for
+  // `sluice tail`); dsn is required unless type is "none".
+  std::string type = "postgres";
+  std::string dsn;
+  ApplyConfig apply;  // YAML: target.apply
+};
+
+struct PipelineConfig {
+  std::string name;  // [a-z0-9_-]+, unique among pipelines
+  SourceConfig source;
+  TargetConfig target;
+  std::string snapshot = "initial";  // initial | never
+  CaptureConfig capture;
+};
+
+struct MigrationConfig {
+  std::string name;                 // [a-z0-9_-]+, unique among migrations
+  std::string old_dsn;              // YAML: old: { dsn: ... }
+  std::string new_dsn;              // YAML: new: { dsn: ... }
+  std::vector<std::string> tables;  // same patterns as SourceConfig::tables; at least one
+};
+
+struct Config {
+  std::string source_file;  // the file (or source name) the config was read from
+  std::string state_dir = "/var/lib/sluice";
+  AdminConfig admin;
+  LogConfig log;
+  std::vector<PipelineConfig> pipelines;
+  std::vector<MigrationConfig> migrations;
+};
+
+}  // namespace sluice::config

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "config/config.h"
+#include "core/status.h"
+
+// Reading sluice's YAML configuration (see the configuration contract in the design doc).
+//
+// Errors are kInvalidArgument (the CLI maps them to exit code 78). Every problem found is
+// reported, one per line of the message (at most 20), each as
+//   <source>:<line>:<column>: <key path>: <what was expected, and what was found>
+// e.g. "sluice.yaml:7:21: pipelines[0].capture.memory_limit: expected a size like 64MB, got
+// 'lots'". Unknown keys are errors, with a suggestion for near misses. Messages never contain
+// DSN passwords.
+//
+// Value syntax:
+//   strings   `${VAR}` is replaced by the environment variable VAR (an unset variable is an
+//             error); `$${` stands for a literal `${`. Applies to every value, so numbers and
+//             sizes may come from the environment too.
+//   sizes     123 (bytes), 64kB / 64KB / 64KiB, 8MB / 8MiB, 1GB / 1GiB, 1TB / 1TiB; units are
+//             case-insensitive and all binary (1kB = 1024 bytes, as in postgresql.conf).
+//   durations 500ms, 10s, 5m (or 5min), 1h; 0 alone means zero.
+//   booleans  true/false, yes/no, on/off.
+//
+// Thread-safe (reads the environment).
+
+namespace sluice::config {
+
+// Parses and validates `yaml_text`; `source_name` is used in messages and as
+// Config::source_file.
+core::Result<Config> ParseConfig(const std::string& yaml_text, const std::string& source_name);
+
+// Reads `path` and parses it as ParseConfig does.
+core::Result<Config> LoadConfigFile(const std::string& path);
+
+// A parsed entry of SourceConfig::tables / MigrationConfig::tables.
+struct TablePattern {
+  std::string schema;       // unquoted identifiers folded to lower case, as PostgreSQL does
+  std::string table;        // empty when all_tables
+  bool all_tables = false;  // "schema.*"
+
+  // Always-quoted SQL spelling: "schema"."table", or "schema".* for all tables.
+  std::string ToString() const;
+  friend bool operator==(const TablePattern&, const TablePattern&) = default;
+};
+
+// Parses "schema.table", "schema.*", "\"My Schema\".\"Odd \"\"Table\"\"\"" (double quotes,
+// "" escapes a quote). The schema is required. kInvalidArgument says what is wrong.
+core::Result<TablePattern> ParseTablePattern(const std::string& text);
+
+// Value parsers used by the loader, exposed for the CLI and tests. Errors are kInvalidArgument
+// without position ("expected a size like 64MB, got 'lots'").
+core::Result<uint64_t> ParseSize(const std::string& text);
+core::Result<std::chrono::milliseconds> ParseDuration(const std::string& text);
+// Expands ${VAR} and $${ as described above; the error names the variable.
+core::Result<std::string> ExpandEnvironment(const std::string& text);
+
+}  // namespace sluice::config

@@ -1,0 +1,266 @@
+#include "config/dsn.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <set>
+
+namespace sluice::config {
+namespace {
+
+// One parameter as written in the string: [key_begin, value_end) covers "key = value".
+struct Param {
+  std::string key;    // decoded
+  std::string value;  // decoded (unquoted, unescaped / percent-decoded)
+  size_t value_begin = 0;
+  size_t value_end = 0;  // the raw value, quotes included, is [value_begin, value_end)
+};
+
+bool IsSecretKey(const std::string& key) { return key == "password" || key == "sslpassword"; }
+
+bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+
+size_t UriPrefixLength(const std::string& dsn) {
+  for (const char* prefix : {"postgresql://", "postgres://"}) {
+    const std::string p = prefix;
+    if (dsn.compare(0, p.size(), p) == 0) return p.size();
+  }
+  return 0;
+}
+
+// Tokenizes key/value form as libpq's conninfo_parse does; tolerant: a token without '=' is
+// skipped and an unterminated quote runs to the end.
+std::vector<Param> ParseKeyValue(const std::string& s) {
+  std::vector<Param> params;
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    while (i < n && IsSpace(s[i])) ++i;
+    if (i >= n) break;
+    const size_t key_begin = i;
+    while (i < n && s[i] != '=' && !IsSpace(s[i])) ++i;
+    Param p;
+    p.key = s.substr(key_begin, i - key_begin);
+    while (i < n && IsSpace(s[i])) ++i;
+    if (i >= n || s[i] != '=') continue;  // malformed: not a parameter
+    ++i;
+    while (i < n && IsSpace(s[i])) ++i;
+    p.value_begin = i;
+    if (i < n && s[i] == '\'') {
+      ++i;
+      while (i < n && s[i] != '\'') {
+        if (s[i] == '\\' && i + 1 < n) ++i;
+        p.value.push_back(s[i++]);
+      }
+      if (i < n) ++i;  // closing quote
+    } else {
+      while (i < n && !IsSpace(s[i])) {
+        if (s[i] == '\\' && i + 1 < n) ++i;
+        p.value.push_back(s[i++]);
+      }
+    }
+    p.value_end = i;
+    params.push_back(std::move(p));
+  }
+  return params;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string PercentDecode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::string PercentEncode(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xf]);
+    }
+  }
+  return out;
+}
+
+struct UriParts {
+  std::vector<Param> params;  // the userinfo password (key "password") and query parameters
+  size_t query_begin = std::string::npos;  // index of '?', if any
+};
+
+// Splits a URI as libpq's conninfo_uri_parse_options does, as far as secrets and query
+// parameters are concerned.
+UriParts ParseUri(const std::string& s) {
+  UriParts parts;
+  const size_t start = UriPrefixLength(s);
+  size_t i = start;
+  while (i < s.size() && s[i] != '@' && s[i] != '/') ++i;
+  size_t after_userinfo = start;
+  if (i < s.size() && s[i] == '@') {
+    const size_t at = i;
+    const size_t colon = s.find(':', start);
+    if (colon != std::string::npos && colon < at) {
+      Param p;
+      p.key = "password";
+      p.value_begin = colon + 1;
+      p.value_end = at;
+      p.value = PercentDecode(s.substr(p.value_begin, at - p.value_begin));
+      parts.params.push_back(std::move(p));
+    }
+    after_userinfo = at + 1;
+  }
+  parts.query_begin = s.find('?', after_userinfo);
+  if (parts.query_begin == std::string::npos) return parts;
+  size_t pos = parts.query_begin + 1;
+  while (pos <= s.size()) {
+    size_t end = s.find('&', pos);
+    if (end == std::string::npos) end = s.size();
+    const size_t eq = s.find('=', pos);
+    if (eq != std::string::npos && eq < end) {
+      Param p;
+      p.key = PercentDecode(s.substr(pos, eq - pos));
+      p.value_begin = eq + 1;
+      p.value_end = end;
+      p.value = PercentDecode(s.substr(p.value_begin, end - p.value_begin));
+      parts.params.push_back(std::move(p));
+    }
+    pos = end + 1;
+  }
+  return parts;
+}
+
+std::vector<Param> ParseAny(const std::string& dsn) {
+  return IsUriDsn(dsn) ? ParseUri(dsn).params : ParseKeyValue(dsn);
+}
+
+// Replaces the raw spans of `targets` (sorted, non-overlapping) in `s` by `with(param)`.
+template <typename Fn>
+std::string ReplaceSpans(const std::string& s, const std::vector<Param>& targets, Fn with) {
+  std::string out;
+  size_t pos = 0;
+  for (const Param& p : targets) {
+    out.append(s, pos, p.value_begin - pos);
+    out.append(with(p));
+    pos = p.value_end;
+  }
+  out.append(s, pos, std::string::npos);
+  return out;
+}
+
+std::string QuoteKeyValue(const std::string& value) {
+  const bool needs_quotes = value.empty() || std::any_of(value.begin(), value.end(), [](char c) {
+                              return IsSpace(c) || c == '\'' || c == '\\';
+                            });
+  if (!needs_quotes) return value;
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+}  // namespace
+
+bool IsUriDsn(const std::string& dsn) { return UriPrefixLength(dsn) > 0; }
+
+std::string RedactDsn(const std::string& dsn) {
+  std::vector<Param> secrets;
+  for (Param& p : ParseAny(dsn)) {
+    if (IsSecretKey(p.key)) secrets.push_back(std::move(p));
+  }
+  return ReplaceSpans(dsn, secrets, [](const Param&) { return std::string(kRedacted); });
+}
+
+std::string RedactSecrets(const std::string& text, const std::vector<std::string>& dsns) {
+  std::set<std::string> secrets;
+  for (const std::string& dsn : dsns) {
+    for (const Param& p : ParseAny(dsn)) {
+      if (!IsSecretKey(p.key)) continue;
+      if (!p.value.empty()) secrets.insert(p.value);
+      std::string raw = dsn.substr(p.value_begin, p.value_end - p.value_begin);
+      if (!raw.empty()) secrets.insert(std::move(raw));
+    }
+  }
+  // Longest first, so a secret that contains another is replaced whole.
+  std::vector<std::string> ordered(secrets.begin(), secrets.end());
+  std::sort(ordered.begin(), ordered.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::string out = text;
+  for (const std::string& secret : ordered) {
+    size_t pos = 0;
+    while ((pos = out.find(secret, pos)) != std::string::npos) {
+      out.replace(pos, secret.size(), kRedacted);
+      pos += sizeof(kRedacted) - 1;
+    }
+  }
+  return out;
+}
+
+std::string DsnWithParam(const std::string& dsn, const std::string& key, const std::string& value) {
+  if (IsUriDsn(dsn)) {
+    const UriParts parts = ParseUri(dsn);
+    std::vector<Param> matches;
+    for (const Param& p : parts.params) {
+      // Includes the userinfo password: overriding it in place keeps no stale secret around.
+      if (p.key == key) matches.push_back(p);
+    }
+    const std::string encoded = PercentEncode(value);
+    if (!matches.empty()) {
+      return ReplaceSpans(dsn, matches, [&](const Param&) { return encoded; });
+    }
+    const char separator = parts.query_begin == std::string::npos     ? '?'
+                           : (dsn.back() == '?' || dsn.back() == '&') ? '\0'
+                                                                      : '&';
+    std::string out = dsn;
+    if (separator != '\0') out.push_back(separator);
+    return out + PercentEncode(key) + "=" + encoded;
+  }
+  std::vector<Param> matches;
+  for (Param& p : ParseKeyValue(dsn)) {
+    if (p.key == key) matches.push_back(std::move(p));
+  }
+  const std::string quoted = QuoteKeyValue(value);
+  if (!matches.empty()) {
+    return ReplaceSpans(dsn, matches, [&](const Param&) { return quoted; });
+  }
+  std::string out = dsn;
+  if (!out.empty() && !IsSpace(out.back())) out.push_back(' ');
+  return out + key + "=" + quoted;
+}
+
+core::Status ValidateDsn(const std::string& dsn) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+  if (options != nullptr) {
+    PQconninfoFree(options);
+    return core::Status::Ok();
+  }
+  std::string message = error != nullptr ? error : "out of memory parsing connection string";
+  PQfreemem(error);
+  while (!message.empty() && IsSpace(message.back())) message.pop_back();
+  return core::InvalidArgument(RedactSecrets(message, {dsn}));
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+// Helpers for libpq connection strings, in both forms libpq accepts:
+//   key/value: "host=db1 port=5432 password='it''s' user=x"  (values unquoted, or in single
+//              quotes; a backslash escapes the next character in either)
+//   URI:       "postgresql://user:secret@host:5432/db?sslmode=require&password=..."
+//              (scheme postgresql:// or postgres://; percent-encoding)
+// Parsing follows libpq's own rules (fe-connect.c) so that what we redact or override is
+// exactly what libpq would read. Secrets are the values of `password` and `sslpassword`.
+// All functions are pure and thread-safe.
+
+namespace sluice::config {
+
+inline constexpr char kRedacted[] = "********";
+
+// True if `dsn` is in URI form.
+bool IsUriDsn(const std::string& dsn);
+
+// `dsn` with every secret value replaced by ******** (quoted values become unquoted
+// ********; the URI's user:password@ becomes user:********@). Everything else is kept as
+// written. Malformed strings are redacted as far as they can be tokenized.
+std::string RedactDsn(const std::string& dsn);
+
+// `text` (say, a server or libpq error message) with every occurrence of any secret found in
+// `dsns` replaced by ********. Both the decoded secret and its spelling inside the DSN (quoted,
+// escaped or percent-encoded) are replaced.
+std::string RedactSecrets(const std::string& text, const std::vector<std::string>& dsns);
+
+// `dsn` with parameter `key` set to `value`: existing occurrences of the key are overridden in
+// place, otherwise the parameter is appended (" key=value", or "?key=value" / "&key=value" for
+// URIs). The value is quoted or percent-encoded as the form requires. Used to add
+// replication=database, application_name, fallback_application_name.
+std::string DsnWithParam(const std::string& dsn, const std::string& key, const std::string& value);
+
+// Checks `dsn` with libpq's PQconninfoParse (syntax and known keywords; nothing is
+// contacted). The error, kInvalidArgument, is libpq's message with secrets redacted.
+core::Status ValidateDsn(const std::string& dsn);
+
+}  // namespace sluice::config
