@@ -13,7 +13,7 @@
 
 namespace sluice::capture {
 
-// The messages of PostgreSQL's pgoutput logical replication protocol (versions 1 and 2), as
+// The messages of PostgreSQL's pgoutput logical replication protocol (versions 1 to 4), as
 // decoded from the bytes of one CopyData 'w' payload. Tuples reference the relation by OID;
 // resolving the OID against the relation cache is the assembler's job, not the decoder's.
 //
