@@ -1,0 +1,351 @@
+#include "capture/publication_manager.h"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+#include <utility>
+
+namespace sluice::capture {
+namespace {
+
+bool IsPlainIdentifier(std::string_view part) {
+  if (part.empty()) return false;
+  if (!(std::islower(static_cast<unsigned char>(part[0])) || part[0] == '_')) return false;
+  return std::all_of(part.begin(), part.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '$';
+  });
+}
+
+std::string DisplayIdentifier(std::string_view part) {
+  return IsPlainIdentifier(part) ? std::string(part) : QuoteIdentifier(part);
+}
+
+std::string TrimSpaces(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+struct NamePart {
+  std::string text;
+  bool quoted = false;
+};
+
+// Splits `text` on dots outside double quotes; quoted parts keep their case and lose the
+// quotes ("" inside becomes "), unquoted parts are folded to lower case.
+core::Result<std::vector<NamePart>> SplitQualifiedName(std::string_view text) {
+  std::vector<NamePart> parts;
+  size_t i = 0;
+  auto bad = [&](const std::string& why) {
+    return core::InvalidArgument("table '" + std::string(text) + "': " + why);
+  };
+  while (true) {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    NamePart part;
+    if (i < text.size() && text[i] == '"') {
+      part.quoted = true;
+      ++i;
+      bool closed = false;
+      while (i < text.size()) {
+        if (text[i] == '"') {
+          if (i + 1 < text.size() && text[i + 1] == '"') {
+            part.text.push_back('"');
+            i += 2;
+            continue;
+          }
+          ++i;
+          closed = true;
+          break;
+        }
+        part.text.push_back(text[i++]);
+      }
+      if (!closed) return bad("unterminated double quote");
+      if (part.text.empty()) return bad("empty quoted name");
+      while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    } else {
+      const size_t start = i;
+      while (i < text.size() && text[i] != '.' && text[i] != '"') ++i;
+      part.text = TrimSpaces(text.substr(start, i - start));
+      if (part.text.empty()) return bad("empty name part");
+      std::transform(part.text.begin(), part.text.end(), part.text.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    }
+    parts.push_back(std::move(part));
+    if (i == text.size()) break;
+    if (text[i] != '.') return bad("unexpected character '" + std::string(1, text[i]) + "'");
+    ++i;
+  }
+  if (parts.size() > 2) return bad("expected schema.table or schema.*");
+  return parts;
+}
+
+const std::string& Cell(const QueryResult& result, size_t row, size_t col) {
+  static const std::string kEmpty;
+  if (row >= result.rows.size() || col >= result.rows[row].size() || !result.rows[row][col]) {
+    return kEmpty;
+  }
+  return *result.rows[row][col];
+}
+
+// SELECT list and joins producing TableInfo rows for pg_class `c` / pg_namespace `n`.
+constexpr const char* kTableInfoSelect =
+    "SELECT c.oid, n.nspname, c.relname, c.relreplident, "
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), "
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ";
+
+std::vector<TableInfo> ToTableInfos(const QueryResult& result) {
+  std::vector<TableInfo> tables;
+  for (size_t r = 0; r < result.rows.size(); ++r) {
+    TableInfo info;
+    info.oid = static_cast<uint32_t>(std::stoul(Cell(result, r, 0)));
+    info.schema = Cell(result, r, 1);
+    info.name = Cell(result, r, 2);
+    info.replica_identity = Cell(result, r, 3).empty() ? 'd' : Cell(result, r, 3)[0];
+    info.has_primary_key = Cell(result, r, 4) == "t";
+    info.has_identity_index = Cell(result, r, 5) == "t";
+    tables.push_back(std::move(info));
+  }
+  return tables;
+}
+
+std::string IdentityProblem(const TableInfo& table) {
+  switch (table.replica_identity) {
+    case 'n':
+      return "replica identity NOTHING";
+    case 'i':
+      return "its replica identity index is missing";
+    default:
+      return "replica identity DEFAULT without a primary key";
+  }
+}
+
+core::Status CheckUsable(const std::vector<TableInfo>& tables, const std::string& publication,
+                         const std::string& endpoint) {
+  std::vector<const TableInfo*> unusable;
+  for (const auto& table : tables) {
+    if (!table.usable_replica_identity()) unusable.push_back(&table);
+  }
+  if (unusable.empty()) return core::Status::Ok();
+  std::string message = "publication " + publication + " on " + endpoint + ": ";
+  message += unusable.size() == 1 ? "table " : "tables ";
+  for (size_t i = 0; i < unusable.size(); ++i) {
+    if (i > 0) message += ", ";
+    message += unusable[i]->QualifiedName() + " (" + IdentityProblem(*unusable[i]) + ")";
+  }
+  message += unusable.size() == 1 ? " has" : " have";
+  message +=
+      " no usable replica identity, so their UPDATEs and DELETEs cannot be replicated; for each "
+      "run ALTER TABLE " +
+      unusable[0]->QualifiedName() + " REPLICA IDENTITY FULL or add a primary key";
+  return core::FailedPrecondition(message);
+}
+
+}  // namespace
+
+std::string TablePattern::ToString() const {
+  return DisplayIdentifier(schema) + "." +
+         (all_tables_in_schema ? std::string("*") : DisplayIdentifier(table));
+}
+
+core::Result<TablePattern> ParseTablePattern(std::string_view text) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<NamePart> parts, SplitQualifiedName(text));
+  TablePattern pattern;
+  const NamePart& last = parts.back();
+  pattern.schema = parts.size() == 2 ? parts[0].text : "public";
+  if (!last.quoted && last.text == "*") {
+    pattern.all_tables_in_schema = true;
+  } else {
+    pattern.table = last.text;
+  }
+  return pattern;
+}
+
+bool TableInfo::usable_replica_identity() const {
+  switch (replica_identity) {
+    case 'f':
+      return true;
+    case 'i':
+      return has_identity_index;
+    case 'd':
+      return has_primary_key;
+    default:
+      return false;
+  }
+}
+
+std::string TableInfo::QualifiedName() const {
+  return DisplayIdentifier(schema) + "." + DisplayIdentifier(name);
+}
+
+core::Status PublicationManager::PermissionError(const core::Status& status,
+                                                 const std::string& action,
+                                                 const std::string& publication) {
+  if (connection_.last_sqlstate() != "42501") return status;
+  const std::string& user = connection_.user();
+  const std::string& db = connection_.dbname();
+  return core::FailedPrecondition(
+      "role \"" + user + "\" may not " + action + " publication " + publication + " on " +
+      connection_.endpoint() + " (" + status.message() +
+      "); creating a publication needs CREATE privilege on the database (GRANT CREATE ON "
+      "DATABASE " +
+      QuoteIdentifier(db) + " TO " + QuoteIdentifier(user) +
+      ") and ownership of the tables, or create it as a superuser");
+}
+
+core::Status PublicationManager::EnsurePublication(const std::string& name,
+                                                   const std::vector<std::string>& tables) {
+  if (name.empty()) return core::InvalidArgument("empty publication name");
+  const std::string& endpoint = connection_.endpoint();
+  const std::string pub_literal = connection_.QuoteLiteralForSql(name);
+
+  std::vector<TablePattern> patterns;
+  for (const auto& text : tables) {
+    SLUICE_ASSIGN_OR_RETURN(TablePattern pattern, ParseTablePattern(text));
+    patterns.push_back(std::move(pattern));
+  }
+
+  SLUICE_ASSIGN_OR_RETURN(
+      QueryResult role, Sql("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
+                            "reading the connected role"));
+  const bool superuser = Cell(role, 0, 0) == "t";
+  // PostgreSQL 15 requires superuser for FOR TABLES IN SCHEMA; otherwise expand the schema.
+  const bool schema_clause = connection_.server_version() >= 150000 && superuser;
+
+  // Resolve every pattern to concrete tables (and schemas, when published as such), checking
+  // that each exists.
+  std::vector<std::pair<std::string, std::string>> wanted_tables;  // (schema, table)
+  std::vector<std::string> wanted_schemas;
+  std::vector<TableInfo> candidates;  // everything that will be published: checked up front
+  for (const auto& pattern : patterns) {
+    const std::string schema_literal = connection_.QuoteLiteralForSql(pattern.schema);
+    if (pattern.all_tables_in_schema) {
+      SLUICE_ASSIGN_OR_RETURN(
+          QueryResult schema,
+          Sql("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = " + schema_literal,
+              "looking up schema " + pattern.schema));
+      if (schema.rows.empty()) {
+        return core::NotFound("schema " + DisplayIdentifier(pattern.schema) + " (from '" +
+                              pattern.ToString() + "') not found on " + endpoint +
+                              " for publication " + name);
+      }
+      SLUICE_ASSIGN_OR_RETURN(
+          QueryResult in_schema,
+          Sql(std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
+                  " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
+              "listing the tables of schema " + pattern.schema));
+      for (auto& info : ToTableInfos(in_schema)) {
+        if (!schema_clause) wanted_tables.emplace_back(info.schema, info.name);
+        candidates.push_back(std::move(info));
+      }
+      if (schema_clause) wanted_schemas.push_back(pattern.schema);
+      continue;
+    }
+    SLUICE_ASSIGN_OR_RETURN(
+        QueryResult table,
+        Sql(std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
+                " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table) +
+                " AND c.relkind IN ('r', 'p')",
+            "looking up table " + pattern.ToString()));
+    if (table.rows.empty()) {
+      return core::NotFound("table " + pattern.ToString() + " not found on " + endpoint +
+                            " for publication " + name);
+    }
+    for (auto& info : ToTableInfos(table)) {
+      wanted_tables.emplace_back(info.schema, info.name);
+      candidates.push_back(std::move(info));
+    }
+  }
+  // Before publishing anything: once published, UPDATE/DELETE on a table without a replica
+  // identity fail on the source itself.
+  SLUICE_RETURN_IF_ERROR(CheckUsable(candidates, name, endpoint));
+
+  SLUICE_ASSIGN_OR_RETURN(
+      QueryResult existing,
+      Sql("SELECT puballtables FROM pg_catalog.pg_publication WHERE pubname = " + pub_literal,
+          "looking up publication " + name));
+
+  if (existing.rows.empty()) {
+    std::string objects;
+    std::set<std::pair<std::string, std::string>> seen;
+    for (const auto& [schema, table] : wanted_tables) {
+      if (!seen.insert({schema, table}).second) continue;
+      objects += objects.empty() ? " FOR TABLE " : ", ";
+      objects += QuoteIdentifier(schema) + "." + QuoteIdentifier(table);
+    }
+    std::set<std::string> seen_schemas;
+    for (const auto& schema : wanted_schemas) {
+      if (!seen_schemas.insert(schema).second) continue;
+      objects += objects.empty() ? " FOR " : ", ";
+      objects += "TABLES IN SCHEMA " + QuoteIdentifier(schema);
+    }
+    auto created = Sql("CREATE PUBLICATION " + QuoteIdentifier(name) + objects,
+                       "creating publication " + name);
+    if (!created.ok()) return PermissionError(created.status(), "create", name);
+  } else if (Cell(existing, 0, 0) != "t") {  // FOR ALL TABLES publishes everything already
+    SLUICE_ASSIGN_OR_RETURN(
+        QueryResult published,
+        Sql("SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = " +
+                pub_literal,
+            "listing the tables of publication " + name));
+    std::set<std::pair<std::string, std::string>> have;
+    for (size_t r = 0; r < published.rows.size(); ++r) {
+      have.emplace(Cell(published, r, 0), Cell(published, r, 1));
+    }
+    std::set<std::string> have_schemas;
+    if (connection_.server_version() >= 150000) {
+      SLUICE_ASSIGN_OR_RETURN(
+          QueryResult schemas,
+          Sql("SELECT n.nspname FROM pg_catalog.pg_publication_namespace pn "
+              "JOIN pg_catalog.pg_publication p ON p.oid = pn.pnpubid "
+              "JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid WHERE p.pubname = " +
+                  pub_literal,
+              "listing the schemas of publication " + name));
+      for (size_t r = 0; r < schemas.rows.size(); ++r) have_schemas.insert(Cell(schemas, r, 0));
+    }
+    std::string objects;
+    for (const auto& [schema, table] : wanted_tables) {
+      if (!have.insert({schema, table}).second) continue;
+      objects += objects.empty() ? " ADD TABLE " : ", ";
+      objects += QuoteIdentifier(schema) + "." + QuoteIdentifier(table);
+    }
+    for (const auto& schema : wanted_schemas) {
+      if (!have_schemas.insert(schema).second) continue;
+      objects += objects.empty() ? " ADD " : ", ";
+      objects += "TABLES IN SCHEMA " + QuoteIdentifier(schema);
+    }
+    if (!objects.empty()) {
+      auto altered = Sql("ALTER PUBLICATION " + QuoteIdentifier(name) + objects,
+                         "adding tables to publication " + name);
+      if (!altered.ok()) return PermissionError(altered.status(), "alter", name);
+    }
+  }
+  return CheckReplicaIdentity(name);
+}
+
+core::Result<std::vector<TableInfo>> PublicationManager::PublishedTables(const std::string& name) {
+  const std::string pub_literal = connection_.QuoteLiteralForSql(name);
+  SLUICE_ASSIGN_OR_RETURN(
+      QueryResult existing,
+      Sql("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = " + pub_literal,
+          "looking up publication " + name));
+  if (existing.rows.empty()) {
+    return core::NotFound("publication " + name + " does not exist on " + connection_.endpoint());
+  }
+  SLUICE_ASSIGN_OR_RETURN(
+      QueryResult tables,
+      Sql(std::string(kTableInfoSelect) +
+              "JOIN pg_catalog.pg_publication_tables pt ON pt.schemaname = n.nspname "
+              "AND pt.tablename = c.relname WHERE pt.pubname = " +
+              pub_literal + " ORDER BY n.nspname, c.relname",
+          "listing the tables of publication " + name));
+  return ToTableInfos(tables);
+}
+
+core::Status PublicationManager::CheckReplicaIdentity(const std::string& name) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<TableInfo> tables, PublishedTables(name));
+  return CheckUsable(tables, name, connection_.endpoint());
+}
+
+}  // namespace sluice::capture

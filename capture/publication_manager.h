@@ -1,0 +1,72 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "capture/replication_connection.h"
+#include "core/status.h"
+
+namespace sluice::capture {
+
+// One entry of a table list: "schema.table", "schema.*", or quoted forms such as
+// "\"My Schema\".\"Orders\"". Unquoted parts are folded to lower case as PostgreSQL does; a
+// name without schema means schema public.
+struct TablePattern {
+  std::string schema;
+  std::string table;  // empty when all_tables_in_schema
+  bool all_tables_in_schema = false;
+
+  std::string ToString() const;  // quoted where needed: public.orders, "My Schema".*
+};
+
+core::Result<TablePattern> ParseTablePattern(std::string_view text);
+
+struct TableInfo {
+  uint32_t oid = 0;
+  std::string schema;
+  std::string name;
+  char replica_identity = 'd';  // pg_class.relreplident: d, n, f, i
+  bool has_primary_key = false;
+  bool has_identity_index = false;  // an index marked REPLICA IDENTITY exists (for 'i')
+  // UPDATE/DELETE can be replicated: 'f', 'd' with a primary key, or 'i' with its index.
+  bool usable_replica_identity() const;
+  std::string QualifiedName() const;  // quoted where needed
+};
+
+// Publication management over a regular (non-replication) connection, which is borrowed.
+//
+// Threads: as the connection (one thread).
+class PublicationManager {
+ public:
+  explicit PublicationManager(PgConnection& connection) : connection_(connection) {}
+
+  // Makes publication `name` publish at least `tables` (patterns, see ParseTablePattern).
+  // Missing → CREATE PUBLICATION ... FOR TABLE ...; existing → ALTER PUBLICATION ... ADD for
+  // what is not yet published (tables are never removed). "schema.*" becomes
+  // FOR TABLES IN SCHEMA on PostgreSQL 15+ when the role is superuser (which PostgreSQL 15
+  // requires for it), else it expands to the schema's current tables. A table or schema that
+  // does not exist → kNotFound naming it; no CREATE privilege / not owner → kFailedPrecondition.
+  // Finally checks CheckReplicaIdentity().
+  core::Status EnsurePublication(const std::string& name, const std::vector<std::string>& tables);
+
+  // Every table the publication publishes (explicit, via schema, or FOR ALL TABLES).
+  // Missing publication → kNotFound.
+  core::Result<std::vector<TableInfo>> PublishedTables(const std::string& name);
+
+  // kFailedPrecondition naming every published table without a usable replica identity, and
+  // the fix.
+  core::Status CheckReplicaIdentity(const std::string& name);
+
+ private:
+  core::Result<QueryResult> Sql(const std::string& sql, const std::string& what) {
+    return connection_.Query(sql, what);
+  }
+  core::Status PermissionError(const core::Status& status, const std::string& action,
+                               const std::string& publication);
+
+  PgConnection& connection_;
+};
+
+}  // namespace sluice::capture

@@ -1,0 +1,713 @@
+#include "capture/replication_connection.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include "core/pg_time.h"
+
+namespace sluice::capture {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// libpq messages end in a newline and continue on tab-indented lines: make them one line.
+std::string TrimTrailingNewlines(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\n') {
+      while (i + 1 < s.size() && (s[i + 1] == '\t' || s[i + 1] == ' ')) ++i;
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The server's error from a result: primary message (SQLSTATE), detail, hint, context.
+std::string DescribeResultError(const PGresult* res) {
+  const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  if (primary == nullptr) return TrimTrailingNewlines(PQresultErrorMessage(res));
+  std::string message = primary;
+  if (const char* sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE)) {
+    message += " (SQLSTATE " + std::string(sqlstate) + ")";
+  }
+  if (const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL)) {
+    message += "; " + std::string(detail);
+  }
+  if (const char* hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)) {
+    message += "; hint: " + std::string(hint);
+  }
+  if (const char* context = PQresultErrorField(res, PG_DIAG_CONTEXT)) {
+    message += "; context: " + TrimTrailingNewlines(context);
+  }
+  return message;
+}
+
+std::string Sqlstate(const PGresult* res) {
+  const char* sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  return sqlstate != nullptr ? sqlstate : "";
+}
+
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+// Milliseconds until `until`, rounded up so a sub-millisecond remainder still waits.
+int MillisUntil(Clock::time_point until) {
+  const auto now = Clock::now();
+  if (until <= now) return 0;
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(until - now).count();
+  const int64_t ms = (us + 999) / 1000;
+  return static_cast<int>(std::min<int64_t>(ms, 24 * 3600 * 1000));
+}
+
+// Waits for `events` on `fd` until `until`. Returns the revents (0 on timeout).
+core::Result<short> PollSocket(int fd, short events, Clock::time_point until) {
+  while (true) {
+    pollfd pfd{};
+    pfd.fd = fd;
+    pfd.events = events;
+    const int rc = poll(&pfd, 1, MillisUntil(until));
+    if (rc >= 0) return static_cast<short>(rc == 0 ? 0 : pfd.revents);
+    if (errno != EINTR) {
+      return core::Internal(std::string("poll() on the PostgreSQL socket failed: ") +
+                            std::strerror(errno));
+    }
+  }
+}
+
+// Maps a SQLSTATE to what the caller should do about it.
+core::StatusCode CodeForSqlstate(std::string_view sqlstate) {
+  if (sqlstate.empty()) return core::StatusCode::kUnavailable;  // no server error: connection
+  if (sqlstate.starts_with("08") || sqlstate.starts_with("57P")) {
+    return core::StatusCode::kUnavailable;
+  }
+  if (sqlstate == "40001" || sqlstate == "40P01") return core::StatusCode::kUnavailable;
+  if (sqlstate.starts_with("53")) return core::StatusCode::kResourceExhausted;
+  if (sqlstate == "42704" || sqlstate == "42P01" || sqlstate == "3F000" || sqlstate == "3D000") {
+    return core::StatusCode::kNotFound;
+  }
+  if (sqlstate == "42710" || sqlstate == "42P07" || sqlstate == "42P06") {
+    return core::StatusCode::kAlreadyExists;
+  }
+  if (sqlstate == "42601") return core::StatusCode::kInternal;  // we built bad syntax
+  return core::StatusCode::kFailedPrecondition;
+}
+
+std::string Endpoint(PGconn* conn) {
+  const char* host = PQhost(conn);
+  const char* port = PQport(conn);
+  std::string h = host != nullptr && *host != '\0' ? host : "localhost";
+  std::string p = port != nullptr && *port != '\0' ? port : "5432";
+  return h + ":" + p;
+}
+
+}  // namespace
+
+// --- Connection strings -------------------------------------------------------------------
+
+std::string RedactPassword(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    // key=value form: "password" followed by optional spaces and '=' at a word boundary.
+    constexpr std::string_view kKey = "password";
+    const bool at_word_start =
+        i == 0 || !(std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_');
+    if (at_word_start && text.size() - i >= kKey.size()) {
+      std::string lowered(text.substr(i, kKey.size()));
+      std::transform(lowered.begin(), lowered.end(), lowered.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      size_t j = i + kKey.size();
+      while (j < text.size() && text[j] == ' ') ++j;
+      if (lowered == kKey && j < text.size() && text[j] == '=') {
+        out.append(text.substr(i, kKey.size()));
+        out.append("=***");
+        ++j;
+        while (j < text.size() && text[j] == ' ') ++j;
+        if (j < text.size() && text[j] == '\'') {  // quoted value with \' and \\ escapes
+          ++j;
+          while (j < text.size() && text[j] != '\'') {
+            if (text[j] == '\\' && j + 1 < text.size()) ++j;
+            ++j;
+          }
+          if (j < text.size()) ++j;
+        } else {  // up to whitespace, or '&' / '#' inside a URI query
+          while (j < text.size() && !std::isspace(static_cast<unsigned char>(text[j])) &&
+                 text[j] != '&' && text[j] != '#') {
+            ++j;
+          }
+        }
+        i = j;
+        continue;
+      }
+    }
+    // URI form: scheme://user:secret@host
+    if (text.substr(i).starts_with("://")) {
+      out.append("://");
+      i += 3;
+      const size_t authority_end = std::min(text.find_first_of("/?#", i), text.size());
+      const size_t at = text.rfind('@', authority_end == 0 ? 0 : authority_end - 1);
+      if (at != std::string_view::npos && at >= i && at < authority_end) {
+        const size_t colon = text.find(':', i);
+        if (colon != std::string_view::npos && colon < at) {
+          out.append(text.substr(i, colon - i));
+          out.append(":***");
+          i = at;  // continue with "@host..."
+        }
+      }
+      continue;
+    }
+    out.push_back(text[i]);
+    ++i;
+  }
+  return out;
+}
+
+ConninfoParams BuildConninfoParams(const std::string& dsn, bool replication) {
+  ConninfoParams params;
+  params.keywords = {"dbname", "fallback_application_name"};
+  params.values = {dsn, "sluice"};
+  if (replication) {
+    params.keywords.push_back("replication");
+    params.values.push_back("database");
+  }
+  return params;
+}
+
+// --- Quoting ---------------------------------------------------------------------------------
+
+std::string QuoteIdentifier(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string QuoteLiteral(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') out.push_back('\'');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+core::Status ValidateSlotName(std::string_view name) {
+  if (name.empty() || name.size() > 63) {
+    return core::InvalidArgument("replication slot name '" + std::string(name) +
+                                 "' must be 1 to 63 characters long");
+  }
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      return core::InvalidArgument("replication slot name '" + std::string(name) +
+                                   "' may contain only lower-case letters, digits and '_'");
+    }
+  }
+  return core::Status::Ok();
+}
+
+// --- PgConnection ---------------------------------------------------------------------------
+
+PgConnection::PgConnection(PGconn* conn, bool replication)
+    : conn_(conn), replication_(replication) {
+  server_version_ = PQserverVersion(conn_);
+  endpoint_ = Endpoint(conn_);
+  const char* user = PQuser(conn_);
+  const char* db = PQdb(conn_);
+  user_ = user != nullptr ? user : "";
+  dbname_ = db != nullptr ? db : "";
+}
+
+PgConnection::~PgConnection() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+std::string PgConnection::ErrorMessage() const {
+  return RedactPassword(TrimTrailingNewlines(PQerrorMessage(conn_)));
+}
+
+core::Result<std::unique_ptr<PgConnection>> PgConnection::Connect(
+    const std::string& dsn, bool replication, std::chrono::milliseconds timeout) {
+  const ConninfoParams params = BuildConninfoParams(dsn, replication);
+  std::vector<const char*> keywords, values;
+  for (size_t i = 0; i < params.keywords.size(); ++i) {
+    keywords.push_back(params.keywords[i].c_str());
+    values.push_back(params.values[i].c_str());
+  }
+  keywords.push_back(nullptr);
+  values.push_back(nullptr);
+
+  PGconn* conn = PQconnectStartParams(keywords.data(), values.data(), /*expand_dbname=*/1);
+  if (conn == nullptr) return core::Internal("libpq could not allocate a connection");
+  std::unique_ptr<PGconn, decltype(&PQfinish)> guard(conn, &PQfinish);
+
+  const auto deadline = Clock::now() + timeout;
+  auto fail = [&](const std::string& why) -> core::Status {
+    const std::string endpoint = Endpoint(conn);
+    const std::string message = RedactPassword(why);
+    const char* user = PQuser(conn);
+    const std::string role = user != nullptr ? user : "?";
+    // A connection failure has no PGresult, hence no SQLSTATE: recognise the server's
+    // messages for the cases with a precise remedy (the message itself is kept either way).
+    if (Contains(message, "replication role to start walsender") ||
+        Contains(message, "permission denied to start WAL sender")) {
+      return core::FailedPrecondition(
+          "role \"" + role + "\" may not open a replication connection to " + endpoint +
+          ": it lacks the REPLICATION attribute; run ALTER ROLE " + QuoteIdentifier(role) +
+          " REPLICATION (server said: " + message + ")");
+    }
+    if (Contains(message, "max_wal_senders")) {
+      return core::ResourceExhausted(
+          "no free WAL sender on " + endpoint + " (server said: " + message +
+          "); raise max_wal_senders and restart PostgreSQL, or stop another replication client");
+    }
+    return core::Unavailable("cannot connect to " + endpoint + " as \"" + role + "\": " + message);
+  };
+
+  if (PQstatus(conn) == CONNECTION_BAD) {
+    return fail(TrimTrailingNewlines(PQerrorMessage(conn)));
+  }
+  // As the libpq docs prescribe: start as if PQconnectPoll had returned PGRES_POLLING_WRITING.
+  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+  while (state != PGRES_POLLING_OK) {
+    if (state == PGRES_POLLING_FAILED) return fail(TrimTrailingNewlines(PQerrorMessage(conn)));
+    const short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+    const int fd = PQsocket(conn);
+    if (fd < 0) return fail("no socket: " + TrimTrailingNewlines(PQerrorMessage(conn)));
+    SLUICE_ASSIGN_OR_RETURN(short revents, PollSocket(fd, events, deadline));
+    if (revents == 0) {
+      return fail("timed out after " + std::to_string(timeout.count()) + " ms");
+    }
+    state = PQconnectPoll(conn);
+  }
+  return std::unique_ptr<PgConnection>(new PgConnection(guard.release(), replication));
+}
+
+core::Result<QueryResult> PgConnection::Query(const std::string& command, const std::string& what) {
+  last_sqlstate_.clear();
+  const std::string description = what.empty() ? command.substr(0, 200) : what;
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn_, command.c_str()), &PQclear);
+  if (res == nullptr) {
+    return core::Unavailable(description + " on " + endpoint_ + " failed: " + ErrorMessage());
+  }
+  const ExecStatusType status = PQresultStatus(res.get());
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+    QueryResult result;
+    const char* tag = PQcmdStatus(res.get());
+    result.command_tag = tag != nullptr ? tag : "";
+    const int ncols = PQnfields(res.get());
+    const int nrows = PQntuples(res.get());
+    for (int c = 0; c < ncols; ++c) result.columns.emplace_back(PQfname(res.get(), c));
+    result.rows.reserve(nrows);
+    for (int r = 0; r < nrows; ++r) {
+      auto& row = result.rows.emplace_back();
+      row.reserve(ncols);
+      for (int c = 0; c < ncols; ++c) {
+        if (PQgetisnull(res.get(), r, c)) {
+          row.emplace_back(std::nullopt);
+        } else {
+          row.emplace_back(std::string(PQgetvalue(res.get(), r, c), PQgetlength(res.get(), r, c)));
+        }
+      }
+    }
+    return result;
+  }
+  if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR ||
+      status == PGRES_BAD_RESPONSE) {
+    last_sqlstate_ = Sqlstate(res.get());
+    const std::string message =
+        description + " on " + endpoint_ + " failed: " + DescribeResultError(res.get());
+    return core::Status(CodeForSqlstate(last_sqlstate_), RedactPassword(message));
+  }
+  return core::Internal(description + " on " + endpoint_ + " returned unexpected result status " +
+                        PQresStatus(status));
+}
+
+std::string PgConnection::QuoteLiteralForSql(std::string_view value) const {
+  char* escaped = PQescapeLiteral(conn_, value.data(), value.size());
+  if (escaped == nullptr) return QuoteLiteral(value);  // only on OOM / bad encoding
+  std::string out(escaped);
+  PQfreemem(escaped);
+  return out;
+}
+
+// --- START_REPLICATION ------------------------------------------------------------------------
+
+int AutoProtocolVersion(int server_version_num) { return server_version_num >= 140000 ? 2 : 1; }
+
+core::Result<std::string> BuildStartReplicationCommand(const StartOptions& options,
+                                                       int protocol_version,
+                                                       int server_version_num) {
+  SLUICE_RETURN_IF_ERROR(ValidateSlotName(options.slot));
+  if (options.publications.empty()) {
+    return core::InvalidArgument("START_REPLICATION on slot " + options.slot +
+                                 " needs at least one publication");
+  }
+  const int max_protocol = server_version_num >= 160000   ? 4
+                           : server_version_num >= 150000 ? 3
+                           : server_version_num >= 140000 ? 2
+                                                          : 1;
+  if (protocol_version < 1 || protocol_version > max_protocol) {
+    return core::InvalidArgument("pgoutput protocol version " + std::to_string(protocol_version) +
+                                 " is not supported by the server (version " +
+                                 std::to_string(server_version_num) + " speaks 1.." +
+                                 std::to_string(max_protocol) + ")");
+  }
+  if (options.streaming && protocol_version < 2) {
+    return core::InvalidArgument(
+        "streaming of in-progress transactions needs pgoutput protocol version 2 or later "
+        "(PostgreSQL 14+); got version " +
+        std::to_string(protocol_version));
+  }
+  if (options.binary && server_version_num < 140000) {
+    return core::Unsupported("binary transfer needs PostgreSQL 14+ (server version " +
+                             std::to_string(server_version_num) + ")");
+  }
+  if (!options.origin_filter.empty() && options.origin_filter != "none" &&
+      options.origin_filter != "any") {
+    return core::InvalidArgument("origin filter must be \"none\" or \"any\", got \"" +
+                                 options.origin_filter + "\"");
+  }
+
+  // publication_names is a list of identifiers inside one string literal.
+  std::string names;
+  for (const auto& publication : options.publications) {
+    if (publication.empty()) return core::InvalidArgument("empty publication name");
+    if (!names.empty()) names += ",";
+    names += QuoteIdentifier(publication);
+  }
+  std::string command = "START_REPLICATION SLOT " + QuoteIdentifier(options.slot) + " LOGICAL " +
+                        options.start_lsn.ToString() + " (proto_version " +
+                        QuoteLiteral(std::to_string(protocol_version)) + ", publication_names " +
+                        QuoteLiteral(names);
+  if (options.streaming) command += ", streaming 'on'";
+  if (options.binary) command += ", binary 'true'";
+  if (options.messages && server_version_num >= 140000) command += ", messages 'true'";
+  if (!options.origin_filter.empty() && server_version_num >= 160000) {
+    command += ", origin " + QuoteLiteral(options.origin_filter);
+  }
+  command += ")";
+  return command;
+}
+
+// --- ReplicationConnection ------------------------------------------------------------------
+
+ReplicationConnection::ReplicationConnection(std::unique_ptr<PgConnection> pg)
+    : pg_(std::move(pg)), endpoint_(pg_->endpoint()) {}
+
+ReplicationConnection::~ReplicationConnection() { ReleaseBuffer(); }
+
+core::Result<std::unique_ptr<ReplicationConnection>> ReplicationConnection::Connect(
+    const std::string& dsn, std::chrono::milliseconds connect_timeout) {
+  SLUICE_ASSIGN_OR_RETURN(auto pg,
+                          PgConnection::Connect(dsn, /*replication=*/true, connect_timeout));
+  return std::unique_ptr<ReplicationConnection>(new ReplicationConnection(std::move(pg)));
+}
+
+core::Result<SystemIdentity> ReplicationConnection::IdentifySystem() {
+  if (closed()) return core::FailedPrecondition("IDENTIFY_SYSTEM on " + endpoint_ + ": closed");
+  if (streaming_) return core::FailedPrecondition("IDENTIFY_SYSTEM while streaming");
+  SLUICE_ASSIGN_OR_RETURN(QueryResult result, pg_->Query("IDENTIFY_SYSTEM"));
+  if (result.rows.size() != 1 || result.rows[0].size() < 4 || !result.rows[0][0] ||
+      !result.rows[0][1] || !result.rows[0][2]) {
+    return core::Corruption(
+        "IDENTIFY_SYSTEM on " + endpoint() + " returned " + std::to_string(result.rows.size()) +
+        " row(s) of " + std::to_string(result.columns.size()) + " column(s); expected 1 row of 4");
+  }
+  const auto& row = result.rows[0];
+  SystemIdentity identity;
+  identity.system_id = *row[0];
+  try {
+    identity.timeline = std::stoi(*row[1]);
+  } catch (...) {
+    return core::Corruption("IDENTIFY_SYSTEM on " + endpoint() + " returned timeline '" + *row[1] +
+                            "'");
+  }
+  auto lsn = core::Lsn::Parse(*row[2]);
+  if (!lsn.ok()) {
+    return core::Corruption("IDENTIFY_SYSTEM on " + endpoint() +
+                            " returned xlogpos: " + lsn.status().message());
+  }
+  identity.xlogpos = *lsn;
+  identity.dbname = row[3].value_or("");
+  return identity;
+}
+
+core::Result<int> ReplicationConnection::ServerVersionNum() {
+  if (closed()) return core::FailedPrecondition("server version of " + endpoint_ + ": closed");
+  const int version = pg_->server_version();
+  if (version <= 0) return core::Unavailable("server version of " + endpoint() + " unknown");
+  return version;
+}
+
+core::Status ReplicationConnection::StartReplication(const StartOptions& options) {
+  if (closed()) return core::FailedPrecondition("StartReplication on " + endpoint_ + ": closed");
+  if (streaming_) {
+    return core::FailedPrecondition("StartReplication on " + endpoint() + ": already streaming");
+  }
+  const int server_version = pg_->server_version();
+  const int protocol = options.protocol_version == 0 ? AutoProtocolVersion(server_version)
+                                                     : options.protocol_version;
+  SLUICE_ASSIGN_OR_RETURN(std::string command,
+                          BuildStartReplicationCommand(options, protocol, server_version));
+
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(pg_->raw(), command.c_str()), &PQclear);
+  const std::string what = "START_REPLICATION on slot " + options.slot + " at " +
+                           options.start_lsn.ToString() + " on " + endpoint();
+  if (res == nullptr) return core::Unavailable(what + " failed: " + pg_->ErrorMessage());
+  if (PQresultStatus(res.get()) != PGRES_COPY_BOTH) {
+    const std::string state = Sqlstate(res.get());
+    std::string message = what + " failed: " + DescribeResultError(res.get());
+    if (state == "55006") message += "; another client is streaming from this slot";
+    return core::Status(state.empty() ? core::StatusCode::kUnavailable : CodeForSqlstate(state),
+                        RedactPassword(message));
+  }
+  res.reset();
+  if (PQsetnonblocking(pg_->raw(), 1) != 0) {
+    return core::Unavailable(what + ": cannot switch to non-blocking mode: " + pg_->ErrorMessage());
+  }
+  streaming_ = true;
+  protocol_version_ = protocol;
+  slot_ = options.slot;
+  next_status_at_ = Clock::now() + status_interval_;
+  return core::Status::Ok();
+}
+
+void ReplicationConnection::SetDurableLsn(core::Lsn lsn) {
+  uint64_t current = durable_lsn_.load(std::memory_order_relaxed);
+  while (lsn.value() > current &&
+         !durable_lsn_.compare_exchange_weak(current, lsn.value(), std::memory_order_release,
+                                             std::memory_order_relaxed)) {
+  }
+}
+
+void ReplicationConnection::set_status_interval(std::chrono::milliseconds interval) {
+  status_interval_ = std::max(interval, std::chrono::milliseconds(1));
+  if (streaming_) next_status_at_ = Clock::now() + status_interval_;
+}
+
+core::Lsn ReplicationConnection::WriteLsn() const {
+  return std::max(server_wal_end_, durable_lsn());
+}
+
+void ReplicationConnection::ReleaseBuffer() {
+  if (buffer_ != nullptr) {
+    PQfreemem(buffer_);
+    buffer_ = nullptr;
+  }
+}
+
+core::Status ReplicationConnection::FlushOutput() {
+  const int rc = PQflush(pg_->raw());
+  if (rc < 0) {
+    return core::Unavailable("sending to replication stream on " + endpoint() +
+                             " failed: " + pg_->ErrorMessage());
+  }
+  output_pending_ = rc == 1;
+  return core::Status::Ok();
+}
+
+core::Status ReplicationConnection::SendStatusUpdate(bool reply_requested) {
+  StandbyStatusUpdate update;
+  update.flush_lsn = durable_lsn();  // read once: write, flush and apply agree
+  update.apply_lsn = update.flush_lsn;
+  update.write_lsn = std::max(server_wal_end_, update.flush_lsn);
+  update.client_time = core::PgNow();
+  update.reply_requested = reply_requested;
+  const std::string frame = BuildStandbyStatusUpdate(update);
+  const int rc = PQputCopyData(pg_->raw(), frame.data(), static_cast<int>(frame.size()));
+  if (rc < 0) {
+    return core::Unavailable("sending standby status update to " + endpoint() +
+                             " failed: " + pg_->ErrorMessage());
+  }
+  // rc == 0: libpq's buffer is full (non-blocking); a fresh update is built on the next try.
+  status_update_unsent_ = rc == 0;
+  if (rc == 1) {
+    last_sent_write_ = update.write_lsn;
+    last_sent_flush_ = update.flush_lsn;
+    ++stats_.status_updates;
+  }
+  next_status_at_ = Clock::now() + status_interval_;
+  return FlushOutput();
+}
+
+core::Status ReplicationConnection::SendFeedback(bool force) {
+  if (!streaming_) {
+    return core::FailedPrecondition("SendFeedback on " + endpoint() + ": not streaming");
+  }
+  if (!force && !status_update_unsent_ && durable_lsn() == last_sent_flush_ &&
+      WriteLsn() == last_sent_write_) {
+    return core::Status::Ok();
+  }
+  return SendStatusUpdate(/*reply_requested=*/false);
+}
+
+core::Status ReplicationConnection::StreamEnded() {
+  streaming_ = false;
+  std::string server_said;
+  // A few errors at the end of a stream will not go away by retrying.
+  core::StatusCode code = core::StatusCode::kUnavailable;
+  // Collect the final result(s) of START_REPLICATION: COMMAND_OK when the server ended the
+  // stream cleanly (e.g. shutting down), an error with the server's text otherwise.
+  while (PGresult* res = PQgetResult(pg_->raw())) {
+    const ExecStatusType status = PQresultStatus(res);
+    if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) {
+      if (!server_said.empty()) server_said += "; ";
+      server_said += DescribeResultError(res);
+      const std::string sqlstate = Sqlstate(res);
+      if (sqlstate == "42704") code = core::StatusCode::kNotFound;  // e.g. publication dropped
+      if (sqlstate == "42501" || sqlstate == "55000") {             // privileges, invalidated slot
+        code = core::StatusCode::kFailedPrecondition;
+      }
+    } else if (status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+      PQclear(res);
+      break;  // cannot happen after -1, but never loop forever
+    }
+    PQclear(res);
+  }
+  if (server_said.empty()) server_said = pg_->ErrorMessage();
+  if (server_said.empty()) server_said = "the server ended the stream";
+  return core::Status(code, "replication stream of slot " + slot_ + " on " + endpoint() +
+                                " ended after " + server_wal_end_.ToString() + ": " +
+                                RedactPassword(server_said));
+}
+
+core::Status ReplicationConnection::WaitForSocket(Clock::time_point until) {
+  const int fd = PQsocket(pg_->raw());
+  if (fd < 0) {
+    streaming_ = false;
+    return core::Unavailable("replication connection to " + endpoint() +
+                             " has no socket: " + pg_->ErrorMessage());
+  }
+  const short events = static_cast<short>(POLLIN | (output_pending_ ? POLLOUT : 0));
+  SLUICE_ASSIGN_OR_RETURN(short revents, PollSocket(fd, events, until));
+  if (revents & (POLLIN | POLLERR | POLLHUP)) {
+    if (PQconsumeInput(pg_->raw()) == 0) {
+      streaming_ = false;
+      return core::Unavailable("replication connection to " + endpoint() +
+                               " lost: " + pg_->ErrorMessage());
+    }
+  }
+  return core::Status::Ok();
+}
+
+core::Result<std::optional<XLogData>> ReplicationConnection::Next(
+    std::chrono::milliseconds timeout) {
+  ReleaseBuffer();
+  if (!streaming_) {
+    return core::FailedPrecondition("Next on " + endpoint() + ": not streaming");
+  }
+  const auto deadline = Clock::now() + timeout;
+  bool final_look = false;
+  while (true) {
+    if (status_update_unsent_ || Clock::now() >= next_status_at_) {
+      SLUICE_RETURN_IF_ERROR(SendStatusUpdate(/*reply_requested=*/false));
+    }
+    if (output_pending_) SLUICE_RETURN_IF_ERROR(FlushOutput());
+
+    char* buf = nullptr;
+    const int n = PQgetCopyData(pg_->raw(), &buf, /*async=*/1);
+    if (n > 0) {
+      buffer_ = buf;
+      stats_.bytes_received += static_cast<uint64_t>(n);
+      auto frame = ParseServerFrame(std::string_view(buf, static_cast<size_t>(n)));
+      if (!frame.ok()) {
+        return frame.status().WithContext("replication stream of slot " + slot_ + " on " +
+                                          endpoint() + " after " + server_wal_end_.ToString());
+      }
+      if (auto* data = std::get_if<XLogData>(&*frame)) {
+        ++stats_.xlog_messages;
+        last_received_lsn_ = std::max(last_received_lsn_, data->start_lsn);
+        server_wal_end_ = std::max(server_wal_end_, data->end_lsn);
+        return std::optional<XLogData>(*data);
+      }
+      const auto& keepalive = std::get<PrimaryKeepalive>(*frame);
+      ++stats_.keepalives;
+      server_wal_end_ = std::max(server_wal_end_, keepalive.wal_end);
+      ReleaseBuffer();
+      if (keepalive.reply_requested) {
+        ++stats_.keepalive_replies;
+        SLUICE_RETURN_IF_ERROR(SendStatusUpdate(/*reply_requested=*/false));
+      }
+      continue;
+    }
+    if (n == -1) return StreamEnded();
+    if (n < -1) {
+      streaming_ = false;
+      return core::Unavailable("reading replication stream of slot " + slot_ + " from " +
+                               endpoint() + " failed: " + pg_->ErrorMessage());
+    }
+    // n == 0: nothing complete buffered. Wait for the socket until the caller's deadline or the
+    // next status update, whichever is first. Past the deadline, poll once without waiting and
+    // take one last look at what that brought in, so a zero timeout still reads what arrived.
+    if (final_look) return std::optional<XLogData>();
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      final_look = true;
+      SLUICE_RETURN_IF_ERROR(WaitForSocket(now));
+    } else {
+      SLUICE_RETURN_IF_ERROR(WaitForSocket(std::min(deadline, next_status_at_)));
+    }
+  }
+}
+
+core::Status ReplicationConnection::Close() {
+  ReleaseBuffer();
+  if (pg_ == nullptr) return core::Status::Ok();
+  core::Status result;
+  if (streaming_) {
+    streaming_ = false;
+    const auto deadline = Clock::now() + std::chrono::seconds(2);
+    PGconn* conn = pg_->raw();
+    int rc = 0;
+    while ((rc = PQputCopyEnd(conn, nullptr)) == 0 && Clock::now() < deadline) {
+      auto waited = PollSocket(PQsocket(conn), POLLOUT, deadline);
+      if (!waited.ok() || PQflush(conn) < 0) break;
+    }
+    if (rc == 1) {
+      // Drain until the server's CopyDone and the command's completion.
+      while (Clock::now() < deadline) {
+        if (PQflush(conn) < 0) break;
+        char* buf = nullptr;
+        const int n = PQgetCopyData(conn, &buf, 1);
+        if (n > 0) {
+          PQfreemem(buf);
+          continue;
+        }
+        if (n < 0) break;
+        auto waited = PollSocket(PQsocket(conn), POLLIN, deadline);
+        if (!waited.ok() || *waited == 0 || PQconsumeInput(conn) == 0) break;
+      }
+      while (Clock::now() < deadline) {
+        if (PQisBusy(conn)) {
+          auto waited = PollSocket(PQsocket(conn), POLLIN, deadline);
+          if (!waited.ok() || *waited == 0 || PQconsumeInput(conn) == 0) break;
+          continue;
+        }
+        PGresult* res = PQgetResult(conn);
+        if (res == nullptr) break;
+        PQclear(res);
+      }
+    } else {
+      result = core::Unavailable("ending replication stream on " + endpoint() + ": " +
+                                 pg_->ErrorMessage());
+    }
+  }
+  pg_.reset();
+  return result;
+}
+
+}  // namespace sluice::capture
