@@ -1,0 +1,687 @@
+#include "apply/postgres_sink.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "core/pg_time.h"
+
+namespace sluice::apply {
+namespace {
+
+using core::Operation;
+
+// Results are read every this many sends, so neither side's socket buffer fills up.
+constexpr size_t kSendsPerPump = 64;
+// Individual "row not found" warnings per batch; the rest are summed up at commit.
+constexpr size_t kNotFoundWarningsPerBatch = 10;
+// pg_replication_origin_session_setup fails with 55006 while a previous session of ours (just
+// dropped) is still exiting; retry for a while before giving up.
+constexpr int kOriginBusyAttempts = 50;
+constexpr auto kOriginBusyDelay = std::chrono::milliseconds(100);
+
+constexpr char kCreateSchemaSql[] =
+    "CREATE SCHEMA IF NOT EXISTS sluice; "
+    "CREATE TABLE IF NOT EXISTS sluice.applied ("
+    "pipeline text PRIMARY KEY, "
+    "end_lsn pg_lsn NOT NULL, "
+    "commit_time timestamptz, "
+    "updated_at timestamptz NOT NULL DEFAULT now())";
+
+// Microseconds since 2000-01-01 (PostgreSQL's epoch) from a timestamptz; extract() returns
+// numeric since PostgreSQL 14, so this is exact.
+constexpr char kReadPositionSql[] =
+    "SELECT end_lsn::text, "
+    "(extract(epoch FROM commit_time) * 1000000)::int8 - 946684800000000 "
+    "FROM sluice.applied WHERE pipeline = $1";
+
+constexpr char kRecordPositionSql[] =
+    "INSERT INTO sluice.applied (pipeline, end_lsn, commit_time, updated_at) "
+    "VALUES ($1, $2::pg_lsn, $3::timestamptz, now()) "
+    "ON CONFLICT (pipeline) DO UPDATE SET end_lsn = EXCLUDED.end_lsn, "
+    "commit_time = EXCLUDED.commit_time, updated_at = now()";
+
+// pg_replication_origin_xact_setup is strict: a NULL time would silently skip it.
+constexpr char kOriginXactSql[] =
+    "SELECT pg_catalog.pg_replication_origin_xact_setup($1::pg_lsn, "
+    "COALESCE($2::timestamptz, now()))";
+
+constexpr char kTargetColumnsSql[] =
+    "SELECT a.attname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN pg_catalog.pg_attribute a "
+    "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')";
+
+constexpr char kPrivilegeHint[] =
+    "the apply role needs superuser, or on PostgreSQL 16+ EXECUTE on the "
+    "pg_replication_origin_* functions (and SET on session_replication_role)";
+
+std::optional<std::string> CommitTimeText(core::PgTimestamp commit_time) {
+  if (commit_time == 0) return std::nullopt;  // unknown
+  return core::FormatPgTimestamp(commit_time);
+}
+
+bool SameShape(const core::Relation& a, const core::Relation& b) {
+  if (a.schema != b.schema || a.name != b.name || a.columns.size() != b.columns.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.columns.size(); ++i) {
+    if (a.columns[i].name != b.columns[i].name) return false;
+  }
+  return true;
+}
+
+// Loads one table with COPY FROM STDIN on a connection of its own, in one transaction.
+class PostgresBulkLoader : public BulkLoader {
+ public:
+  PostgresBulkLoader(std::unique_ptr<PgConnection> conn, std::string table)
+      : conn_(std::move(conn)), table_(std::move(table)) {}
+
+  ~PostgresBulkLoader() override {
+    if (in_copy_ && conn_->alive()) {
+      // Abandoned: end the COPY with an error so the server rolls the load back.
+      PQputCopyEnd(conn_->raw(), "bulk load abandoned by sluice");
+      while (PGresult* r = PQgetResult(conn_->raw())) PQclear(r);
+    }
+  }
+
+  core::Status Write(std::string_view copy_text_chunk) override {
+    if (!in_copy_) return core::Internal("bulk load into " + table_ + " is already finished");
+    if (PQputCopyData(conn_->raw(), copy_text_chunk.data(),
+                      static_cast<int>(copy_text_chunk.size())) != 1) {
+      return Failed(nullptr);
+    }
+    return core::Status::Ok();
+  }
+
+  core::Status Finish() override {
+    if (!in_copy_) return core::Internal("bulk load into " + table_ + " is already finished");
+    in_copy_ = false;
+    if (PQputCopyEnd(conn_->raw(), nullptr) != 1) return Failed(nullptr);
+    core::Status status;
+    while (PGresult* raw = PQgetResult(conn_->raw())) {
+      PgResultPtr result(raw);
+      if (PQresultStatus(raw) != PGRES_COMMAND_OK && status.ok()) status = Failed(raw);
+    }
+    SLUICE_RETURN_IF_ERROR(status);
+    return conn_->Exec("COMMIT", "committing bulk load into " + table_);
+  }
+
+ private:
+  core::Status Failed(const PGresult* result) {
+    return conn_->ErrorStatus(result, "bulk load into " + table_);
+  }
+
+  std::unique_ptr<PgConnection> conn_;
+  std::string table_;
+  bool in_copy_ = true;
+};
+
+}  // namespace
+
+PostgresSink::PostgresSink(PostgresSinkOptions options) : options_(std::move(options)) {
+  if (options_.origin_name.empty()) options_.origin_name = "sluice_" + options_.pipeline;
+  options_.pipeline_depth = std::max<size_t>(1, options_.pipeline_depth);
+}
+
+PostgresSink::~PostgresSink() = default;
+
+// --- Connection and session -------------------------------------------------------------------
+
+void PostgresSink::DropConnection() {
+  conn_.reset();
+  pending_.clear();
+  prepared_.clear();  // prepared statements die with the session
+  checked_.clear();   // the target may change while we are away
+  since_sync_ = 0;
+  sends_since_pump_ = 0;
+}
+
+core::Status PostgresSink::ConnectionLost(std::string_view what, const PGresult* result) {
+  std::string message = std::string(what) + ": connection to the target";
+  if (conn_) {
+    message += " at " + conn_->endpoint() + " lost: " + ResultErrorText(result, conn_->raw());
+  } else {
+    message += " is not open";
+  }
+  DropConnection();
+  core::Status status = core::Unavailable(std::move(message));
+  if (pipeline_error_.ok()) pipeline_error_ = status;
+  return status;
+}
+
+core::Status PostgresSink::RequireConnection(std::string_view what) const {
+  if (!conn_) {
+    return core::Unavailable(std::string(what) + ": the target connection is not open (Open() " +
+                             "reconnects)");
+  }
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::Connect() {
+  DropConnection();
+  SLUICE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.dsn, options_.connect_timeout,
+                                                       "sluice-apply-" + options_.pipeline));
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::SetUpSession() {
+  if (options_.session_replication_role.empty()) return core::Status::Ok();
+  core::Status status = conn_->Exec(
+      "SET session_replication_role = " + QuoteLiteral(options_.session_replication_role),
+      "setting session_replication_role = " + options_.session_replication_role);
+  if (!status.ok() && status.code() == core::StatusCode::kFailedPrecondition &&
+      status.message().find("42501") != std::string::npos) {
+    return core::FailedPrecondition(status.message() + "; " + kPrivilegeHint);
+  }
+  return status;
+}
+
+core::Status PostgresSink::SetUpOrigin() {
+  const std::string& origin = options_.origin_name;
+  const std::string what = "setting up replication origin \"" + origin + "\"";
+  auto with_hint = [&](core::Status status) {
+    if (status.message().find("42501") != std::string::npos) {
+      return core::FailedPrecondition(status.message() + "; " + kPrivilegeHint);
+    }
+    return status;
+  };
+  for (int attempt = 0;; ++attempt) {
+    SLUICE_ASSIGN_OR_RETURN(
+        auto existing,
+        conn_->Query("SELECT 1 FROM pg_catalog.pg_replication_origin WHERE roname = $1", {origin},
+                     what));
+    if (existing.empty()) {
+      auto created =
+          conn_->Query("SELECT pg_catalog.pg_replication_origin_create($1)", {origin}, what);
+      if (!created.ok()) {
+        // Another session created it between our look-up and create: use theirs.
+        if (attempt == 0 && created.status().message().find("23505") != std::string::npos) {
+          continue;
+        }
+        return with_hint(created.status());
+      }
+    }
+    auto setup =
+        conn_->Query("SELECT pg_catalog.pg_replication_origin_session_setup($1)", {origin}, what);
+    if (setup.ok()) return core::Status::Ok();
+    // 55006: still active in a session of ours that is going away.
+    if (setup.status().message().find("55006") != std::string::npos &&
+        attempt + 1 < kOriginBusyAttempts) {
+      std::this_thread::sleep_for(kOriginBusyDelay);
+      continue;
+    }
+    return with_hint(setup.status());
+  }
+}
+
+core::Result<AppliedPosition> PostgresSink::Open() {
+  in_batch_ = false;
+  pipeline_error_ = core::Status::Ok();
+  SLUICE_RETURN_IF_ERROR(Connect());
+  auto fail = [&](core::Status status) {
+    DropConnection();
+    return status;
+  };
+
+  // Creating only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
+  // when the schema exists.
+  auto exists = conn_->Query("SELECT to_regclass('sluice.applied') IS NOT NULL", {},
+                             "looking up sluice.applied");
+  if (!exists.ok()) return fail(exists.status());
+  if (exists->empty() || (*exists)[0][0] != "t") {
+    core::Status created = conn_->Exec(kCreateSchemaSql, "creating sluice.applied");
+    if (!created.ok()) {
+      // A concurrent Open() of another pipeline may have won the race.
+      created = conn_->Exec(kCreateSchemaSql, "creating sluice.applied");
+      if (!created.ok()) return fail(created);
+    }
+  }
+
+  AppliedPosition position;
+  auto rows = conn_->Query(kReadPositionSql, {options_.pipeline},
+                           "reading the applied position of pipeline " + options_.pipeline);
+  if (!rows.ok()) return fail(rows.status());
+  if (!rows->empty()) {
+    const PgRow& row = rows->front();
+    if (row[0]) {
+      auto lsn = core::Lsn::Parse(*row[0]);
+      if (!lsn.ok()) return fail(lsn.status());
+      position.end_lsn = *lsn;
+    }
+    if (row[1]) position.commit_time = std::stoll(*row[1]);
+  }
+
+  if (core::Status s = SetUpSession(); !s.ok()) return fail(s);
+  if (core::Status s = SetUpOrigin(); !s.ok()) return fail(s);
+
+  PGconn* raw = conn_->raw();
+  if (PQenterPipelineMode(raw) != 1 || PQsetnonblocking(raw, 1) != 0) {
+    return fail(core::Internal("cannot enter libpq pipeline mode on " + conn_->endpoint() + ": " +
+                               ResultErrorText(nullptr, raw)));
+  }
+  spdlog::info("pipeline {}: target {} applied up to {} (origin {})", options_.pipeline,
+               conn_->endpoint(), position.end_lsn.ToString(), options_.origin_name);
+  return position;
+}
+
+// --- Pipeline plumbing ------------------------------------------------------------------------
+
+core::Status PostgresSink::SendCommand(const std::string& sql, std::string label,
+                                       const std::vector<std::optional<std::string>>& params,
+                                       std::shared_ptr<std::vector<PgRow>> rows) {
+  SLUICE_RETURN_IF_ERROR(RequireConnection(label));
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (PQsendQueryParams(conn_->raw(), sql.c_str(), static_cast<int>(values.size()), nullptr,
+                        values.data(), nullptr, nullptr, 0) != 1) {
+    return ConnectionLost("sending " + label);
+  }
+  Pending pending;
+  pending.kind = rows ? Pending::Kind::kQuery : Pending::Kind::kCommand;
+  pending.label = std::move(label);
+  pending.rows = std::move(rows);
+  pending_.push_back(std::move(pending));
+  ++since_sync_;
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::SendSync() {
+  SLUICE_RETURN_IF_ERROR(RequireConnection("pipeline sync"));
+  if (PQpipelineSync(conn_->raw()) != 1) return ConnectionLost("sending a pipeline sync");
+  Pending pending;
+  pending.kind = Pending::Kind::kSync;
+  pending_.push_back(std::move(pending));
+  since_sync_ = 0;
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::Pump(bool wait, size_t max_pending) {
+  SLUICE_RETURN_IF_ERROR(RequireConnection("reading results"));
+  sends_since_pump_ = 0;
+  while (true) {
+    PGconn* raw = conn_->raw();
+    const int flushed = PQflush(raw);  // 0: all sent, 1: more to send, -1: failure
+    if (flushed < 0) return ConnectionLost("sending to the target");
+    if (PQconsumeInput(raw) != 1) return ConnectionLost("reading from the target");
+
+    while (!pending_.empty() && !PQisBusy(raw)) {
+      PgResultPtr result(PQgetResult(raw));
+      if (PQstatus(raw) != CONNECTION_OK) return ConnectionLost("reading results", result.get());
+      Pending& front = pending_.front();
+      if (front.kind == Pending::Kind::kSync) {
+        if (!result) {
+          // libpq has nothing queued although we expect a sync: our bookkeeping is off.
+          pipeline_error_ = core::Internal("pipeline out of step on " + conn_->endpoint() +
+                                           " (no result where a sync was expected)");
+          return ConnectionLost("reading results");
+        }
+        if (PQresultStatus(result.get()) == PGRES_PIPELINE_SYNC) {
+          pending_.pop_front();
+        } else {
+          // An error outside any statement (e.g. the server is shutting down).
+          HandleResult(front, result.get());
+        }
+        continue;
+      }
+      if (!result) {  // the front statement's results are complete
+        pending_.pop_front();
+        continue;
+      }
+      HandleResult(front, result.get());
+    }
+
+    const bool caught_up = pending_.size() <= max_pending && flushed == 0;
+    if (!wait || caught_up) return core::Status::Ok();
+
+    pollfd fd{};
+    fd.fd = PQsocket(raw);
+    if (fd.fd < 0) return ConnectionLost("waiting for results");
+    fd.events = POLLIN | (flushed == 1 ? POLLOUT : 0);
+    const int ready = poll(&fd, 1, 1000);
+    if (ready < 0 && errno != EINTR) return ConnectionLost("waiting for results");
+  }
+}
+
+void PostgresSink::HandleResult(Pending& pending, const PGresult* result) {
+  const ExecStatusType status = PQresultStatus(result);
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+    switch (pending.kind) {
+      case Pending::Kind::kRow: {
+        ++stats_.rows_applied;
+        const bool locates = pending.op == Operation::kUpdate || pending.op == Operation::kDelete;
+        if (locates && std::strcmp(PQcmdTuples(const_cast<PGresult*>(result)), "0") == 0) {
+          ++stats_.rows_not_found;
+          if (not_found_warnings_in_batch_++ < kNotFoundWarningsPerBatch) {
+            spdlog::warn(
+                "pipeline {}: {} on {} at source LSN {} found no row on the target for key {}; "
+                "skipped",
+                options_.pipeline, core::OperationName(pending.op),
+                pending.relation->QualifiedName(), pending.lsn.ToString(), pending.key);
+          }
+        }
+        break;
+      }
+      case Pending::Kind::kPrepare: {
+        auto it = prepared_.find(pending.label);
+        if (it != prepared_.end()) it->second.confirmed = true;
+        break;
+      }
+      case Pending::Kind::kQuery:
+        *pending.rows = ResultRows(result);
+        break;
+      case Pending::Kind::kCommand:
+        pending.command_tag = PQcmdStatus(const_cast<PGresult*>(result));
+        if (pending.label == "COMMIT" && pending.command_tag != "COMMIT" && pipeline_error_.ok()) {
+          // COMMIT of a failed transaction reports ROLLBACK instead of an error.
+          pipeline_error_ = core::Internal("COMMIT on " + conn_->endpoint() +
+                                           " rolled back instead (" + pending.command_tag + ")");
+        }
+        break;
+      case Pending::Kind::kSync:
+        break;
+    }
+    return;
+  }
+  if (status == PGRES_PIPELINE_ABORTED) return;  // skipped after an earlier error
+  if (!pipeline_error_.ok()) return;             // report the first error only
+
+  const core::StatusCode code = ClassifySqlState(ResultSqlState(result));
+  const std::string server_text = ResultErrorText(result, conn_->raw());
+  switch (pending.kind) {
+    case Pending::Kind::kRow:
+    case Pending::Kind::kPrepare:
+      pipeline_error_ = core::Status(
+          code, std::string("apply to ") + pending.relation->QualifiedName() +
+                    " failed at source LSN " + pending.lsn.ToString() + " for key " + pending.key +
+                    (pending.kind == Pending::Kind::kPrepare
+                         ? std::string(" (preparing the ") + core::OperationName(pending.op) +
+                               " statement)"
+                         : std::string()) +
+                    ": " + server_text);
+      break;
+    default:
+      pipeline_error_ =
+          core::Status(code, pending.label + " on " + conn_->endpoint() + ": " + server_text);
+      break;
+  }
+}
+
+core::Status PostgresSink::SyncAndDrain() {
+  if (since_sync_ > 0 || pending_.empty() || pending_.back().kind != Pending::Kind::kSync) {
+    SLUICE_RETURN_IF_ERROR(SendSync());
+  }
+  SLUICE_RETURN_IF_ERROR(Pump(/*wait=*/true, /*max_pending=*/0));
+  return pipeline_error_;
+}
+
+// --- Relations --------------------------------------------------------------------------------
+
+bool PostgresSink::NeedsCheck(const core::Relation& relation) const {
+  auto it = checked_.find(relation.oid);
+  return it == checked_.end() || !SameShape(it->second, relation);
+}
+
+core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& relations) {
+  std::vector<std::shared_ptr<std::vector<PgRow>>> columns;
+  for (const auto& relation : relations) {
+    columns.push_back(std::make_shared<std::vector<PgRow>>());
+    SLUICE_RETURN_IF_ERROR(SendCommand(kTargetColumnsSql,
+                                       "looking up target table " + relation->QualifiedName(),
+                                       {relation->schema, relation->name}, columns.back()));
+  }
+  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  for (size_t i = 0; i < relations.size(); ++i) {
+    const core::Relation& relation = *relations[i];
+    if (columns[i]->empty()) {
+      return core::FailedPrecondition("target table " + relation.QualifiedName() +
+                                      " does not exist; create it or let sluice create tables");
+    }
+    for (const auto& column : relation.columns) {
+      const bool found = std::any_of(columns[i]->begin(), columns[i]->end(), [&](const PgRow& row) {
+        return row[0] && *row[0] == column.name;
+      });
+      if (!found) {
+        return core::FailedPrecondition("target table " + relation.QualifiedName() +
+                                        " has no column \"" + column.name +
+                                        "\" (the source sends it); add it or let sluice create "
+                                        "tables");
+      }
+    }
+    checked_[relation.oid] = relation;
+  }
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::CheckRelation(const core::Relation& relation) {
+  SLUICE_RETURN_IF_ERROR(RequireConnection("checking " + relation.QualifiedName()));
+  if (in_batch_ && !pipeline_error_.ok()) return pipeline_error_;
+  core::Status status = CheckRelations({std::make_shared<const core::Relation>(relation)});
+  // Outside a batch the sync ended the implicit transaction: nothing stays failed.
+  if (!in_batch_ && conn_) pipeline_error_ = core::Status::Ok();
+  return status;
+}
+
+// --- Batches ----------------------------------------------------------------------------------
+
+core::Status PostgresSink::BeginBatch() {
+  SLUICE_RETURN_IF_ERROR(RequireConnection("BeginBatch"));
+  if (in_batch_) return core::Internal("BeginBatch while a batch is open (AbortBatch first)");
+  pipeline_error_ = core::Status::Ok();
+  not_found_warnings_in_batch_ = 0;
+  SLUICE_RETURN_IF_ERROR(SendCommand("BEGIN", "BEGIN"));
+  in_batch_ = true;
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::SendRow(const core::Change& change, const core::Transaction& fragment) {
+  SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(change));
+  const std::string cache_key = ShapeCacheKey(change.relation.get(), shape);
+  auto it = prepared_.find(cache_key);
+  const core::Lsn lsn = change.lsn.valid() ? change.lsn : fragment.commit_lsn;
+  if (it == prepared_.end()) {
+    SLUICE_ASSIGN_OR_RETURN(RowStatement statement, BuildRowStatement(*change.relation, shape));
+    Prepared prepared;
+    prepared.name = "s" + std::to_string(next_statement_++);
+    prepared.relation = change.relation;
+    if (!statement.sql.empty()) {
+      if (PQsendPrepare(conn_->raw(), prepared.name.c_str(), statement.sql.c_str(),
+                        static_cast<int>(statement.params.size()), nullptr) != 1) {
+        return ConnectionLost("preparing a statement for " + change.relation->QualifiedName());
+      }
+      Pending pending;
+      pending.kind = Pending::Kind::kPrepare;
+      pending.relation = change.relation;
+      pending.op = change.op;
+      pending.lsn = lsn;
+      pending.key = DescribeKey(change);
+      pending.label = cache_key;
+      pending_.push_back(std::move(pending));
+      ++since_sync_;
+      ++stats_.statements_prepared;
+    } else {
+      prepared.confirmed = true;  // nothing to prepare
+    }
+    prepared.statement = std::move(statement);
+    it = prepared_.emplace(cache_key, std::move(prepared)).first;
+  }
+  const Prepared& prepared = it->second;
+  if (prepared.statement.sql.empty()) return core::Status::Ok();  // an update that sets nothing
+
+  const auto& params = prepared.statement.params;
+  param_values_.resize(params.size());
+  const char** values = param_values_.data();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const core::Tuple& tuple =
+        params[i].side == ParamSource::Side::kNew ? change.new_tuple : change.old_tuple;
+    const core::Value& value = tuple[params[i].column];
+    values[i] = value.kind == core::Value::Kind::kText ? value.data.c_str() : nullptr;
+  }
+  if (PQsendQueryPrepared(conn_->raw(), prepared.name.c_str(), static_cast<int>(params.size()),
+                          values, nullptr, nullptr, 0) != 1) {
+    return ConnectionLost("sending a change for " + change.relation->QualifiedName());
+  }
+  Pending pending;
+  pending.kind = Pending::Kind::kRow;
+  pending.relation = change.relation;
+  pending.op = change.op;
+  pending.lsn = lsn;
+  pending.key = DescribeKey(change);
+  pending_.push_back(std::move(pending));
+  ++since_sync_;
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::Apply(const core::Transaction& fragment) {
+  SLUICE_RETURN_IF_ERROR(RequireConnection("Apply"));
+  if (!in_batch_) return core::Internal("Apply outside a batch (BeginBatch first)");
+  if (!pipeline_error_.ok()) return pipeline_error_;
+
+  // Every relation of the fragment is checked before anything of it is queued.
+  std::vector<core::RelationPtr> unchecked;
+  auto consider = [&](const core::RelationPtr& relation) {
+    if (relation == nullptr) return;
+    for (const auto& r : unchecked) {
+      if (r.get() == relation.get()) return;
+    }
+    if (NeedsCheck(*relation)) unchecked.push_back(relation);
+  };
+  const core::Relation* last_seen = nullptr;
+  for (const auto& change : fragment.changes) {
+    if (change.relation.get() != last_seen) {  // cheap skip for runs of one table
+      consider(change.relation);
+      last_seen = change.relation.get();
+    }
+    for (const auto& truncated : change.truncated) consider(truncated);
+  }
+  if (!unchecked.empty()) {
+    core::Status status = CheckRelations(unchecked);
+    if (!status.ok()) {
+      if (pipeline_error_.ok()) pipeline_error_ = status;
+      return status;
+    }
+  }
+
+  for (const auto& change : fragment.changes) {
+    core::Status status;
+    switch (change.op) {
+      case Operation::kInsert:
+      case Operation::kUpdate:
+      case Operation::kDelete:
+        status = SendRow(change, fragment);
+        break;
+      case Operation::kTruncate: {
+        if (change.truncated.empty()) break;
+        std::string tables;
+        for (const auto& r : change.truncated) {
+          tables += (tables.empty() ? "" : ", ") + r->QualifiedName();
+        }
+        const core::Lsn lsn = change.lsn.valid() ? change.lsn : fragment.commit_lsn;
+        status = SendCommand(BuildTruncate(change),
+                             "apply of truncate of " + tables + " at source LSN " + lsn.ToString());
+        break;
+      }
+      case Operation::kMessage:
+        break;  // logical messages have no target effect
+    }
+    if (status.ok() && since_sync_ >= options_.pipeline_depth) status = SendSync();
+    if (status.ok() && ++sends_since_pump_ >= kSendsPerPump) {
+      // Read what is ready; if the server is far behind, wait for it so memory stays bounded.
+      const bool far_behind = pending_.size() > 4 * options_.pipeline_depth;
+      status = Pump(far_behind, 2 * options_.pipeline_depth);
+      if (status.ok()) status = pipeline_error_;
+    }
+    if (!status.ok()) {
+      if (pipeline_error_.ok()) pipeline_error_ = status;
+      return status;
+    }
+  }
+  return pipeline_error_;
+}
+
+core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
+  SLUICE_RETURN_IF_ERROR(RequireConnection("CommitBatch"));
+  if (!in_batch_) return core::Internal("CommitBatch outside a batch (BeginBatch first)");
+  if (!pipeline_error_.ok()) return pipeline_error_;
+
+  const std::string lsn = position.end_lsn.ToString();
+  const std::optional<std::string> commit_time = CommitTimeText(position.commit_time);
+  core::Status status = SendCommand(kRecordPositionSql, "recording applied position " + lsn,
+                                    {options_.pipeline, lsn, commit_time});
+  if (status.ok()) {
+    status = SendCommand(kOriginXactSql, "recording origin progress " + lsn, {lsn, commit_time});
+  }
+  if (status.ok()) status = SendCommand("COMMIT", "COMMIT");
+  if (status.ok()) status = SyncAndDrain();
+  if (!status.ok()) {
+    if (pipeline_error_.ok()) pipeline_error_ = status;
+    return status;
+  }
+  in_batch_ = false;
+  ++stats_.batches_committed;
+  if (not_found_warnings_in_batch_ > kNotFoundWarningsPerBatch) {
+    spdlog::warn("pipeline {}: {} updates/deletes in the batch up to {} found no row on the target",
+                 options_.pipeline, not_found_warnings_in_batch_, lsn);
+  }
+  return core::Status::Ok();
+}
+
+void PostgresSink::AbortBatch() {
+  in_batch_ = false;
+  if (!conn_) {
+    pipeline_error_ = core::Status::Ok();
+    return;
+  }
+  // Let everything queued finish (failing), then roll back; any trouble drops the connection,
+  // which rolls back just as well (Open() reconnects).
+  core::Status status = SyncAndDrain();
+  if (conn_) {
+    pipeline_error_ = core::Status::Ok();
+    status = SendCommand("ROLLBACK", "ROLLBACK");
+    if (status.ok()) status = SyncAndDrain();
+  }
+  if (!status.ok() && conn_) {
+    spdlog::warn("pipeline {}: ROLLBACK on the target failed ({}); dropping the connection",
+                 options_.pipeline, status.ToString());
+    DropConnection();
+  }
+  // Statements whose Parse was skipped or failed do not exist on the server.
+  std::erase_if(prepared_, [](const auto& entry) { return !entry.second.confirmed; });
+  pipeline_error_ = core::Status::Ok();
+}
+
+// --- Bulk load --------------------------------------------------------------------------------
+
+core::Result<std::unique_ptr<BulkLoader>> PostgresSink::OpenBulkLoad(
+    const core::Relation& relation) {
+  const std::string table = relation.QualifiedName();
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                          PgConnection::Connect(options_.dsn, options_.connect_timeout,
+                                                "sluice-bulk-" + options_.pipeline));
+  if (!options_.session_replication_role.empty()) {
+    SLUICE_RETURN_IF_ERROR(conn->Exec(
+        "SET session_replication_role = " + QuoteLiteral(options_.session_replication_role),
+        "setting session_replication_role for the bulk load into " + table));
+  }
+  SLUICE_RETURN_IF_ERROR(conn->Exec("BEGIN", "starting the bulk load into " + table));
+  std::string columns;
+  for (const auto& column : relation.columns) {
+    if (!columns.empty()) columns += ", ";
+    columns += QuoteIdentifier(column.name);
+  }
+  const std::string sql = "COPY " + QuoteQualifiedName(relation.schema, relation.name) + " (" +
+                          columns + ") FROM STDIN";
+  PgResultPtr result(PQexec(conn->raw(), sql.c_str()));
+  if (!result || PQresultStatus(result.get()) != PGRES_COPY_IN) {
+    return conn->ErrorStatus(result.get(), "starting COPY into " + table);
+  }
+  return std::unique_ptr<BulkLoader>(new PostgresBulkLoader(std::move(conn), table));
+}
+
+}  // namespace sluice::apply

@@ -1,0 +1,134 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "apply/pg_connection.h"
+#include "apply/sink.h"
+#include "apply/sql_builder.h"
+
+namespace sluice::apply {
+
+struct PostgresSinkOptions {
+  std::string pipeline;  // names this stream's row in sluice.applied
+  std::string dsn;       // libpq conninfo of the target
+  // Replication origin marking every write of this sink in the target's WAL (so a reverse
+  // stream can filter them out); empty means "sluice_<pipeline>".
+  std::string origin_name;
+  // "replica" keeps the target's ordinary triggers and FK triggers from firing; empty leaves
+  // the session default.
+  std::string session_replication_role = "replica";
+  std::chrono::milliseconds connect_timeout{10000};
+  // Statements queued in the libpq pipeline before a sync point.
+  size_t pipeline_depth = 1000;
+};
+
+// Counters since construction (read from the pipeline thread).
+struct PostgresSinkStats {
+  uint64_t rows_applied = 0;    // row statements that succeeded
+  uint64_t rows_not_found = 0;  // updates/deletes that matched no row (warned, not errors)
+  uint64_t batches_committed = 0;
+  uint64_t statements_prepared = 0;
+};
+
+// The PostgreSQL target. Writes each batch in one target transaction through libpq pipeline
+// mode, with prepared statements per (relation version, change shape), and upserts the batch's
+// position into sluice.applied in that same transaction, so replaying after a crash is harmless.
+// The session runs with session_replication_role (default replica) and a replication origin
+// (pg_replication_origin_session_setup), and each commit records the source position as the
+// origin's progress. Needs a superuser, or on PostgreSQL 16+ a role granted SET on
+// session_replication_role and EXECUTE on the pg_replication_origin_* functions.
+//
+// Threads: driven from one thread, as the Sink contract says. The bulk loaders it hands out use
+// their own connections and may run on other threads.
+class PostgresSink : public Sink {
+ public:
+  explicit PostgresSink(PostgresSinkOptions options);
+  ~PostgresSink() override;
+
+  core::Result<AppliedPosition> Open() override;
+  core::Status BeginBatch() override;
+  core::Status Apply(const core::Transaction& fragment) override;
+  core::Status CommitBatch(const AppliedPosition& position) override;
+  void AbortBatch() override;
+  core::Status CheckRelation(const core::Relation& relation) override;
+  core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(const core::Relation& relation) override;
+
+  const PostgresSinkStats& stats() const { return stats_; }
+  const std::string& origin_name() const { return options_.origin_name; }
+
+ private:
+  // One queued pipeline entry, in send order; results come back in the same order.
+  struct Pending {
+    enum class Kind : uint8_t { kRow, kPrepare, kCommand, kQuery, kSync };
+    Kind kind = Kind::kCommand;
+    // kRow / kPrepare: what an error names.
+    core::RelationPtr relation;
+    core::Operation op = core::Operation::kInsert;
+    core::Lsn lsn;
+    std::string key;
+    // kPrepare: the statement name to confirm; kCommand / kQuery: what the step is.
+    std::string label;
+    // kQuery: where the rows go.
+    std::shared_ptr<std::vector<PgRow>> rows;
+    std::string command_tag;  // filled in for kCommand (COMMIT checks it)
+  };
+
+  struct Prepared {
+    std::string name;
+    RowStatement statement;
+    core::RelationPtr relation;  // keeps the pointer in the cache key alive
+    bool confirmed = false;      // the server has it (Parse succeeded)
+  };
+
+  core::Status Connect();
+  core::Status SetUpSession();
+  core::Status SetUpOrigin();
+  void DropConnection();
+
+  // Sends a row change (preparing its statement first if new).
+  core::Status SendRow(const core::Change& change, const core::Transaction& fragment);
+  core::Status SendCommand(const std::string& sql, std::string label,
+                           const std::vector<std::optional<std::string>>& params = {},
+                           std::shared_ptr<std::vector<PgRow>> rows = nullptr);
+  core::Status SendSync();
+  // Flushes output and reads the results that are ready; with `wait`, blocks until at most
+  // `max_pending` entries remain unanswered. Returns only transport failures (the connection is
+  // dropped then); a statement's error is recorded in pipeline_error_.
+  core::Status Pump(bool wait, size_t max_pending);
+  void HandleResult(Pending& pending, const PGresult* result);
+  // Sync, then wait for everything queued: a transport failure, else pipeline_error_.
+  core::Status SyncAndDrain();
+  // Drops the connection and returns a retryable status naming `what`.
+  core::Status ConnectionLost(std::string_view what, const PGresult* result = nullptr);
+  core::Status RequireConnection(std::string_view what) const;
+  bool NeedsCheck(const core::Relation& relation) const;
+  core::Status CheckRelations(const std::vector<core::RelationPtr>& relations);
+
+  PostgresSinkOptions options_;
+  std::unique_ptr<PgConnection> conn_;
+  bool in_batch_ = false;
+  // First statement error since the last reset: sticky for the open batch (until AbortBatch),
+  // reset after each sync outside a batch.
+  core::Status pipeline_error_;
+
+  std::deque<Pending> pending_;
+  size_t since_sync_ = 0;
+  size_t sends_since_pump_ = 0;
+  std::vector<const char*> param_values_;  // scratch for PQsendQueryPrepared
+
+  std::unordered_map<std::string, Prepared> prepared_;
+  uint64_t next_statement_ = 1;
+  // The last relation shape checked against the target, by OID (a copy: the check depends only
+  // on schema, table and column names).
+  std::unordered_map<core::Oid, core::Relation> checked_;
+  size_t not_found_warnings_in_batch_ = 0;
+
+  PostgresSinkStats stats_;
+};
+
+}  // namespace sluice::apply

@@ -1,0 +1,362 @@
+#include "apply/sql_builder.h"
+
+#include <cstring>
+
+#include "apply/pg_connection.h"
+
+namespace sluice::apply {
+namespace {
+
+using core::OldTupleKind;
+using core::Operation;
+using core::Relation;
+using core::Value;
+
+constexpr size_t kMaxValueInMessage = 64;
+constexpr size_t kMaxColumnsInMessage = 8;
+
+// Types (and their arrays) without a default equality operator: `a IS NOT DISTINCT FROM b`
+// fails on them, so full-row matching compares their text form.
+bool LacksEquality(core::Oid type_oid) {
+  switch (type_oid) {
+    case 114:   // json
+    case 199:   // json[]
+    case 142:   // xml
+    case 143:   // xml[]
+    case 600:   // point
+    case 1017:  // point[]
+    case 601:   // lseg
+    case 1018:  // lseg[]
+    case 602:   // path
+    case 1019:  // path[]
+    case 603:   // box
+    case 1020:  // box[]
+    case 604:   // polygon
+    case 1027:  // polygon[]
+    case 628:   // line
+    case 629:   // line[]
+    case 718:   // circle
+    case 719:   // circle[]
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string ColumnLabel(const Relation& relation, size_t column) {
+  return relation.QualifiedName() + "." + QuoteIdentifier(relation.columns[column].name);
+}
+
+bool AnyKeyColumn(const Relation& relation) {
+  for (const auto& c : relation.columns) {
+    if (c.is_key) return true;
+  }
+  return false;
+}
+
+// Columns whose values identify the row of an update/delete, and the tuple they come from.
+struct RowLocator {
+  ParamSource::Side side = ParamSource::Side::kOld;
+  bool full_row = false;  // match the whole old row (ctid subquery) instead of the key
+  std::vector<uint32_t> columns;
+};
+
+core::Result<RowLocator> LocatorFor(const Relation& relation, const RowShape& shape) {
+  RowLocator locator;
+  switch (shape.old_kind) {
+    case OldTupleKind::kFull:
+      locator.full_row = true;
+      locator.side = ParamSource::Side::kOld;
+      for (uint32_t i = 0; i < relation.columns.size(); ++i) {
+        if (!shape.old_unchanged[i]) locator.columns.push_back(i);
+      }
+      return locator;
+    case OldTupleKind::kKey:
+    case OldTupleKind::kNone: {
+      const bool from_old = shape.old_kind == OldTupleKind::kKey;
+      if (!from_old && !HasUsableKey(relation)) {
+        return core::Unsupported(
+            std::string(core::OperationName(shape.op)) + " on " + relation.QualifiedName() +
+            " carries neither a key nor the old row (replica identity '" +
+            static_cast<char>(relation.replica_identity) +
+            "'); give the source table a primary key or REPLICA IDENTITY FULL");
+      }
+      locator.side = from_old ? ParamSource::Side::kOld : ParamSource::Side::kNew;
+      const auto& unchanged = from_old ? shape.old_unchanged : shape.new_unchanged;
+      for (uint32_t i = 0; i < relation.columns.size(); ++i) {
+        if (!relation.columns[i].is_key) continue;
+        if (unchanged[i]) {
+          return core::Unsupported("key column " + ColumnLabel(relation, i) +
+                                   " arrived as an unchanged TOAST value; cannot locate the row");
+        }
+        locator.columns.push_back(i);
+      }
+      if (locator.columns.empty()) {
+        return core::Unsupported(std::string(core::OperationName(shape.op)) + " on " +
+                                 relation.QualifiedName() +
+                                 " has no key columns to locate the row");
+      }
+      return locator;
+    }
+  }
+  return core::Internal("unknown old tuple kind");
+}
+
+// Appends "WHERE ..." for `locator`, adding its parameters to `statement`.
+void AppendWhere(const Relation& relation, const std::string& table, const RowLocator& locator,
+                 RowStatement& statement) {
+  if (locator.full_row) {
+    statement.sql += " WHERE ctid = (SELECT ctid FROM " + table;
+    const char* separator = " WHERE ";
+    for (uint32_t column : locator.columns) {
+      statement.params.push_back({locator.side, column});
+      const std::string param = "$" + std::to_string(statement.params.size());
+      const std::string name = QuoteIdentifier(relation.columns[column].name);
+      statement.sql += separator;
+      if (LacksEquality(relation.columns[column].type_oid)) {
+        statement.sql += name + "::text IS NOT DISTINCT FROM " + param + "::text";
+      } else {
+        statement.sql += name + " IS NOT DISTINCT FROM " + param;
+      }
+      separator = " AND ";
+    }
+    statement.sql += " LIMIT 1)";
+    return;
+  }
+  const char* separator = " WHERE ";
+  for (uint32_t column : locator.columns) {
+    statement.params.push_back({locator.side, column});
+    statement.sql += separator;
+    statement.sql += QuoteIdentifier(relation.columns[column].name) + " = $" +
+                     std::to_string(statement.params.size());
+    separator = " AND ";
+  }
+}
+
+void AppendValue(const Value& value, std::string& out) {
+  switch (value.kind) {
+    case Value::Kind::kNull:
+      out += "NULL";
+      return;
+    case Value::Kind::kUnchangedToast:
+      out += "<unchanged toast>";
+      return;
+    case Value::Kind::kBinary:
+      out += "<binary>";
+      return;
+    case Value::Kind::kText:
+      if (value.data.size() > kMaxValueInMessage) {
+        out.append(value.data, 0, kMaxValueInMessage);
+        out += "...";
+      } else {
+        out += value.data;
+      }
+      return;
+  }
+}
+
+}  // namespace
+
+bool HasUsableKey(const Relation& relation) {
+  return (relation.replica_identity == core::ReplicaIdentity::kDefault ||
+          relation.replica_identity == core::ReplicaIdentity::kIndex) &&
+         AnyKeyColumn(relation);
+}
+
+core::Result<RowShape> ShapeOf(const core::Change& change) {
+  if (change.relation == nullptr) {
+    return core::Internal(std::string(core::OperationName(change.op)) + " without a relation");
+  }
+  const Relation& relation = *change.relation;
+  const size_t width = relation.columns.size();
+  RowShape shape;
+  shape.op = change.op;
+  shape.old_kind = change.old_kind;
+  shape.new_unchanged.assign(width, false);
+  shape.old_unchanged.assign(width, false);
+
+  auto scan = [&](const core::Tuple& tuple, const char* which,
+                  std::vector<bool>& unchanged) -> core::Status {
+    if (tuple.size() != width) {
+      return core::Corruption(std::string(core::OperationName(change.op)) + " on " +
+                              relation.QualifiedName() + " at source LSN " + change.lsn.ToString() +
+                              ": " + which + " tuple has " + std::to_string(tuple.size()) +
+                              " columns, the relation " + std::to_string(width));
+    }
+    for (size_t i = 0; i < width; ++i) {
+      if (tuple[i].kind == Value::Kind::kBinary) {
+        return core::Unsupported("column " + ColumnLabel(relation, i) +
+                                 " arrived in binary format; binary-format values need "
+                                 "source.binary: false");
+      }
+      unchanged[i] = tuple[i].kind == Value::Kind::kUnchangedToast;
+    }
+    return core::Status::Ok();
+  };
+
+  switch (change.op) {
+    case Operation::kInsert:
+      if (change.old_kind != OldTupleKind::kNone) {
+        return core::Corruption("insert on " + relation.QualifiedName() + " with an old tuple");
+      }
+      SLUICE_RETURN_IF_ERROR(scan(change.new_tuple, "new", shape.new_unchanged));
+      for (size_t i = 0; i < width; ++i) {
+        if (shape.new_unchanged[i]) {
+          return core::Unsupported("insert on " + relation.QualifiedName() + " at source LSN " +
+                                   change.lsn.ToString() + " has an unchanged TOAST value in " +
+                                   ColumnLabel(relation, i));
+        }
+      }
+      return shape;
+    case Operation::kUpdate:
+      SLUICE_RETURN_IF_ERROR(scan(change.new_tuple, "new", shape.new_unchanged));
+      if (change.old_kind != OldTupleKind::kNone) {
+        SLUICE_RETURN_IF_ERROR(scan(change.old_tuple, "old", shape.old_unchanged));
+      }
+      break;
+    case Operation::kDelete:
+      if (change.old_kind == OldTupleKind::kNone) {
+        return core::Corruption("delete on " + relation.QualifiedName() + " at source LSN " +
+                                change.lsn.ToString() + " without an old tuple");
+      }
+      SLUICE_RETURN_IF_ERROR(scan(change.old_tuple, "old", shape.old_unchanged));
+      break;
+    default:
+      return core::Internal(std::string("ShapeOf called for ") + core::OperationName(change.op));
+  }
+  // Fails early (before anything is queued) when the row cannot be located.
+  SLUICE_ASSIGN_OR_RETURN(RowLocator unused, LocatorFor(relation, shape));
+  (void)unused;
+  return shape;
+}
+
+std::string ShapeCacheKey(const Relation* relation, const RowShape& shape) {
+  std::string key;
+  key.reserve(sizeof(core::Oid) + sizeof(relation) + 2 + shape.new_unchanged.size() +
+              shape.old_unchanged.size());
+  const core::Oid oid = relation->oid;
+  key.append(reinterpret_cast<const char*>(&oid), sizeof oid);
+  key.append(reinterpret_cast<const char*>(&relation), sizeof relation);
+  key += static_cast<char>(shape.op);
+  key += static_cast<char>(shape.old_kind);
+  for (bool b : shape.new_unchanged) key += b ? '1' : '0';
+  key += '|';
+  for (bool b : shape.old_unchanged) key += b ? '1' : '0';
+  return key;
+}
+
+core::Result<RowStatement> BuildRowStatement(const Relation& relation, const RowShape& shape) {
+  const std::string table = QuoteQualifiedName(relation.schema, relation.name);
+  const uint32_t width = static_cast<uint32_t>(relation.columns.size());
+  RowStatement statement;
+  switch (shape.op) {
+    case Operation::kInsert: {
+      std::string columns;
+      std::string values;
+      for (uint32_t i = 0; i < width; ++i) {
+        if (i > 0) {
+          columns += ", ";
+          values += ", ";
+        }
+        columns += QuoteIdentifier(relation.columns[i].name);
+        statement.params.push_back({ParamSource::Side::kNew, i});
+        values += "$" + std::to_string(i + 1);
+      }
+      statement.sql = "INSERT INTO " + table + " (" + columns + ") VALUES (" + values + ")";
+      if (HasUsableKey(relation)) {
+        std::string key_columns;
+        std::string updates;
+        for (uint32_t i = 0; i < width; ++i) {
+          const std::string name = QuoteIdentifier(relation.columns[i].name);
+          std::string& target = relation.columns[i].is_key ? key_columns : updates;
+          if (!target.empty()) target += ", ";
+          target += relation.columns[i].is_key ? name : name + " = EXCLUDED." + name;
+        }
+        statement.sql += " ON CONFLICT (" + key_columns + ")";
+        statement.sql += updates.empty() ? " DO NOTHING" : " DO UPDATE SET " + updates;
+      }
+      return statement;
+    }
+    case Operation::kUpdate: {
+      SLUICE_ASSIGN_OR_RETURN(RowLocator locator, LocatorFor(relation, shape));
+      std::string sets;
+      for (uint32_t i = 0; i < width; ++i) {
+        if (shape.new_unchanged[i]) continue;  // the target keeps its value
+        statement.params.push_back({ParamSource::Side::kNew, i});
+        if (!sets.empty()) sets += ", ";
+        sets += QuoteIdentifier(relation.columns[i].name) + " = $" +
+                std::to_string(statement.params.size());
+      }
+      if (sets.empty()) return RowStatement{};
+      statement.sql = "UPDATE " + table + " SET " + sets;
+      AppendWhere(relation, table, locator, statement);
+      return statement;
+    }
+    case Operation::kDelete: {
+      SLUICE_ASSIGN_OR_RETURN(RowLocator locator, LocatorFor(relation, shape));
+      statement.sql = "DELETE FROM " + table;
+      AppendWhere(relation, table, locator, statement);
+      return statement;
+    }
+    default:
+      return core::Internal(std::string("no row statement for ") + core::OperationName(shape.op));
+  }
+}
+
+std::string BuildTruncate(const core::Change& change) {
+  std::string sql = "TRUNCATE ";
+  bool first = true;
+  for (const auto& relation : change.truncated) {
+    if (!first) sql += ", ";
+    first = false;
+    sql += QuoteQualifiedName(relation->schema, relation->name);
+  }
+  if (change.truncate_restart_identity) sql += " RESTART IDENTITY";
+  if (change.truncate_cascade) sql += " CASCADE";
+  return sql;
+}
+
+std::string DescribeKey(const core::Change& change) {
+  if (change.relation == nullptr) return "()";
+  const Relation& relation = *change.relation;
+  const size_t width = relation.columns.size();
+  const core::Tuple* tuple = nullptr;
+  bool keys_only = HasUsableKey(relation);
+  switch (change.op) {
+    case Operation::kInsert:
+      tuple = &change.new_tuple;
+      break;
+    case Operation::kUpdate:
+    case Operation::kDelete:
+      if (change.old_kind == OldTupleKind::kNone) {
+        tuple = &change.new_tuple;
+      } else {
+        tuple = &change.old_tuple;
+        keys_only = change.old_kind == OldTupleKind::kKey && AnyKeyColumn(relation);
+      }
+      break;
+    default:
+      return "()";
+  }
+  std::string names = "(";
+  std::string values = "(";
+  size_t shown = 0;
+  for (size_t i = 0; i < width && i < tuple->size(); ++i) {
+    if (keys_only && !relation.columns[i].is_key) continue;
+    if (shown == kMaxColumnsInMessage) {
+      names += ", ...";
+      values += ", ...";
+      break;
+    }
+    if (shown > 0) {
+      names += ", ";
+      values += ", ";
+    }
+    names += relation.columns[i].name;
+    AppendValue((*tuple)[i], values);
+    ++shown;
+  }
+  return names + ")=" + values + ")";
+}
+
+}  // namespace sluice::apply

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/change.h"
+#include "core/relation.h"
+#include "core/status.h"
+
+namespace sluice::apply {
+
+// SQL text for applying row changes to a PostgreSQL target. Pure functions, no I/O: the sink
+// prepares the text once per (relation version, shape) and binds values as text parameters
+// whose types the server infers from the columns. Identifiers are always quoted.
+
+// True when inserts can upsert and updates/deletes find rows by key: replica identity default
+// (primary key) or index, with at least one key column. Under REPLICA IDENTITY FULL pgoutput
+// flags every column as "key", which is no key at all.
+bool HasUsableKey(const core::Relation& relation);
+
+// Where one statement parameter's value comes from.
+struct ParamSource {
+  enum class Side : uint8_t { kNew, kOld };
+  Side side = Side::kNew;
+  uint32_t column = 0;  // index into the relation's columns (and the tuple)
+
+  bool operator==(const ParamSource&) const = default;
+};
+
+struct RowStatement {
+  std::string sql;  // empty: the change needs no statement (an update that sets nothing)
+  std::vector<ParamSource> params;  // $1, $2, ... in order
+};
+
+// Everything a row change's statement text depends on besides the relation itself.
+struct RowShape {
+  core::Operation op = core::Operation::kInsert;
+  core::OldTupleKind old_kind = core::OldTupleKind::kNone;
+  std::vector<bool> new_unchanged;  // per column: unchanged TOAST in the new tuple
+  std::vector<bool> old_unchanged;  // per column: unchanged TOAST in the old tuple
+};
+
+// Validates an Insert/Update/Delete against its relation and returns its shape. Errors:
+// kCorruption when a tuple's width differs from the relation's, kUnsupported for binary-format
+// values ("binary-format values need source.binary: false", naming the column), for unchanged
+// TOAST in an insert or in a key, and for updates/deletes the target cannot locate (no key and
+// no full old row).
+core::Result<RowShape> ShapeOf(const core::Change& change);
+
+// A key for caching the prepared statement of (relation version, shape). The relation pointer
+// is part of it: a new Relation object (after ALTER TABLE on the source) gets new statements.
+std::string ShapeCacheKey(const core::Relation* relation, const RowShape& shape);
+
+// The statement for a change of `shape` on `relation` (same schema and table name on the target):
+//  Insert, usable key:  INSERT INTO t (cols) VALUES ($..) ON CONFLICT (key) DO UPDATE SET
+//                       non-key = EXCLUDED.non-key   (DO NOTHING when every column is key)
+//  Insert, otherwise:   INSERT INTO t (cols) VALUES ($..)
+//  Update:              UPDATE t SET <columns not unchanged TOAST> WHERE <row>
+//  Delete:              DELETE FROM t WHERE <row>
+// where <row> is `key = $..` over the old key (kKey) or the new tuple's key (kNone), and for a
+// full old row (kFull) `ctid = (SELECT ctid FROM t WHERE col IS NOT DISTINCT FROM $.. AND ...
+// LIMIT 1)` over the old columns that are not unchanged TOAST, so exactly one of several
+// identical rows changes. Types without an equality operator (json, xml, geometric) compare as
+// text there.
+core::Result<RowStatement> BuildRowStatement(const core::Relation& relation, const RowShape& shape);
+
+// TRUNCATE t1, t2 [RESTART IDENTITY] [CASCADE].
+std::string BuildTruncate(const core::Change& change);
+
+// The row a change addresses, for error messages in PostgreSQL's style: "(id)=(7)". The key
+// columns where there is a key, else the row's columns; long values and wide rows are cut.
+std::string DescribeKey(const core::Change& change);
+
+}  // namespace sluice::apply

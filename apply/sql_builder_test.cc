@@ -1,0 +1,279 @@
+#include "apply/sql_builder.h"
+
+#include <gtest/gtest.h>
+
+#include "apply/pg_connection.h"
+
+namespace sluice::apply {
+namespace {
+
+using core::Change;
+using core::Column;
+using core::OldTupleKind;
+using core::Operation;
+using core::Relation;
+using core::RelationPtr;
+using core::ReplicaIdentity;
+using core::Value;
+
+RelationPtr MakeRelation(std::vector<Column> columns,
+                         ReplicaIdentity identity = ReplicaIdentity::kDefault,
+                         std::string schema = "public", std::string name = "orders") {
+  auto relation = std::make_shared<Relation>();
+  relation->oid = 16384;
+  relation->schema = std::move(schema);
+  relation->name = std::move(name);
+  relation->replica_identity = identity;
+  relation->columns = std::move(columns);
+  return relation;
+}
+
+// orders(id int PK, note text, total numeric)
+RelationPtr Orders() {
+  return MakeRelation({{"id", 23, -1, true}, {"note", 25, -1, false}, {"total", 1700, -1, false}});
+}
+
+// A table under REPLICA IDENTITY FULL: pgoutput flags every column as key.
+RelationPtr FullIdentity() {
+  return MakeRelation({{"a", 23, -1, true}, {"doc", 114, -1, true}, {"b", 25, -1, true}},
+                      ReplicaIdentity::kFull, "public", "events");
+}
+
+Change Insert(RelationPtr relation, core::Tuple tuple) {
+  Change change;
+  change.op = Operation::kInsert;
+  change.relation = std::move(relation);
+  change.new_tuple = std::move(tuple);
+  return change;
+}
+
+Change Update(RelationPtr relation, OldTupleKind old_kind, core::Tuple old_tuple,
+              core::Tuple new_tuple) {
+  Change change;
+  change.op = Operation::kUpdate;
+  change.relation = std::move(relation);
+  change.old_kind = old_kind;
+  change.old_tuple = std::move(old_tuple);
+  change.new_tuple = std::move(new_tuple);
+  return change;
+}
+
+Change Delete(RelationPtr relation, OldTupleKind old_kind, core::Tuple old_tuple) {
+  Change change;
+  change.op = Operation::kDelete;
+  change.relation = std::move(relation);
+  change.old_kind = old_kind;
+  change.old_tuple = std::move(old_tuple);
+  return change;
+}
+
+RowStatement Build(const Change& change) {
+  auto shape = ShapeOf(change);
+  EXPECT_TRUE(shape.ok()) << shape.status().ToString();
+  auto statement = BuildRowStatement(*change.relation, *shape);
+  EXPECT_TRUE(statement.ok()) << statement.status().ToString();
+  return statement.ok() ? *statement : RowStatement{};
+}
+
+using Side = ParamSource::Side;
+
+TEST(QuotingTest, IdentifiersAreAlwaysQuotedWithQuotesDoubled) {
+  EXPECT_EQ(QuoteIdentifier("id"), "\"id\"");
+  EXPECT_EQ(QuoteIdentifier("a\"b"), "\"a\"\"b\"");
+  EXPECT_EQ(QuoteIdentifier("Mixed Case"), "\"Mixed Case\"");
+  EXPECT_EQ(QuoteIdentifier("naïve"), "\"naïve\"");
+  EXPECT_EQ(QuoteIdentifier(""), "\"\"");
+  EXPECT_EQ(QuoteQualifiedName("my schema", "t\"1"), "\"my schema\".\"t\"\"1\"");
+}
+
+TEST(QuotingTest, LiteralsDoubleQuotesAndUseEscapeFormForBackslashes) {
+  EXPECT_EQ(QuoteLiteral("replica"), "'replica'");
+  EXPECT_EQ(QuoteLiteral("it's"), "'it''s'");
+  EXPECT_EQ(QuoteLiteral("a\\b'c"), "E'a\\\\b''c'");
+}
+
+TEST(ClassifySqlStateTest, RetryableAndPermanent) {
+  using core::StatusCode;
+  for (const char* state :
+       {"", "08006", "08001", "40001", "40P01", "57P01", "57P02", "57P03", "53300", "55006"}) {
+    EXPECT_EQ(ClassifySqlState(state), StatusCode::kUnavailable) << state;
+  }
+  for (const char* state : {"42P01", "42703", "23505", "23503", "23502", "22P02", "42501"}) {
+    EXPECT_EQ(ClassifySqlState(state), StatusCode::kFailedPrecondition) << state;
+  }
+}
+
+TEST(SqlBuilderTest, InsertWithKeyUpserts) {
+  auto change = Insert(Orders(), {Value::Text("1"), Value::Text("n"), Value::Null()});
+  RowStatement s = Build(change);
+  EXPECT_EQ(s.sql,
+            "INSERT INTO \"public\".\"orders\" (\"id\", \"note\", \"total\") VALUES ($1, $2, $3) "
+            "ON CONFLICT (\"id\") DO UPDATE SET \"note\" = EXCLUDED.\"note\", "
+            "\"total\" = EXCLUDED.\"total\"");
+  EXPECT_EQ(s.params,
+            (std::vector<ParamSource>{{Side::kNew, 0}, {Side::kNew, 1}, {Side::kNew, 2}}));
+}
+
+TEST(SqlBuilderTest, InsertWhereEveryColumnIsKeyDoesNothingOnConflict) {
+  auto relation = MakeRelation({{"a", 23, -1, true}, {"b", 23, -1, true}}, ReplicaIdentity::kIndex,
+                               "public", "link");
+  RowStatement s = Build(Insert(relation, {Value::Text("1"), Value::Text("2")}));
+  EXPECT_EQ(s.sql,
+            "INSERT INTO \"public\".\"link\" (\"a\", \"b\") VALUES ($1, $2) "
+            "ON CONFLICT (\"a\", \"b\") DO NOTHING");
+}
+
+TEST(SqlBuilderTest, InsertUnderReplicaIdentityFullIsPlain) {
+  auto change = Insert(FullIdentity(), {Value::Text("1"), Value::Text("{}"), Value::Null()});
+  EXPECT_EQ(Build(change).sql,
+            "INSERT INTO \"public\".\"events\" (\"a\", \"doc\", \"b\") VALUES ($1, $2, $3)");
+  EXPECT_FALSE(HasUsableKey(*FullIdentity()));
+  EXPECT_TRUE(HasUsableKey(*Orders()));
+}
+
+TEST(SqlBuilderTest, InsertWithoutKeyIsPlain) {
+  auto relation = MakeRelation({{"a", 23, -1, false}}, ReplicaIdentity::kDefault, "s", "nokey");
+  EXPECT_EQ(Build(Insert(relation, {Value::Text("1")})).sql,
+            "INSERT INTO \"s\".\"nokey\" (\"a\") VALUES ($1)");
+}
+
+TEST(SqlBuilderTest, UpdateByNewKeyWhenKeyUnchanged) {
+  auto change = Update(Orders(), OldTupleKind::kNone, {},
+                       {Value::Text("1"), Value::Text("x"), Value::Text("2.50")});
+  RowStatement s = Build(change);
+  EXPECT_EQ(s.sql,
+            "UPDATE \"public\".\"orders\" SET \"id\" = $1, \"note\" = $2, \"total\" = $3 "
+            "WHERE \"id\" = $4");
+  EXPECT_EQ(s.params.back(), (ParamSource{Side::kNew, 0}));
+}
+
+TEST(SqlBuilderTest, UpdateByOldKeyWhenKeyChanged) {
+  auto change =
+      Update(Orders(), OldTupleKind::kKey, {Value::Text("1"), Value::Null(), Value::Null()},
+             {Value::Text("10"), Value::Text("x"), Value::Null()});
+  RowStatement s = Build(change);
+  EXPECT_EQ(s.sql,
+            "UPDATE \"public\".\"orders\" SET \"id\" = $1, \"note\" = $2, \"total\" = $3 "
+            "WHERE \"id\" = $4");
+  EXPECT_EQ(s.params.back(), (ParamSource{Side::kOld, 0}));
+}
+
+TEST(SqlBuilderTest, UpdateLeavesUnchangedToastOutOfSet) {
+  auto change = Update(Orders(), OldTupleKind::kNone, {},
+                       {Value::Text("1"), Value::UnchangedToast(), Value::Text("3")});
+  RowStatement s = Build(change);
+  EXPECT_EQ(s.sql,
+            "UPDATE \"public\".\"orders\" SET \"id\" = $1, \"total\" = $2 WHERE \"id\" = $3");
+  EXPECT_EQ(s.params,
+            (std::vector<ParamSource>{{Side::kNew, 0}, {Side::kNew, 2}, {Side::kNew, 0}}));
+  // A different unchanged-TOAST set is a different statement.
+  auto other = Update(Orders(), OldTupleKind::kNone, {},
+                      {Value::Text("1"), Value::Text("n"), Value::Text("3")});
+  EXPECT_NE(ShapeCacheKey(change.relation.get(), *ShapeOf(change)),
+            ShapeCacheKey(change.relation.get(), *ShapeOf(other)));
+}
+
+TEST(SqlBuilderTest, UpdateUnderFullIdentityMatchesOneRowByCtid) {
+  auto change = Update(FullIdentity(), OldTupleKind::kFull,
+                       {Value::Text("1"), Value::Text("{\"k\": 1}"), Value::UnchangedToast()},
+                       {Value::Text("2"), Value::Text("{}"), Value::UnchangedToast()});
+  RowStatement s = Build(change);
+  EXPECT_EQ(s.sql,
+            "UPDATE \"public\".\"events\" SET \"a\" = $1, \"doc\" = $2 WHERE ctid = "
+            "(SELECT ctid FROM \"public\".\"events\" WHERE \"a\" IS NOT DISTINCT FROM $3 AND "
+            "\"doc\"::text IS NOT DISTINCT FROM $4::text LIMIT 1)");
+  EXPECT_EQ(s.params, (std::vector<ParamSource>{
+                          {Side::kNew, 0}, {Side::kNew, 1}, {Side::kOld, 0}, {Side::kOld, 1}}));
+}
+
+TEST(SqlBuilderTest, DeleteByKeyAndByFullRow) {
+  auto by_key =
+      Delete(Orders(), OldTupleKind::kKey, {Value::Text("7"), Value::Null(), Value::Null()});
+  EXPECT_EQ(Build(by_key).sql, "DELETE FROM \"public\".\"orders\" WHERE \"id\" = $1");
+  auto by_row = Delete(FullIdentity(), OldTupleKind::kFull,
+                       {Value::Text("1"), Value::Null(), Value::Text("b")});
+  RowStatement s = Build(by_row);
+  EXPECT_EQ(s.sql,
+            "DELETE FROM \"public\".\"events\" WHERE ctid = (SELECT ctid FROM "
+            "\"public\".\"events\" WHERE \"a\" IS NOT DISTINCT FROM $1 AND \"doc\"::text IS NOT "
+            "DISTINCT FROM $2::text AND \"b\" IS NOT DISTINCT FROM $3 LIMIT 1)");
+  EXPECT_EQ(s.params.size(), 3u);
+}
+
+TEST(SqlBuilderTest, CompositeKeyAndOddIdentifiers) {
+  auto relation = MakeRelation(
+      {{"Tenant \"Id\"", 23, -1, true}, {"ñame", 25, -1, true}, {"Value x", 25, -1, false}},
+      ReplicaIdentity::kDefault, "Odd \"Schema\"", "Tab le");
+  auto insert = Insert(relation, {Value::Text("1"), Value::Text("n"), Value::Text("v")});
+  EXPECT_EQ(Build(insert).sql,
+            "INSERT INTO \"Odd \"\"Schema\"\"\".\"Tab le\" (\"Tenant \"\"Id\"\"\", \"ñame\", "
+            "\"Value x\") VALUES ($1, $2, $3) ON CONFLICT (\"Tenant \"\"Id\"\"\", \"ñame\") "
+            "DO UPDATE SET \"Value x\" = EXCLUDED.\"Value x\"");
+  auto del =
+      Delete(relation, OldTupleKind::kKey, {Value::Text("1"), Value::Text("n"), Value::Null()});
+  EXPECT_EQ(Build(del).sql,
+            "DELETE FROM \"Odd \"\"Schema\"\"\".\"Tab le\" WHERE \"Tenant \"\"Id\"\"\" = $1 AND "
+            "\"ñame\" = $2");
+  EXPECT_EQ(DescribeKey(del), "(Tenant \"Id\", ñame)=(1, n)");
+}
+
+TEST(SqlBuilderTest, TruncateListsTablesAndOptions) {
+  Change change;
+  change.op = Operation::kTruncate;
+  change.truncated = {Orders(), FullIdentity()};
+  EXPECT_EQ(BuildTruncate(change), "TRUNCATE \"public\".\"orders\", \"public\".\"events\"");
+  change.truncate_restart_identity = true;
+  change.truncate_cascade = true;
+  EXPECT_EQ(BuildTruncate(change),
+            "TRUNCATE \"public\".\"orders\", \"public\".\"events\" RESTART IDENTITY CASCADE");
+}
+
+TEST(SqlBuilderTest, BinaryValuesAreRejectedNamingTheColumn) {
+  auto change = Insert(Orders(), {Value::Text("1"), Value::Binary("\x01"), Value::Null()});
+  auto shape = ShapeOf(change);
+  ASSERT_FALSE(shape.ok());
+  EXPECT_EQ(shape.status().code(), core::StatusCode::kUnsupported);
+  EXPECT_NE(shape.status().message().find("binary-format values need source.binary: false"),
+            std::string::npos);
+  EXPECT_NE(shape.status().message().find("public.orders.\"note\""), std::string::npos);
+}
+
+TEST(SqlBuilderTest, MalformedChangesAreRejected) {
+  // Tuple narrower than the relation.
+  auto narrow = Insert(Orders(), {Value::Text("1")});
+  EXPECT_EQ(ShapeOf(narrow).status().code(), core::StatusCode::kCorruption);
+  // Insert with an unchanged TOAST value.
+  auto toast_insert = Insert(Orders(), {Value::Text("1"), Value::UnchangedToast(), Value::Null()});
+  EXPECT_EQ(ShapeOf(toast_insert).status().code(), core::StatusCode::kUnsupported);
+  // Update without key nor old row cannot be located.
+  auto keyless = MakeRelation({{"a", 23, -1, false}}, ReplicaIdentity::kNothing, "s", "t");
+  auto update = Update(keyless, OldTupleKind::kNone, {}, {Value::Text("1")});
+  auto shape = ShapeOf(update);
+  EXPECT_EQ(shape.status().code(), core::StatusCode::kUnsupported);
+  EXPECT_NE(shape.status().message().find("s.t"), std::string::npos);
+  // Delete without old tuple.
+  auto del = Delete(Orders(), OldTupleKind::kNone, {});
+  EXPECT_EQ(ShapeOf(del).status().code(), core::StatusCode::kCorruption);
+}
+
+TEST(SqlBuilderTest, CacheKeyDistinguishesRelationVersionsAndOperations) {
+  auto v1 = Orders();
+  auto v2 = Orders();  // same OID, a later Relation message
+  auto insert = Insert(v1, {Value::Text("1"), Value::Null(), Value::Null()});
+  auto shape = *ShapeOf(insert);
+  EXPECT_NE(ShapeCacheKey(v1.get(), shape), ShapeCacheKey(v2.get(), shape));
+  auto del = Delete(v1, OldTupleKind::kKey, {Value::Text("1"), Value::Null(), Value::Null()});
+  EXPECT_NE(ShapeCacheKey(v1.get(), shape), ShapeCacheKey(v1.get(), *ShapeOf(del)));
+  EXPECT_EQ(ShapeCacheKey(v1.get(), shape), ShapeCacheKey(v1.get(), *ShapeOf(insert)));
+}
+
+TEST(SqlBuilderTest, DescribeKeyUsesKeyOrWholeRowAndCutsLongValues) {
+  EXPECT_EQ(DescribeKey(Insert(Orders(), {Value::Text("7"), Value::Text("n"), Value::Null()})),
+            "(id)=(7)");
+  auto full = Delete(FullIdentity(), OldTupleKind::kFull,
+                     {Value::Text("1"), Value::Null(), Value::Text(std::string(100, 'x'))});
+  EXPECT_EQ(DescribeKey(full), "(a, doc, b)=(1, NULL, " + std::string(64, 'x') + "...)");
+}
+
+}  // namespace
+}  // namespace sluice::apply

@@ -1,0 +1,663 @@
+// PostgresSink against a real PostgreSQL target: fragments built by hand from core types, applied
+// through the Sink interface, and the target's tables read back.
+#include "apply/postgres_sink.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "core/pg_time.h"
+#include "tests/support/pg_cluster.h"
+
+namespace sluice::testing {
+namespace {
+
+using apply::AppliedPosition;
+using apply::PostgresSink;
+using apply::PostgresSinkOptions;
+using core::Change;
+using core::Lsn;
+using core::OldTupleKind;
+using core::Operation;
+using core::RelationPtr;
+using core::ReplicaIdentity;
+using core::Transaction;
+using core::Value;
+
+using Cell = std::optional<std::string>;  // nullopt = NULL
+
+struct Col {
+  std::string name;
+  bool key = false;
+  core::Oid type_oid = 25;  // text; the sink cares only where a type lacks equality (json)
+};
+
+RelationPtr Rel(core::Oid oid, std::string schema, std::string name, std::vector<Col> columns,
+                ReplicaIdentity identity = ReplicaIdentity::kDefault) {
+  auto relation = std::make_shared<core::Relation>();
+  relation->oid = oid;
+  relation->schema = std::move(schema);
+  relation->name = std::move(name);
+  relation->replica_identity = identity;
+  for (auto& c : columns) {
+    core::Column column;
+    column.name = c.name;
+    column.is_key = c.key || identity == ReplicaIdentity::kFull;
+    column.type_oid = c.type_oid;
+    relation->columns.push_back(column);
+  }
+  return relation;
+}
+
+core::Tuple Tup(const std::vector<Cell>& cells) {
+  core::Tuple tuple;
+  for (const auto& c : cells) tuple.push_back(c ? Value::Text(*c) : Value::Null());
+  return tuple;
+}
+
+Change Ins(RelationPtr relation, const std::vector<Cell>& cells) {
+  Change change;
+  change.op = Operation::kInsert;
+  change.relation = std::move(relation);
+  change.new_tuple = Tup(cells);
+  return change;
+}
+
+Change Upd(RelationPtr relation, OldTupleKind old_kind, core::Tuple old_tuple,
+           core::Tuple new_tuple) {
+  Change change;
+  change.op = Operation::kUpdate;
+  change.relation = std::move(relation);
+  change.old_kind = old_kind;
+  change.old_tuple = std::move(old_tuple);
+  change.new_tuple = std::move(new_tuple);
+  return change;
+}
+
+Change Del(RelationPtr relation, OldTupleKind old_kind, const std::vector<Cell>& old_cells) {
+  Change change;
+  change.op = Operation::kDelete;
+  change.relation = std::move(relation);
+  change.old_kind = old_kind;
+  change.old_tuple = Tup(old_cells);
+  return change;
+}
+
+// A transaction ending at `end`; its changes carry LSNs just below it.
+Transaction Txn(uint64_t end, std::vector<Change> changes) {
+  Transaction txn;
+  txn.xid = static_cast<uint32_t>(end);
+  txn.commit_lsn = Lsn(end - 8);
+  txn.end_lsn = Lsn(end);
+  txn.commit_time = core::PgNow();
+  uint64_t lsn = end - 8 - 8 * changes.size();
+  for (auto& change : changes) {
+    change.lsn = Lsn(lsn);
+    lsn += 8;
+  }
+  txn.changes = std::move(changes);
+  return txn;
+}
+
+AppliedPosition PositionOf(const Transaction& txn) { return {txn.end_lsn, txn.commit_time}; }
+
+class PostgresSinkTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto cluster = PgCluster::Start();
+    ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+    cluster_ = std::move(cluster).value().release();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
+  static void Exec(const std::string& sql) {
+    auto st = cluster_->Exec(sql);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  static std::string Value1(const std::string& sql) {
+    auto v = cluster_->QueryValue(sql);
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    return v.ok() ? *v : "<error>";
+  }
+  static std::vector<PgCluster::Row> Rows(const std::string& sql) {
+    auto rows = cluster_->Query(sql);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    return rows.ok() ? *rows : std::vector<PgCluster::Row>{};
+  }
+
+  static PostgresSinkOptions Options(const std::string& pipeline) {
+    PostgresSinkOptions options;
+    options.pipeline = pipeline;
+    options.dsn = cluster_->Dsn();
+    return options;
+  }
+
+  // Opens a sink; the position it reports goes to `position` when given.
+  static std::unique_ptr<PostgresSink> OpenSink(const PostgresSinkOptions& options,
+                                                AppliedPosition* position = nullptr) {
+    auto sink = std::make_unique<PostgresSink>(options);
+    auto opened = sink->Open();
+    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+    if (position != nullptr && opened.ok()) *position = *opened;
+    return sink;
+  }
+
+  // One batch of `txns`, committed at the last one's position; the first error, if any (and
+  // then the batch is aborted).
+  static core::Status ApplyBatch(PostgresSink& sink, const std::vector<Transaction>& txns) {
+    core::Status status = sink.BeginBatch();
+    for (const auto& txn : txns) {
+      if (status.ok()) status = sink.Apply(txn);
+    }
+    if (status.ok()) status = sink.CommitBatch(PositionOf(txns.back()));
+    if (!status.ok()) sink.AbortBatch();
+    return status;
+  }
+
+  static PgCluster* cluster_;
+};
+
+PgCluster* PostgresSinkTest::cluster_ = nullptr;
+
+TEST_F(PostgresSinkTest, InsertsAreIdempotentAcrossACrashAndAReplay) {
+  Exec("CREATE SCHEMA ins; CREATE TABLE ins.t (id int PRIMARY KEY, v text, n numeric)");
+  auto t = Rel(20001, "ins", "t", {{"id", true}, {"v"}, {"n"}});
+  const Transaction txn = Txn(0x10000, {Ins(t, {"1", "a", "1.5"}), Ins(t, {"2", "b", std::nullopt}),
+                                        Ins(t, {"3", "c", "3"})});
+  const auto options = Options("ins");
+
+  {  // Applied but never committed: a crash before the commit shows nothing.
+    AppliedPosition position;
+    auto sink = OpenSink(options, &position);
+    EXPECT_FALSE(position.end_lsn.valid());
+    ASSERT_TRUE(sink->BeginBatch().ok());
+    ASSERT_TRUE(sink->Apply(txn).ok());
+  }
+  EXPECT_EQ(Value1("SELECT count(*) FROM ins.t"), "0");
+
+  {
+    AppliedPosition position;
+    auto sink = OpenSink(options, &position);
+    EXPECT_FALSE(position.end_lsn.valid());
+    auto st = ApplyBatch(*sink, {txn});
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(sink->stats().rows_applied, 3u);
+  }
+  // The next sink sees the position; replaying the batch anyway (ON CONFLICT) changes nothing.
+  AppliedPosition position;
+  auto sink = OpenSink(options, &position);
+  EXPECT_EQ(position.end_lsn, txn.end_lsn);
+  EXPECT_EQ(position.commit_time, txn.commit_time);
+  auto st = ApplyBatch(*sink, {txn});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(
+      Rows("SELECT id::text, v, n::text FROM ins.t ORDER BY id"),
+      (std::vector<PgCluster::Row>{{"1", "a", "1.5"}, {"2", "b", std::nullopt}, {"3", "c", "3"}}));
+  // An insert of an existing key takes the new values (the upsert path).
+  st = ApplyBatch(*sink, {Txn(0x10100, {Ins(t, {"2", "b2", "22"})})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT v || '/' || n FROM ins.t WHERE id = 2"), "b2/22");
+  EXPECT_EQ(Value1("SELECT end_lsn::text FROM sluice.applied WHERE pipeline = 'ins'"), "0/10100");
+}
+
+TEST_F(PostgresSinkTest, UpdatesByKeyAndByOldKey) {
+  Exec(
+      "CREATE SCHEMA upd; CREATE TABLE upd.t (id int PRIMARY KEY, v text);"
+      "INSERT INTO upd.t VALUES (1, 'a'), (2, 'b')");
+  auto t = Rel(20002, "upd", "t", {{"id", true}, {"v"}});
+  auto sink = OpenSink(Options("upd"));
+  auto st = ApplyBatch(
+      *sink,
+      {Txn(0x20000, {Upd(t, OldTupleKind::kNone, {}, Tup({"1", "a2"}))}),
+       // Primary-key change: the old key finds the row.
+       Txn(0x20100, {Upd(t, OldTupleKind::kKey, Tup({"2", std::nullopt}), Tup({"20", "b2"}))})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Rows("SELECT id::text, v FROM upd.t ORDER BY id"),
+            (std::vector<PgCluster::Row>{{"1", "a2"}, {"20", "b2"}}));
+  EXPECT_EQ(sink->stats().rows_not_found, 0u);
+}
+
+TEST_F(PostgresSinkTest, UpdateWithUnchangedToastKeepsTheTargetValue) {
+  Exec("CREATE SCHEMA toast; CREATE TABLE toast.t (id int PRIMARY KEY, big text, v text)");
+  auto t = Rel(20003, "toast", "t", {{"id", true}, {"big"}, {"v"}});
+  std::string big;
+  for (int i = 0; big.size() < 300000; ++i) big += std::to_string(i * 7919 % 100003) + ",";
+  auto sink = OpenSink(Options("toast"));
+  auto st = ApplyBatch(*sink, {Txn(0x30000, {Ins(t, {"1", big, "old"})})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  core::Tuple update_tuple = {Value::Text("1"), Value::UnchangedToast(), Value::Text("new")};
+  st = ApplyBatch(*sink, {Txn(0x30100, {Upd(t, OldTupleKind::kNone, {}, update_tuple)})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT v FROM toast.t WHERE id = 1"), "new");
+  EXPECT_EQ(Value1("SELECT length(big) FROM toast.t WHERE id = 1"), std::to_string(big.size()));
+  EXPECT_EQ(Value1("SELECT big FROM toast.t WHERE id = 1"), big);
+}
+
+TEST_F(PostgresSinkTest, DeletesAndMissingRowsAreCountedNotFatal) {
+  Exec(
+      "CREATE SCHEMA del; CREATE TABLE del.t (id int PRIMARY KEY, v text);"
+      "INSERT INTO del.t VALUES (1, 'a'), (2, 'b')");
+  auto t = Rel(20004, "del", "t", {{"id", true}, {"v"}});
+  auto sink = OpenSink(Options("del"));
+  auto st = ApplyBatch(*sink, {Txn(0x40000, {Del(t, OldTupleKind::kKey, {"1", std::nullopt}),
+                                             Del(t, OldTupleKind::kKey, {"99", std::nullopt}),
+                                             Upd(t, OldTupleKind::kNone, {}, Tup({"98", "x"}))})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT string_agg(id::text, ',') FROM del.t"), "2");
+  EXPECT_EQ(sink->stats().rows_not_found, 2u);
+}
+
+TEST_F(PostgresSinkTest, ReplicaIdentityFullChangesOneOfIdenticalRows) {
+  Exec(
+      "CREATE SCHEMA full_; CREATE TABLE full_.t (a int, doc json, b text);"
+      "ALTER TABLE full_.t REPLICA IDENTITY FULL;"
+      "INSERT INTO full_.t VALUES (1, '{\"k\": 1}', 'x'), (1, '{\"k\": 1}', 'x'),"
+      "(2, NULL, 'y'), (2, NULL, 'y')");
+  auto t = Rel(20005, "full_", "t", {{"a"}, {"doc", false, 114}, {"b"}}, ReplicaIdentity::kFull);
+  auto sink = OpenSink(Options("full"));
+  auto st =
+      ApplyBatch(*sink, {Txn(0x50000, {Del(t, OldTupleKind::kFull, {"1", "{\"k\": 1}", "x"}),
+                                       Upd(t, OldTupleKind::kFull, Tup({"2", std::nullopt, "y"}),
+                                           Tup({"3", "[1]", "z"})),
+                                       Ins(t, {"4", std::nullopt, "w"})})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Rows("SELECT a::text, doc::text, b FROM full_.t ORDER BY a, b"),
+            (std::vector<PgCluster::Row>{{"1", "{\"k\": 1}", "x"},
+                                         {"2", std::nullopt, "y"},
+                                         {"3", "[1]", "z"},
+                                         {"4", std::nullopt, "w"}}));
+}
+
+TEST_F(PostgresSinkTest, TruncateOfTwoTablesRestartsIdentity) {
+  Exec(
+      "CREATE SCHEMA trunc; CREATE TABLE trunc.a (id serial PRIMARY KEY, v text);"
+      "CREATE TABLE trunc.b (id int PRIMARY KEY);"
+      "INSERT INTO trunc.a (v) VALUES ('x'), ('y'); INSERT INTO trunc.b VALUES (1), (2);"
+      "CREATE TABLE trunc.keep (id int PRIMARY KEY); INSERT INTO trunc.keep VALUES (1)");
+  auto a = Rel(20006, "trunc", "a", {{"id", true}, {"v"}});
+  auto b = Rel(20007, "trunc", "b", {{"id", true}});
+  Change truncate;
+  truncate.op = Operation::kTruncate;
+  truncate.truncated = {a, b};
+  truncate.truncate_restart_identity = true;
+  Change message;
+  message.op = Operation::kMessage;
+  message.message_prefix = "p";
+  message.message_content = "ignored";
+  auto sink = OpenSink(Options("trunc"));
+  auto st = ApplyBatch(*sink, {Txn(0x60000, {truncate, message})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT count(*) FROM trunc.a"), "0");
+  EXPECT_EQ(Value1("SELECT count(*) FROM trunc.b"), "0");
+  EXPECT_EQ(Value1("SELECT count(*) FROM trunc.keep"), "1");
+  Exec("INSERT INTO trunc.a (v) VALUES ('z')");
+  EXPECT_EQ(Value1("SELECT id FROM trunc.a"), "1");  // RESTART IDENTITY
+}
+
+TEST_F(PostgresSinkTest, OddIdentifiersAreQuotedEverywhere) {
+  Exec(
+      "CREATE SCHEMA \"Odd \"\"Schema\"\" ü\";"
+      "CREATE TABLE \"Odd \"\"Schema\"\" ü\".\"Tab le\"\"x\" ("
+      "\"Id\" int, \"ñame\" text, \"col \"\"q\"\"\" text, PRIMARY KEY (\"Id\", \"ñame\"))");
+  const std::string schema = "Odd \"Schema\" ü";
+  auto t = Rel(20008, schema, "Tab le\"x", {{"Id", true}, {"ñame", true}, {"col \"q\""}});
+  auto sink = OpenSink(Options("odd"));
+  auto st = ApplyBatch(
+      *sink, {Txn(0x70000,
+                  {Ins(t, {"1", "añ", "v1"}), Ins(t, {"2", "b", "v2"}), Ins(t, {"3", "c", "v3"})}),
+              Txn(0x70100, {Upd(t, OldTupleKind::kNone, {}, Tup({"1", "añ", "it's \"q\""})),
+                            Del(t, OldTupleKind::kKey, {"2", "b", std::nullopt}),
+                            Upd(t, OldTupleKind::kKey, Tup({"3", "c", std::nullopt}),
+                                Tup({"4", "d", "v4"}))})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Rows("SELECT \"Id\"::text, \"ñame\", \"col \"\"q\"\"\" FROM "
+                 "\"Odd \"\"Schema\"\" ü\".\"Tab le\"\"x\" ORDER BY 1"),
+            (std::vector<PgCluster::Row>{{"1", "añ", "it's \"q\""}, {"4", "d", "v4"}}));
+}
+
+TEST_F(PostgresSinkTest, ManyTypesTravelAsText) {
+  Exec(
+      "CREATE SCHEMA types; CREATE TYPE types.mood AS ENUM ('sad', 'happy');"
+      "CREATE DOMAIN types.posint AS int CHECK (VALUE > 0);"
+      "CREATE TABLE types.t (id int PRIMARY KEY, n numeric(20,6), ts timestamptz, "
+      "ints int[], texts text[], j json, jb jsonb, by bytea, u uuid, m types.mood, "
+      "d types.posint, f float8, iv interval, bo boolean, inet_ inet)");
+  auto t = Rel(20009, "types", "t",
+               {{"id", true},
+                {"n"},
+                {"ts"},
+                {"ints"},
+                {"texts"},
+                {"j"},
+                {"jb"},
+                {"by"},
+                {"u"},
+                {"m"},
+                {"d"},
+                {"f"},
+                {"iv"},
+                {"bo"},
+                {"inet_"}});
+  // Values as the source's text output would carry them.
+  const std::vector<Cell> row = {"1",
+                                 "12345678901234.123456",
+                                 "2024-02-29 23:59:59.123456+00",
+                                 "{1,2,NULL,4}",
+                                 "{\"a b\",\"q\\\"uote\",NULL}",
+                                 "{\"k\":  [1, 2]}",
+                                 "{\"a\": 1, \"b\": [true, null]}",
+                                 "\\x00ff10",
+                                 "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                                 "happy",
+                                 "42",
+                                 "0.1",
+                                 "1 day 02:03:04",
+                                 "t",
+                                 "192.168.0.1/24"};
+  auto sink = OpenSink(Options("types"));
+  auto st = ApplyBatch(*sink, {Txn(0x80000, {Ins(t, row)})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  auto back =
+      Rows("SET TIME ZONE 'UTC'; SELECT * FROM types.t");  // each column in its type's text output
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0], (PgCluster::Row{row.begin(), row.end()}));
+  // A domain's check still applies: the error is permanent and names table and key.
+  st = ApplyBatch(
+      *sink,
+      {Txn(0x80100, {Ins(t, {"2", std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                             std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                             "-1", std::nullopt, std::nullopt, std::nullopt, std::nullopt})})});
+  ASSERT_FALSE(st.ok());
+  EXPECT_FALSE(st.retryable());
+  EXPECT_NE(st.message().find("types.t"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("(id)=(2)"), std::string::npos) << st.ToString();
+}
+
+TEST_F(PostgresSinkTest, BatchOfFiveTransactionsIsAtomicAndAKilledConnectionIsRetryable) {
+  Exec("CREATE SCHEMA atom; CREATE TABLE atom.t (id int PRIMARY KEY, v text)");
+  auto t = Rel(20010, "atom", "t", {{"id", true}, {"v"}});
+  std::vector<Transaction> txns;
+  for (int i = 0; i < 5; ++i) {
+    txns.push_back(Txn(0xA0000 + 0x100 * i, {Ins(t, {std::to_string(2 * i), "x"}),
+                                             Ins(t, {std::to_string(2 * i + 1), "y"})}));
+  }
+  const auto options = Options("atom");
+  auto sink = OpenSink(options);
+
+  // Killed in the middle of a batch: retryable, and nothing of the batch is visible.
+  ASSERT_TRUE(sink->BeginBatch().ok());
+  core::Status status = sink->Apply(txns[0]);
+  if (status.ok()) status = sink->Apply(txns[1]);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(Value1("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                   "WHERE application_name = 'sluice-apply-atom'"),
+            "1");
+  for (size_t i = 2; i < txns.size() && status.ok(); ++i) status = sink->Apply(txns[i]);
+  if (status.ok()) status = sink->CommitBatch(PositionOf(txns.back()));
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(status.retryable()) << status.ToString();
+  std::cout << "[ killed ] " << status.ToString() << "\n";
+  sink->AbortBatch();
+  EXPECT_EQ(Value1("SELECT count(*) FROM atom.t"), "0");
+  EXPECT_EQ(Value1("SELECT count(*) FROM sluice.applied WHERE pipeline = 'atom'"), "0");
+
+  // Open() reconnects; the whole batch commits with the last end LSN, atomically.
+  auto reopened = sink->Open();
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_FALSE(reopened->end_lsn.valid());
+  status = ApplyBatch(*sink, txns);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(Value1("SELECT count(*) FROM atom.t"), "10");
+  EXPECT_EQ(Value1("SELECT end_lsn::text FROM sluice.applied WHERE pipeline = 'atom'"),
+            txns.back().end_lsn.ToString());
+  EXPECT_EQ(Value1("SELECT (commit_time IS NOT NULL)::text FROM sluice.applied "
+                   "WHERE pipeline = 'atom'"),
+            "true");
+}
+
+TEST_F(PostgresSinkTest, MissingColumnFailsBeforeAnyRowIsWritten) {
+  Exec(
+      "CREATE SCHEMA miss; CREATE TABLE miss.good (id int PRIMARY KEY);"
+      "CREATE TABLE miss.orders (id int PRIMARY KEY, total numeric)");
+  auto good = Rel(20011, "miss", "good", {{"id", true}});
+  auto orders = Rel(20012, "miss", "orders", {{"id", true}, {"total"}, {"note"}});
+  auto sink = OpenSink(Options("miss"));
+  ASSERT_TRUE(sink->BeginBatch().ok());
+  ASSERT_TRUE(sink->Apply(Txn(0xB0000, {Ins(good, {"1"})})).ok());
+  auto st = sink->Apply(Txn(0xB0100, {Ins(good, {"2"}), Ins(orders, {"1", "2", "n"})}));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(st.message(),
+            "target table miss.orders has no column \"note\" (the source sends it); add it or let "
+            "sluice create tables");
+  EXPECT_FALSE(sink->CommitBatch(PositionOf(Txn(0xB0100, {}))).ok());
+  sink->AbortBatch();
+  EXPECT_EQ(Value1("SELECT count(*) FROM miss.good"), "0");
+  EXPECT_EQ(Value1("SELECT count(*) FROM miss.orders"), "0");
+
+  // Also when asked directly, and for a missing table.
+  st = sink->CheckRelation(*orders);
+  EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition) << st.ToString();
+  st = sink->CheckRelation(*Rel(20013, "miss", "absent", {{"id", true}}));
+  EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("miss.absent does not exist"), std::string::npos) << st.ToString();
+
+  // Once the target has the column, a batch goes through on the same sink.
+  Exec("ALTER TABLE miss.orders ADD COLUMN note text");
+  st = ApplyBatch(*sink, {Txn(0xB0200, {Ins(good, {"3"}), Ins(orders, {"1", "2", "n"})})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  // A new Relation object for the same OID (source ALTER TABLE) is checked again.
+  auto orders_v2 = Rel(20012, "miss", "orders", {{"id", true}, {"total"}, {"note"}, {"extra"}});
+  ASSERT_TRUE(sink->BeginBatch().ok());
+  st = sink->Apply(Txn(0xB0300, {Ins(orders_v2, {"2", "1", "m", "e"})}));
+  EXPECT_NE(st.message().find("has no column \"extra\""), std::string::npos) << st.ToString();
+  sink->AbortBatch();
+  EXPECT_EQ(Value1("SELECT count(*) FROM miss.orders"), "1");
+}
+
+TEST_F(PostgresSinkTest, ConstraintViolationIsPermanentAndNamesTableLsnAndKey) {
+  Exec("CREATE SCHEMA cons; CREATE TABLE cons.orders (id int PRIMARY KEY, email text UNIQUE)");
+  auto orders = Rel(20014, "cons", "orders", {{"id", true}, {"email"}});
+  // With a sync after every statement, later statements fail as "transaction aborted" rather
+  // than being skipped; the first error is the one reported either way.
+  for (size_t depth : {size_t{1000}, size_t{1}}) {
+    SCOPED_TRACE("pipeline_depth " + std::to_string(depth));
+    auto options = Options("cons" + std::to_string(depth));
+    options.pipeline_depth = depth;
+    auto sink = OpenSink(options);
+    // The delete's statement is prepared after the failure: its Parse never runs.
+    Transaction txn = Txn(0xC0000, {Ins(orders, {"1", "a@x"}), Ins(orders, {"7", "a@x"}),
+                                    Del(orders, OldTupleKind::kKey, {"1", std::nullopt})});
+    auto st = ApplyBatch(*sink, {txn});
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition) << st.ToString();
+    const std::string expected_prefix = "apply to cons.orders failed at source LSN " +
+                                        txn.changes[1].lsn.ToString() +
+                                        " for key (id)=(7): duplicate key value violates unique "
+                                        "constraint";
+    EXPECT_EQ(st.message().substr(0, expected_prefix.size()), expected_prefix) << st.ToString();
+    EXPECT_EQ(Value1("SELECT count(*) FROM cons.orders"), "0");
+    // The sink stays usable after the rollback, and re-prepares what never reached the server.
+    st = ApplyBatch(*sink, {Txn(0xC0100, {Ins(orders, {"1", "a@x"}), Ins(orders, {"7", "b@x"}),
+                                          Del(orders, OldTupleKind::kKey, {"1", std::nullopt})})});
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(Value1("SELECT string_agg(id::text, ',') FROM cons.orders"), "7");
+    Exec("TRUNCATE cons.orders");
+  }
+}
+
+TEST_F(PostgresSinkTest, FiftyThousandInsertsThroughThePipeline) {
+  Exec("CREATE SCHEMA big; CREATE TABLE big.t (id int PRIMARY KEY, v text, n int)");
+  auto t = Rel(20015, "big", "t", {{"id", true}, {"v"}, {"n"}});
+  constexpr int kRows = 50000;
+  std::vector<Transaction> txns;
+  for (int txn = 0; txn < 50; ++txn) {
+    std::vector<Change> changes;
+    for (int i = 0; i < kRows / 50; ++i) {
+      const int id = txn * (kRows / 50) + i;
+      changes.push_back(
+          Ins(t, {std::to_string(id), "row " + std::to_string(id) + std::string(40, 'x'),
+                  std::to_string(id % 97)}));
+    }
+    txns.push_back(Txn(0x1000000 + 0x10000 * txn, std::move(changes)));
+  }
+  auto sink = OpenSink(Options("big"));
+  const auto start = std::chrono::steady_clock::now();
+  auto st = ApplyBatch(*sink, txns);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT count(*) FROM big.t"), std::to_string(kRows));
+  EXPECT_EQ(Value1("SELECT sum(n) FROM big.t"), [] {
+    long long sum = 0;
+    for (int id = 0; id < kRows; ++id) sum += id % 97;
+    return std::to_string(sum);
+  }());
+  EXPECT_EQ(sink->stats().statements_prepared, 1u);
+  const double seconds = std::chrono::duration<double>(elapsed).count();
+  std::cout << "[ throughput ] " << kRows << " inserts in one batch: " << seconds << " s, "
+            << static_cast<long long>(kRows / seconds) << " rows/s\n";
+  RecordProperty("rows_per_second", static_cast<int>(kRows / seconds));
+}
+
+TEST_F(PostgresSinkTest, OriginProgressAndReplicaRole) {
+  Exec(
+      "CREATE SCHEMA orig; CREATE TABLE orig.t (id int PRIMARY KEY, v text);"
+      "CREATE TABLE orig.log (msg text);"
+      "CREATE FUNCTION orig.trg() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$BEGIN INSERT INTO orig.log VALUES ('fired'); RETURN NEW; END$$;"
+      "CREATE TRIGGER t_trg BEFORE INSERT OR UPDATE ON orig.t "
+      "FOR EACH ROW EXECUTE FUNCTION orig.trg()");
+  auto t = Rel(20016, "orig", "t", {{"id", true}, {"v"}});
+  auto options = Options("orig");
+  auto sink = OpenSink(options);
+  EXPECT_EQ(sink->origin_name(), "sluice_orig");
+  Transaction txn =
+      Txn(0x2A0000, {Ins(t, {"1", "a"}), Upd(t, OldTupleKind::kNone, {}, Tup({"1", "b"}))});
+  auto st = ApplyBatch(*sink, {txn});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT v FROM orig.t"), "b");
+  // session_replication_role = replica: ordinary triggers do not fire.
+  EXPECT_EQ(Value1("SELECT count(*) FROM orig.log"), "0");
+  EXPECT_EQ(Value1("SELECT count(*) FROM pg_replication_origin WHERE roname = 'sluice_orig'"), "1");
+  EXPECT_EQ(Value1("SELECT pg_replication_origin_progress('sluice_orig', false)::text"),
+            txn.end_lsn.ToString());
+  // The commit was recorded with the origin (local_lsn is the target's commit position).
+  EXPECT_EQ(Value1("SELECT (s.local_lsn <> '0/0')::text FROM pg_replication_origin_status s "
+                   "JOIN pg_replication_origin o ON o.roident = s.local_id "
+                   "WHERE o.roname = 'sluice_orig'"),
+            "true");
+  // Without the role, the same trigger fires (the sink really did change the role).
+  Exec("INSERT INTO orig.t VALUES (2, 'direct')");
+  EXPECT_EQ(Value1("SELECT count(*) FROM orig.log"), "1");
+
+  // A later batch moves the origin forward; a custom origin name is honoured.
+  Transaction later = Txn(0x2B0000, {Ins(t, {"3", "c"})});
+  st = ApplyBatch(*sink, {later});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT pg_replication_origin_progress('sluice_orig', false)::text"),
+            later.end_lsn.ToString());
+  sink.reset();
+  options.pipeline = "orig2";
+  options.origin_name = "custom origin";
+  options.session_replication_role = "";
+  sink = OpenSink(options);
+  st = ApplyBatch(*sink, {Txn(0x2C0000, {Ins(t, {"4", "d"})})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT pg_replication_origin_progress('custom origin', false)::text"),
+            "0/2C0000");
+  EXPECT_EQ(Value1("SELECT count(*) FROM orig.log"), "2");  // origin role: trigger fired
+}
+
+TEST_F(PostgresSinkTest, BulkLoadCopiesRowsOnItsOwnConnection) {
+  Exec("CREATE SCHEMA bulk; CREATE TABLE bulk.\"T x\" (id int PRIMARY KEY, \"v q\" text)");
+  auto t = Rel(20017, "bulk", "T x", {{"id", true}, {"v q"}});
+  auto sink = OpenSink(Options("bulk"));
+  {
+    auto loader = sink->OpenBulkLoad(*t);
+    ASSERT_TRUE(loader.ok()) << loader.status().ToString();
+    ASSERT_TRUE((*loader)->Write("1\tone\n2\t\\N\n").ok());
+    ASSERT_TRUE((*loader)->Write("3\tthr").ok());
+    ASSERT_TRUE((*loader)->Write("ee\n").ok());
+    auto st = (*loader)->Finish();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  EXPECT_EQ(Rows("SELECT id::text, \"v q\" FROM bulk.\"T x\" ORDER BY id"),
+            (std::vector<PgCluster::Row>{{"1", "one"}, {"2", std::nullopt}, {"3", "three"}}));
+  {  // Abandoned without Finish(): nothing is loaded.
+    auto loader = sink->OpenBulkLoad(*t);
+    ASSERT_TRUE(loader.ok()) << loader.status().ToString();
+    ASSERT_TRUE((*loader)->Write("4\tfour\n").ok());
+  }
+  {  // Bad data: Finish fails, naming the table.
+    auto loader = sink->OpenBulkLoad(*t);
+    ASSERT_TRUE(loader.ok()) << loader.status().ToString();
+    ASSERT_TRUE((*loader)->Write("x\ty\n").ok());
+    auto st = (*loader)->Finish();
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("bulk.T x"), std::string::npos) << st.ToString();
+  }
+  EXPECT_EQ(Value1("SELECT count(*) FROM bulk.\"T x\""), "3");
+}
+
+TEST_F(PostgresSinkTest, ConnectFailureNamesTheEndpointNotThePassword) {
+  PostgresSinkOptions options;
+  options.pipeline = "nowhere";
+  const int port = FreeLoopbackPort();
+  options.dsn = "host=127.0.0.1 port=" + std::to_string(port) + " user=u password=s3cr3t";
+  options.connect_timeout = std::chrono::milliseconds(2000);
+  PostgresSink sink(options);
+  auto opened = sink.Open();
+  ASSERT_FALSE(opened.ok());
+  EXPECT_TRUE(opened.status().retryable()) << opened.status().ToString();
+  EXPECT_NE(opened.status().message().find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << opened.status().ToString();
+  EXPECT_EQ(opened.status().message().find("s3cr3t"), std::string::npos);
+  // Nothing works before Open() succeeds, and the failure says so.
+  EXPECT_TRUE(sink.BeginBatch().retryable());
+}
+
+TEST_F(PostgresSinkTest, OriginSetupWithoutPrivilegeFailsClearly) {
+  Exec(
+      "CREATE ROLE weak LOGIN; CREATE SCHEMA IF NOT EXISTS sluice;"
+      "CREATE TABLE IF NOT EXISTS sluice.applied (pipeline text PRIMARY KEY, end_lsn pg_lsn NOT "
+      "NULL, commit_time timestamptz, updated_at timestamptz NOT NULL DEFAULT now());"
+      "GRANT USAGE ON SCHEMA sluice TO weak; GRANT ALL ON sluice.applied TO weak");
+  PostgresSinkOptions options = Options("weak");
+  options.dsn += " user=weak";
+  options.session_replication_role = "";
+  PostgresSink sink(options);
+  auto opened = sink.Open();
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), core::StatusCode::kFailedPrecondition)
+      << opened.status().ToString();
+  EXPECT_NE(opened.status().message().find("replication origin \"sluice_weak\""), std::string::npos)
+      << opened.status().ToString();
+  EXPECT_NE(opened.status().message().find("needs superuser"), std::string::npos);
+
+  options.session_replication_role = "replica";
+  PostgresSink with_role(options);
+  opened = with_role.Open();
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find("session_replication_role"), std::string::npos)
+      << opened.status().ToString();
+}
+
+TEST_F(PostgresSinkTest, BinaryValuesAreRejectedNamingTheColumn) {
+  Exec("CREATE SCHEMA bin; CREATE TABLE bin.t (id int PRIMARY KEY, payload bytea)");
+  auto t = Rel(20018, "bin", "t", {{"id", true}, {"payload"}});
+  Change change = Ins(t, {"1", std::nullopt});
+  change.new_tuple[1] = Value::Binary(std::string("\x00\x01", 2));
+  auto sink = OpenSink(Options("bin"));
+  auto st = ApplyBatch(*sink, {Txn(0xD0000, {change})});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), core::StatusCode::kUnsupported);
+  EXPECT_NE(st.message().find("bin.t.\"payload\""), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("source.binary: false"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::testing
