@@ -15,17 +15,24 @@ inline constexpr int kExitConfig = 78;
 // Maps a failure to the exit code a script or systemd can act on.
 inline int ExitCodeFor(const core::Status& status) {
   switch (status.code()) {
-    case core::StatusCode::kOk: return kExitOk;
-    case core::StatusCode::kInvalidArgument: return kExitConfig;
+    case core::StatusCode::kOk:
+      return kExitOk;
+    case core::StatusCode::kInvalidArgument:
+      return kExitConfig;
     case core::StatusCode::kCorruption:
-    case core::StatusCode::kUnsupported: return kExitDataError;
-    case core::StatusCode::kUnavailable: return kExitUnavailable;
+    case core::StatusCode::kUnsupported:
+      return kExitDataError;
+    case core::StatusCode::kUnavailable:
+      return kExitUnavailable;
     case core::StatusCode::kNotFound:
     case core::StatusCode::kFailedPrecondition:
     case core::StatusCode::kAlreadyExists:
-    case core::StatusCode::kResourceExhausted: return kExitConfig;
-    case core::StatusCode::kAborted: return kExitOk;
-    case core::StatusCode::kInternal: return kExitSoftware;
+    case core::StatusCode::kResourceExhausted:
+      return kExitConfig;
+    case core::StatusCode::kAborted:
+      return kExitOk;
+    case core::StatusCode::kInternal:
+      return kExitSoftware;
   }
   return kExitSoftware;
 }

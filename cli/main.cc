@@ -1,6 +1,86 @@
-#include <cstdio>
+// sluice: the command-line front end. Thin by design: parse arguments, load the config, call
+// into control/, map the result to a sysexits code.
+#include <spdlog/spdlog.h>
 
-int main() {
-  std::puts("sluice: not yet");
-  return 0;
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/exit_codes.h"
+#include "cli/logging.h"
+#include "cli/stop_signals.h"
+#include "config/config_loader.h"
+#include "control/tail_runner.h"
+
+namespace sluice::cli {
+namespace {
+
+// Logs a failure once, where the context is richest, and turns it into an exit code.
+int Fail(const core::Status& status) {
+  if (status.ok() || status.code() == core::StatusCode::kAborted) return kExitOk;
+  spdlog::error("{}", status.message());
+  std::fflush(stderr);
+  return ExitCodeFor(status);
 }
+
+core::Result<config::Config> LoadConfigAndLogging(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(config::Config config, config::LoadConfigFile(path));
+  SLUICE_RETURN_IF_ERROR(SetUpLogging(config.log.level, config.log.format));
+  return config;
+}
+
+int RunTailCommand(const std::string& config_path, control::TailOptions options,
+                   const std::string& end_lsn_text) {
+  auto config = LoadConfigAndLogging(config_path);
+  if (!config.ok()) return Fail(config.status());
+  if (!end_lsn_text.empty()) {
+    auto end_lsn = core::Lsn::Parse(end_lsn_text);
+    if (!end_lsn.ok())
+      return Fail(core::InvalidArgument("--endpos: " + end_lsn.status().message()));
+    options.end_lsn = *end_lsn;
+  }
+  const std::atomic<bool>& stop = InstallStopSignals();
+  return Fail(control::RunTail(*config, options, stop));
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "sluice: change-data-capture replication for reversible, zero-downtime "
+      "PostgreSQL migrations"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sluice 0.1.0");
+  (void)SetUpLogging("info", "text");
+
+  std::string config_path;
+  control::TailOptions tail_options;
+  std::string end_lsn_text;
+  CLI::App* tail = app.add_subcommand(
+      "tail", "Print the decoded, ordered stream of committed changes (JSON lines)");
+  tail->add_option("-c,--config", config_path, "configuration file")->required();
+  tail->add_option("-p,--pipeline", tail_options.pipeline,
+                   "pipeline to tail (resumes after its checkpoint); default: the only one");
+  tail->add_option("--format", tail_options.format, "jsonl (default) or none (count only)");
+  tail->add_option("--endpos", end_lsn_text, "stop once the stream reaches this LSN (X/Y)");
+  int checkpoint_ms = 1000;
+  tail->add_option("--checkpoint-interval-ms", checkpoint_ms,
+                   "how often to checkpoint what was printed (default 1000)")
+      ->check(CLI::Range(1, 3600000));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (tail->parsed()) {
+    tail_options.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
+    return RunTailCommand(config_path, tail_options, end_lsn_text);
+  }
+  return kExitUsage;
+}
+
+}  // namespace sluice::cli
+
+int main(int argc, char** argv) { return sluice::cli::Main(argc, argv); }

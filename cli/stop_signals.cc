@@ -1,7 +1,8 @@
 #include "cli/stop_signals.h"
 
-#include <csignal>
 #include <unistd.h>
+
+#include <csignal>
 
 namespace sluice::cli {
 namespace {

@@ -469,7 +469,7 @@ void ReadSource(Loader* loader, MapReader& m, const std::string& pipeline_name,
 
 void ReadCapture(Loader* loader, MapReader& m, CaptureConfig* capture) {
   if (auto f = m.Take("memory_limit")) {
-    Assign(&capture->memory_limit_bytes, loader->Size(*f, kMiB));
+    Assign(&capture->memory_limit_bytes, loader->Size(*f, 64 * kKiB));
   }
   if (auto f = m.Take("spill_dir")) Assign(&capture->spill_dir, loader->String(*f));
   if (auto f = m.Take("max_fragment_changes")) {

@@ -294,7 +294,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "got '8 MBs'"},
         BadConfig{"size too small", kHead + "    capture:\n      memory_limit: 1kB\n",
                   "7:21: pipelines[0].capture.memory_limit: expected a size of at least "
-                  "1048576 bytes, got '1kB'"},
+                  "65536 bytes, got '1kB'"},
         BadConfig{"negative size", kHead + "    capture:\n      memory_limit: -5MB\n",
                   "7:21: pipelines[0].capture.memory_limit: expected a size like 64MB, got "
                   "'-5MB'"},

@@ -8,9 +8,15 @@ namespace {
 
 void AppendValue(std::string& out, const core::Value& value) {
   switch (value.kind) {
-    case core::Value::Kind::kNull: out += "null"; break;
-    case core::Value::Kind::kUnchangedToast: out += "{\"unchanged_toast\":true}"; break;
-    case core::Value::Kind::kText: AppendJsonString(out, value.data); break;
+    case core::Value::Kind::kNull:
+      out += "null";
+      break;
+    case core::Value::Kind::kUnchangedToast:
+      out += "{\"unchanged_toast\":true}";
+      break;
+    case core::Value::Kind::kText:
+      AppendJsonString(out, value.data);
+      break;
     case core::Value::Kind::kBinary:
       out += "{\"binary\":\"";
       AppendHex(out, value.data);

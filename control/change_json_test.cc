@@ -1,6 +1,7 @@
 #include "control/change_json.h"
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "control/json_text.h"

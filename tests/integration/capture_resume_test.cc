@@ -24,7 +24,8 @@ std::vector<int> IdsPrinted(const std::string& text) {
     if (in.eof()) break;  // no newline after it: the process died while writing it
     auto j = nlohmann::json::parse(line, nullptr, false);
     EXPECT_FALSE(j.is_discarded()) << line;
-    if (!j.is_discarded() && j["op"] == "insert") ids.push_back(std::stoi(j["new"]["id"].get<std::string>()));
+    if (!j.is_discarded() && j["op"] == "insert")
+      ids.push_back(std::stoi(j["new"]["id"].get<std::string>()));
   }
   return ids;
 }
@@ -53,12 +54,14 @@ TEST(CaptureResumeTest, KillNineAtRandomMomentsLosesNothing) {
   });
 
   std::mt19937 random(20261122);  // seeded: a failure can be replayed
-  std::uniform_int_distribution<int> run_ms(150, 900);
+  std::uniform_int_distribution<int> run_ms(200, 1500);
   std::vector<std::vector<int>> runs;
   for (int k = 0; k < 8; ++k) {
     const std::string out = dir.File("run" + std::to_string(k) + ".jsonl");
     SluiceProcess tail;
-    ASSERT_TRUE(tail.Start({"tail", "--config", config.path}, out, dir.File("tail.err")).ok());
+    ASSERT_TRUE(tail.Start({"tail", "--config", config.path, "--checkpoint-interval-ms", "100"},
+                           out, dir.File("tail.err"))
+                    .ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(run_ms(random)));
     tail.Kill(SIGKILL);
     ASSERT_TRUE(tail.Wait(std::chrono::seconds(10)).ok());
@@ -88,7 +91,14 @@ TEST(CaptureResumeTest, KillNineAtRandomMomentsLosesNothing) {
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>(kTransactions * kRowsPerTransaction));
   EXPECT_EQ(highest, kTransactions * kRowsPerTransaction);
-  std::cerr << ReadFile(dir.File("tail.err")).substr(0, 2000);
+  // The kills must have hit a checkpointing process, not only fresh starts.
+  const std::string log = ReadFile(dir.File("tail.err"));
+  size_t resumed = 0;
+  for (size_t at = log.find("tailing from checkpoint"); at != std::string::npos;
+       at = log.find("tailing from checkpoint", at + 1)) {
+    ++resumed;
+  }
+  EXPECT_GE(resumed, 4u) << log;
 }
 
 }  // namespace

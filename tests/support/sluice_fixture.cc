@@ -50,8 +50,8 @@ std::string CurrentWalLsn(const PgCluster& cluster) {
 
 std::vector<nlohmann::json> TailUntilNow(const PgCluster& cluster, const TailConfig& config) {
   const std::string end = CurrentWalLsn(cluster);
-  SluiceRun run = RunSluice({"tail", "--config", config.path, "--endpos", end},
-                            std::chrono::seconds(180));
+  SluiceRun run =
+      RunSluice({"tail", "--config", config.path, "--endpos", end}, std::chrono::seconds(180));
   EXPECT_EQ(run.exit_code, 0) << "sluice tail failed:\n" << run.err;
   return ParseJsonLines(run.out);
 }

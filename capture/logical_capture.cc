@@ -1,0 +1,128 @@
+#include "capture/logical_capture.h"
+
+#include <spdlog/spdlog.h>
+
+#include "capture/pgoutput_decoder.h"
+#include "capture/publication_manager.h"
+#include "capture/replication_connection.h"
+#include "capture/slot_manager.h"
+
+namespace sluice::capture {
+
+LogicalCapture::LogicalCapture(CaptureOptions options) : options_(std::move(options)) {}
+
+LogicalCapture::~LogicalCapture() = default;
+
+core::Result<std::unique_ptr<LogicalCapture>> LogicalCapture::Open(CaptureOptions options) {
+  std::unique_ptr<LogicalCapture> capture(new LogicalCapture(std::move(options)));
+  const CaptureOptions& o = capture->options_;
+  const std::string where = "pipeline " + o.pipeline;
+
+  // The publication is managed over an ordinary connection: publication DDL is plain SQL.
+  {
+    SLUICE_ASSIGN_OR_RETURN(auto sql,
+                            PgConnection::Connect(o.dsn, /*replication=*/false, o.connect_timeout));
+    PublicationManager publications(*sql);
+    if (o.create_publication) {
+      // Also checks every published table's replica identity.
+      SLUICE_RETURN_IF_ERROR(
+          publications.EnsurePublication(o.publication, o.tables).WithContext(where));
+    } else {
+      SLUICE_RETURN_IF_ERROR(publications.CheckReplicaIdentity(o.publication).WithContext(where));
+    }
+  }
+
+  SLUICE_ASSIGN_OR_RETURN(capture->connection_,
+                          ReplicationConnection::Connect(o.dsn, o.connect_timeout));
+  SLUICE_ASSIGN_OR_RETURN(int server_version, capture->connection_->ServerVersionNum());
+  capture->protocol_version_ =
+      o.protocol_version != 0 ? o.protocol_version : AutoProtocolVersion(server_version);
+
+  SlotManager slots(*capture->connection_);
+  auto slot_or = slots.EnsureSlot(o.slot, /*export_snapshot=*/true);
+  if (!slot_or.ok()) return slot_or.status().WithContext(where);
+  SlotInfo slot = std::move(slot_or).value();
+  if (slot.active) {
+    return core::FailedPrecondition(where + ": slot " + o.slot +
+                                    " is being streamed by another process (another sluice?)");
+  }
+  capture->slot_created_ = slot.created;
+  capture->consistent_point_ = slot.consistent_point;
+  capture->exported_snapshot_ = slot.snapshot_name;
+  spdlog::info("{}: slot {} {} at {}", where, o.slot, slot.created ? "created" : "reused",
+               slot.consistent_point.ToString());
+  return capture;
+}
+
+core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>& stop,
+                                 const EmitFn& emit, const IdleFn& on_idle, core::Lsn end_lsn) {
+  const std::string where = "pipeline " + options_.pipeline;
+  if (resume_after.valid()) connection_->SetDurableLsn(resume_after);
+
+  StartOptions start;
+  start.slot = options_.slot;
+  start.start_lsn = resume_after;
+  start.protocol_version = protocol_version_;
+  start.publications = {options_.publication};
+  start.streaming = options_.streaming && protocol_version_ >= 2;
+  start.binary = options_.binary;
+  connection_->set_status_interval(options_.status_interval);
+  SLUICE_RETURN_IF_ERROR(connection_->StartReplication(start).WithContext(where));
+
+  PgOutputDecoder decoder(protocol_version_);
+  bool reached_end = false;
+  // Streams whose commit we already made durable in an earlier run are resent by the server
+  // when they end after the slot's confirmed position; the emit wrapper drops them.
+  TransactionAssembler assembler(options_.assembler, [&](core::Transaction&& txn) -> core::Status {
+    if (txn.last_fragment) {
+      stats_.transactions.fetch_add(1, std::memory_order_relaxed);
+      if (end_lsn.valid() && txn.end_lsn >= end_lsn) reached_end = true;
+    }
+    if (resume_after.valid() && txn.commit_lsn.valid() && txn.commit_lsn < resume_after) {
+      return core::Status::Ok();
+    }
+    stats_.changes.fetch_add(txn.changes.size(), std::memory_order_relaxed);
+    return emit(std::move(txn));
+  });
+
+  while (!stop.load(std::memory_order_relaxed) && !reached_end) {
+    auto frame = connection_->Next(std::chrono::milliseconds(200));
+    if (!frame.ok()) return frame.status().WithContext(where);
+    stats_.server_wal_end.store(connection_->server_wal_end().value(), std::memory_order_relaxed);
+    if (!frame->has_value()) {
+      if (on_idle) SLUICE_RETURN_IF_ERROR(on_idle());
+      // The server's WAL end in a keepalive is how far it has decoded: past end_lsn means
+      // every transaction committed before it was sent.
+      if (end_lsn.valid() && connection_->server_wal_end() >= end_lsn &&
+          !assembler.in_transaction()) {
+        break;
+      }
+      continue;
+    }
+    const XLogData& data = **frame;
+    stats_.messages.fetch_add(1, std::memory_order_relaxed);
+    stats_.received_lsn.store(data.end_lsn.value(), std::memory_order_relaxed);
+    auto message = decoder.Decode(data.payload);
+    if (!message.ok()) {
+      return message.status().WithContext(where + " at " + data.start_lsn.ToString());
+    }
+    SLUICE_RETURN_IF_ERROR(assembler.Process(std::move(message).value(), data.start_lsn)
+                               .WithContext(where + " at " + data.start_lsn.ToString()));
+  }
+  return FlushFeedback();
+}
+
+void LogicalCapture::SetDurableLsn(core::Lsn lsn) { connection_->SetDurableLsn(lsn); }
+
+core::Status LogicalCapture::FlushFeedback() { return connection_->SendFeedback(true); }
+
+core::Status LogicalCapture::DropSlot(const CaptureOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(auto connection,
+                          ReplicationConnection::Connect(options.dsn, options.connect_timeout));
+  SlotManager slots(*connection);
+  core::Status dropped = slots.DropSlot(options.slot);
+  if (dropped.code() == core::StatusCode::kNotFound) return core::Status::Ok();
+  return dropped.WithContext("pipeline " + options.pipeline);
+}
+
+}  // namespace sluice::capture

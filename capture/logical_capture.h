@@ -1,0 +1,102 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "capture/transaction_assembler.h"
+#include "core/lsn.h"
+#include "core/status.h"
+#include "core/transaction.h"
+
+namespace sluice::capture {
+
+class ReplicationConnection;
+
+// Everything capture needs to know about one source.
+struct CaptureOptions {
+  std::string pipeline;  // for messages only
+  std::string dsn;
+  std::string slot;
+  std::string publication;
+  std::vector<std::string> tables;  // "schema.table" / "schema.*"
+  bool create_publication = true;
+  int protocol_version = 0;  // 0: the highest the server supports that sluice speaks
+  bool streaming = true;     // stream large in-progress transactions (protocol >= 2)
+  bool binary = false;
+  std::chrono::milliseconds status_interval{10000};
+  std::chrono::milliseconds connect_timeout{10000};
+  AssemblerOptions assembler;
+};
+
+// Counters readable from any thread while Run() works.
+struct CaptureStats {
+  std::atomic<uint64_t> messages{0};
+  std::atomic<uint64_t> transactions{0};
+  std::atomic<uint64_t> changes{0};
+  std::atomic<uint64_t> received_lsn{0};    // highest WAL end received
+  std::atomic<uint64_t> server_wal_end{0};  // the source's WAL end as last reported
+};
+
+// Tails one source's logical replication log: ensures the publication and the slot exist, starts
+// pgoutput at the resume position and hands whole committed transactions (in fragments, see
+// core::Transaction) to a callback in commit order.
+//
+// Durability contract: the flush position reported to the source is exactly what the consumer
+// last passed to SetDurableLsn(), never more, so PostgreSQL keeps every WAL record that is not yet
+// durable downstream and resends it after a crash.
+//
+// Threads: Open() and Run() on one thread; SetDurableLsn() and stats() from any thread.
+class LogicalCapture {
+ public:
+  using EmitFn = std::function<core::Status(core::Transaction&&)>;
+  // Called whenever the source had nothing to send for a moment (about every 200 ms when idle).
+  using IdleFn = std::function<core::Status()>;
+
+  ~LogicalCapture();
+
+  // Connects and prepares the source (publication, slot). Does not start streaming yet.
+  static core::Result<std::unique_ptr<LogicalCapture>> Open(CaptureOptions options);
+
+  // Drops the pipeline's slot (missing is fine): the next Open() creates it with a fresh
+  // exported snapshot.
+  static core::Status DropSlot(const CaptureOptions& options);
+
+  // Streams from `resume_after` (the durable position of a previous run; invalid = the slot's
+  // own confirmed position) until `stop` becomes true, `end_lsn` (if valid) is reached, or an
+  // error. Transactions whose end LSN is at or before `resume_after` are not emitted again.
+  core::Status Run(core::Lsn resume_after, const std::atomic<bool>& stop, const EmitFn& emit,
+                   const IdleFn& on_idle = nullptr, core::Lsn end_lsn = core::Lsn());
+
+  // The consumer made everything up to `lsn` durable: may be confirmed to the source.
+  void SetDurableLsn(core::Lsn lsn);
+
+  // Sends a standby status update now (e.g. right after a checkpoint on shutdown).
+  core::Status FlushFeedback();
+
+  // True when the slot was created by this Open() (so a snapshot could be taken).
+  bool slot_created() const { return slot_created_; }
+  core::Lsn consistent_point() const { return consistent_point_; }
+  const std::string& exported_snapshot() const { return exported_snapshot_; }
+  int protocol_version() const { return protocol_version_; }
+
+  const CaptureStats& stats() const { return stats_; }
+
+ private:
+  explicit LogicalCapture(CaptureOptions options);
+
+  CaptureOptions options_;
+  std::unique_ptr<ReplicationConnection> connection_;
+  bool slot_created_ = false;
+  core::Lsn consistent_point_;
+  std::string exported_snapshot_;
+  int protocol_version_ = 1;
+  CaptureStats stats_;
+};
+
+}  // namespace sluice::capture

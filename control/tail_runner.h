@@ -1,0 +1,30 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "config/config.h"
+#include "core/lsn.h"
+#include "core/status.h"
+
+namespace sluice::control {
+
+struct TailOptions {
+  std::string pipeline;  // empty: the config's only pipeline
+  std::string format = "jsonl";
+  core::Lsn end_lsn;  // stop once the stream reaches this position (invalid: run until stopped)
+  std::chrono::milliseconds checkpoint_interval{1000};
+  std::FILE* out = stdout;
+};
+
+// `sluice tail`: prints the pipeline's ordered stream of committed changes, one JSON object per
+// line, and checkpoints what it printed so that a restart resumes after it. Output is flushed
+// before the checkpoint advances and the checkpoint is saved before the position is confirmed
+// to the source: after kill -9 nothing past the checkpoint is missing (lines printed after the
+// last checkpoint may be printed again).
+core::Status RunTail(const config::Config& config, const TailOptions& options,
+                     const std::atomic<bool>& stop);
+
+}  // namespace sluice::control
