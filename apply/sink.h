@@ -7,6 +7,7 @@
 #include "core/lsn.h"
 #include "core/relation.h"
 #include "core/status.h"
+#include "core/table_definition.h"
 #include "core/transaction.h"
 
 namespace sluice::apply {
@@ -59,7 +60,23 @@ class Sink {
   // every column the source sends). Called by the pipeline when it first sees a relation.
   virtual core::Status CheckRelation(const core::Relation& relation) = 0;
 
-  // Initial copy: a loader for `relation`'s rows, committed on its own connection.
+  // Initial copy, before any loader for the table: makes the target table ready to receive a
+  // copy of `table`. Creates it from the definition when missing and `create_missing`
+  // (otherwise a missing table is an error naming it), checks its columns (CheckRelation), and
+  // requires it to be empty: with `truncate_first` (sluice's own earlier, interrupted copy wrote
+  // there) it is emptied; without, a non-empty table is an error naming it, so sluice never
+  // destroys data it did not write.
+  // Targets without an initial-copy path keep the default.
+  virtual core::Status PrepareCopyTarget(const core::TableDefinition& table, bool create_missing,
+                                         bool truncate_first) {
+    (void)create_missing;
+    (void)truncate_first;
+    return core::Unsupported("this target type has no initial copy (table " +
+                             table.relation.QualifiedName() + "); use snapshot: never");
+  }
+
+  // Initial copy: a loader for `relation`'s rows, committed on its own connection. Safe to call
+  // from several threads at once (each loader has its own connection).
   virtual core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(
       const core::Relation& relation) = 0;
 };
