@@ -66,6 +66,46 @@ std::optional<std::string> CommitTimeText(core::PgTimestamp commit_time) {
   return core::FormatPgTimestamp(commit_time);
 }
 
+// Every column `relation` has must exist among `target_columns` (rows of kTargetColumnsSql).
+core::Status CheckTargetColumns(const core::Relation& relation,
+                                const std::vector<PgRow>& target_columns) {
+  for (const auto& column : relation.columns) {
+    const bool found =
+        std::any_of(target_columns.begin(), target_columns.end(),
+                    [&](const PgRow& row) { return row[0] && *row[0] == column.name; });
+    if (!found) {
+      return core::FailedPrecondition("target table " + relation.QualifiedName() +
+                                      " has no column \"" + column.name +
+                                      "\" (the source sends it); add it or let sluice create "
+                                      "tables");
+    }
+  }
+  return core::Status::Ok();
+}
+
+// CREATE TABLE for `table` as the source defines it: columns with their types and NOT NULL,
+// and the primary key. Defaults, constraints and indexes beyond the key are not copied.
+core::Result<std::string> CreateTableSql(const core::TableDefinition& table) {
+  const core::Relation& relation = table.relation;
+  if (table.column_types.size() != relation.columns.size() ||
+      table.not_null.size() != relation.columns.size()) {
+    return core::Internal("table definition of " + relation.QualifiedName() +
+                          " has mismatched column lists");
+  }
+  std::string sql = "CREATE TABLE " + QuoteQualifiedName(relation.schema, relation.name) + " (";
+  std::string key;
+  for (size_t i = 0; i < relation.columns.size(); ++i) {
+    const core::Column& column = relation.columns[i];
+    if (i > 0) sql += ", ";
+    // The type is format_type() text: SQL as it stands, never quoted.
+    sql += QuoteIdentifier(column.name) + " " + table.column_types[i];
+    if (table.not_null[i]) sql += " NOT NULL";
+    if (column.is_key) key += (key.empty() ? "" : ", ") + QuoteIdentifier(column.name);
+  }
+  if (!key.empty()) sql += ", PRIMARY KEY (" + key + ")";
+  return sql + ")";
+}
+
 bool SameShape(const core::Relation& a, const core::Relation& b) {
   if (a.schema != b.schema || a.name != b.name || a.columns.size() != b.columns.size()) {
     return false;
@@ -124,10 +164,16 @@ class PostgresBulkLoader : public BulkLoader {
 
 }  // namespace
 
-PostgresSink::PostgresSink(PostgresSinkOptions options) : options_(std::move(options)) {
-  if (options_.origin_name.empty()) options_.origin_name = "sluice_" + options_.pipeline;
-  options_.pipeline_depth = std::max<size_t>(1, options_.pipeline_depth);
+namespace {
+PostgresSinkOptions WithDefaults(PostgresSinkOptions options) {
+  if (options.origin_name.empty()) options.origin_name = "sluice_" + options.pipeline;
+  options.pipeline_depth = std::max<size_t>(1, options.pipeline_depth);
+  return options;
 }
+}  // namespace
+
+PostgresSink::PostgresSink(PostgresSinkOptions options)
+    : options_(WithDefaults(std::move(options))) {}
 
 PostgresSink::~PostgresSink() = default;
 
@@ -443,17 +489,7 @@ core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& 
       return core::FailedPrecondition("target table " + relation.QualifiedName() +
                                       " does not exist; create it or let sluice create tables");
     }
-    for (const auto& column : relation.columns) {
-      const bool found = std::any_of(columns[i]->begin(), columns[i]->end(), [&](const PgRow& row) {
-        return row[0] && *row[0] == column.name;
-      });
-      if (!found) {
-        return core::FailedPrecondition("target table " + relation.QualifiedName() +
-                                        " has no column \"" + column.name +
-                                        "\" (the source sends it); add it or let sluice create "
-                                        "tables");
-      }
-    }
+    SLUICE_RETURN_IF_ERROR(CheckTargetColumns(relation, *columns[i]));
     checked_[relation.oid] = relation;
   }
   return core::Status::Ok();
@@ -658,6 +694,66 @@ void PostgresSink::AbortBatch() {
 
 // --- Bulk load --------------------------------------------------------------------------------
 
+core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
+                                             bool create_missing, bool truncate_first) {
+  const core::Relation& relation = table.relation;
+  const std::string name = relation.QualifiedName();
+  const std::string qualified = QuoteQualifiedName(relation.schema, relation.name);
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                          PgConnection::Connect(options_.dsn, options_.connect_timeout,
+                                                "sluice-copy-" + options_.pipeline));
+  const std::string lookup = "looking up target table " + name;
+  SLUICE_ASSIGN_OR_RETURN(std::vector<PgRow> columns,
+                          conn->Query(kTargetColumnsSql, {relation.schema, relation.name}, lookup));
+  if (columns.empty()) {
+    if (!create_missing) {
+      return core::FailedPrecondition("target table " + name +
+                                      " does not exist (create it, or set "
+                                      "target.apply.create_tables: true)");
+    }
+    // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists.
+    SLUICE_ASSIGN_OR_RETURN(
+        std::vector<PgRow> schema,
+        conn->Query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", {relation.schema},
+                    "looking up target schema " + relation.schema));
+    if (schema.empty()) {
+      SLUICE_RETURN_IF_ERROR(
+          conn->Exec("CREATE SCHEMA IF NOT EXISTS " + QuoteIdentifier(relation.schema),
+                     "creating target schema " + relation.schema));
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::string create, CreateTableSql(table));
+    SLUICE_RETURN_IF_ERROR(conn->Exec(create, "creating target table " + name));
+    spdlog::info("pipeline {}: created target table {}", options_.pipeline, name);
+    SLUICE_ASSIGN_OR_RETURN(
+        columns, conn->Query(kTargetColumnsSql, {relation.schema, relation.name}, lookup));
+  }
+  SLUICE_RETURN_IF_ERROR(CheckTargetColumns(relation, columns));
+
+  if (truncate_first) {
+    // Rows of an earlier, interrupted copy by this pipeline: sluice's own to remove.
+    if (!options_.session_replication_role.empty()) {  // as the loaders: no user triggers
+      SLUICE_RETURN_IF_ERROR(conn->Exec(
+          "SET session_replication_role = " + QuoteLiteral(options_.session_replication_role),
+          "setting session_replication_role to empty " + name));
+    }
+    SLUICE_RETURN_IF_ERROR(conn->Exec(
+        "TRUNCATE " + qualified,
+        "emptying target table " + name + " (left over from an interrupted initial copy)"));
+    spdlog::info("pipeline {}: emptied target table {} (an earlier initial copy was interrupted)",
+                 options_.pipeline, name);
+    return core::Status::Ok();
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<PgRow> any,
+                          conn->Query("SELECT 1 FROM " + qualified + " LIMIT 1", {},
+                                      "checking that target table " + name + " is empty"));
+  if (!any.empty()) {
+    return core::FailedPrecondition("target table " + name +
+                                    " is not empty; the initial copy needs empty tables (or set "
+                                    "snapshot: never)");
+  }
+  return core::Status::Ok();
+}
+
 core::Result<std::unique_ptr<BulkLoader>> PostgresSink::OpenBulkLoad(
     const core::Relation& relation) {
   const std::string table = relation.QualifiedName();
@@ -669,6 +765,9 @@ core::Result<std::unique_ptr<BulkLoader>> PostgresSink::OpenBulkLoad(
         "SET session_replication_role = " + QuoteLiteral(options_.session_replication_role),
         "setting session_replication_role for the bulk load into " + table));
   }
+  // The source copier's COPY text is UTF8 (capture::SnapshotCopier sets it).
+  SLUICE_RETURN_IF_ERROR(conn->Exec("SET client_encoding = 'UTF8'",
+                                    "setting client_encoding for the bulk load into " + table));
   SLUICE_RETURN_IF_ERROR(conn->Exec("BEGIN", "starting the bulk load into " + table));
   std::string columns;
   for (const auto& column : relation.columns) {

@@ -43,8 +43,9 @@ struct PostgresSinkStats {
 // origin's progress. Needs a superuser, or on PostgreSQL 16+ a role granted SET on
 // session_replication_role and EXECUTE on the pg_replication_origin_* functions.
 //
-// Threads: driven from one thread, as the Sink contract says. The bulk loaders it hands out use
-// their own connections and may run on other threads.
+// Threads: driven from one thread, as the Sink contract says, except OpenBulkLoad(), which may be
+// called from several threads at once. The bulk loaders use their own connections and may run
+// on other threads.
 class PostgresSink : public Sink {
  public:
   explicit PostgresSink(PostgresSinkOptions options);
@@ -56,6 +57,14 @@ class PostgresSink : public Sink {
   core::Status CommitBatch(const AppliedPosition& position) override;
   void AbortBatch() override;
   core::Status CheckRelation(const core::Relation& relation) override;
+  // Works on a short-lived connection of its own, so it may be called before Open() and does
+  // not disturb the apply session. Call from the pipeline thread.
+  core::Status PrepareCopyTarget(const core::TableDefinition& table, bool create_missing,
+                                 bool truncate_first) override;
+  // Thread-safe: touches only its own new connection and options_, which never change after
+  // construction. Loaders run with session_replication_role and client_encoding UTF8 (what
+  // capture::SnapshotCopier produces), without the replication origin (one session at a time
+  // may hold it).
   core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(const core::Relation& relation) override;
 
   const PostgresSinkStats& stats() const { return stats_; }
@@ -109,7 +118,7 @@ class PostgresSink : public Sink {
   bool NeedsCheck(const core::Relation& relation) const;
   core::Status CheckRelations(const std::vector<core::RelationPtr>& relations);
 
-  PostgresSinkOptions options_;
+  const PostgresSinkOptions options_;  // const: OpenBulkLoad() reads it from other threads
   std::unique_ptr<PgConnection> conn_;
   bool in_batch_ = false;
   // First statement error since the last reset: sticky for the open batch (until AbortBatch),
