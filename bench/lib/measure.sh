@@ -16,18 +16,20 @@ ensure_gnu_time() {
 now_seconds() { date +%s.%N; }
 
 # measure LABEL DIR CMD...: runs CMD under GNU time; wall seconds go to DIR/LABEL.wall, peak
-# RSS in KiB to DIR/LABEL.rss. Returns CMD's exit status. Stdin/stdout pass through, so
-# `measure ... | consumer` works (only CMD itself is timed and measured).
+# RSS in KiB to DIR/LABEL.rss, CPU seconds (user + system) to DIR/LABEL.cpu. Returns CMD's exit
+# status. Stdin/stdout pass through, so `measure ... | consumer` works (only CMD itself is timed
+# and measured).
 measure() {
   local label="$1" dir="$2"
   shift 2
   local start end rc=0
   start="$(now_seconds)"
-  "$GNU_TIME" -f '%M' -o "$dir/$label.time" "$@" || rc=$?
+  "$GNU_TIME" -f '%M %U %S' -o "$dir/$label.time" "$@" || rc=$?
   end="$(now_seconds)"
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }' >"$dir/$label.wall"
   # GNU time prefixes "Command exited with non-zero status N" on failure: the number is last.
-  tail -n 1 "$dir/$label.time" >"$dir/$label.rss"
+  tail -n 1 "$dir/$label.time" | awk '{ print $1 }' >"$dir/$label.rss"
+  tail -n 1 "$dir/$label.time" | awk '{ printf "%.2f\n", $2 + $3 }' >"$dir/$label.cpu"
   return "$rc"
 }
 
