@@ -10,6 +10,7 @@
 #include "cli/logging.h"
 #include "cli/stop_signals.h"
 #include "config/config_loader.h"
+#include "control/daemon.h"
 #include "control/tail_runner.h"
 
 namespace sluice::cli {
@@ -43,6 +44,16 @@ int RunTailCommand(const std::string& config_path, control::TailOptions options,
   return Fail(control::RunTail(*config, options, stop));
 }
 
+int RunDaemonCommand(const std::string& config_path) {
+  auto config = LoadConfigAndLogging(config_path);
+  if (!config.ok()) return Fail(config.status());
+  const std::atomic<bool>& stop = InstallStopSignals();
+  spdlog::info("sluice run: {} pipeline(s) from {}", config->pipelines.size(), config_path);
+  core::Status status = control::RunDaemon(*config, stop);
+  if (status.ok()) spdlog::info("sluice run: stopped cleanly");
+  return Fail(status);
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -54,6 +65,10 @@ int Main(int argc, char** argv) {
   (void)SetUpLogging("info", "text");
 
   std::string config_path;
+  CLI::App* run = app.add_subcommand(
+      "run", "Run every pipeline of the config: initial copy, then stream and apply (daemon)");
+  run->add_option("-c,--config", config_path, "configuration file")->required();
+
   control::TailOptions tail_options;
   std::string end_lsn_text;
   CLI::App* tail = app.add_subcommand(
@@ -74,6 +89,7 @@ int Main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
+  if (run->parsed()) return RunDaemonCommand(config_path);
   if (tail->parsed()) {
     tail_options.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
     return RunTailCommand(config_path, tail_options, end_lsn_text);

@@ -299,5 +299,16 @@ TEST_F(CaptureTailTest, OddIdentifiersQuotesSpacesMixedCaseAndNonAscii) {
   EXPECT_EQ(lines[1]["key"], nlohmann::json({{"Id Col", "1"}}));
 }
 
+TEST_F(CaptureTailTest, BinaryFormatValuesAreShownAsHex) {
+  auto config = Prepare("bin", "CREATE TABLE bin.t (id int PRIMARY KEY, v text);", "",
+                        "      binary: true\n");
+  Exec("INSERT INTO bin.t VALUES (1, 'ab')");
+  auto lines = Tail(config);
+  ASSERT_EQ(lines.size(), 1u);
+  // int4 send format: 4 bytes big-endian; text send format: the bytes themselves.
+  EXPECT_EQ(lines[0]["new"]["id"], nlohmann::json({{"binary", "00000001"}}));
+  EXPECT_EQ(lines[0]["new"]["v"], nlohmann::json({{"binary", "6162"}}));
+}
+
 }  // namespace
 }  // namespace sluice::testing

@@ -655,4 +655,6 @@ core::Status PgCluster::StartAgain() {
 
 std::string PgCluster::ServerLog() const { return ReadWholeFile(base_dir_ + "/server.log"); }
 
+core::Result<std::string> PostgresBinDir() { return PgBinDir(); }
+
 }  // namespace sluice::testing

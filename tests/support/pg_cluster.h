@@ -75,6 +75,9 @@ struct CommandResult {
 };
 CommandResult RunAsPostgres(const std::vector<std::string>& argv);
 
+// The PostgreSQL binaries' directory the clusters use (initdb, pg_ctl, pgbench, ...).
+core::Result<std::string> PostgresBinDir();
+
 // A free TCP port on 127.0.0.1 (bind to port 0 and read it back).
 int FreeLoopbackPort();
 

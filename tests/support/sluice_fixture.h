@@ -23,6 +23,13 @@ TailConfig WriteTailConfig(const TempDir& dir, const PgCluster& cluster,
                            const std::string& pipeline = "cap",
                            const std::string& extra_source_yaml = "");
 
+// A full pipeline (source -> PostgreSQL target) config, written to `dir`/<pipeline>.yaml.
+// `extra_yaml` is appended to the pipeline mapping (4-space indent).
+TailConfig WritePipelineConfig(const TempDir& dir, const PgCluster& source, const PgCluster& target,
+                               const std::vector<std::string>& tables,
+                               const std::string& extra_yaml = "",
+                               const std::string& pipeline = "pipe");
+
 // Parses JSON lines; a line that is not JSON fails the calling test.
 std::vector<nlohmann::json> ParseJsonLines(const std::string& text);
 

@@ -76,14 +76,19 @@ SluiceProcess::~SluiceProcess() {
 
 core::Status SluiceProcess::Start(const std::vector<std::string>& args,
                                   const std::string& stdout_path, const std::string& stderr_path) {
+  return StartProgram(SluiceBinary(), args, stdout_path, stderr_path);
+}
+
+core::Status SluiceProcess::StartProgram(const std::string& binary,
+                                         const std::vector<std::string>& args,
+                                         const std::string& stdout_path,
+                                         const std::string& stderr_path) {
   if (pid_ > 0) {
-    return core::FailedPrecondition("sluice process " + std::to_string(pid_) +
+    return core::FailedPrecondition("process " + std::to_string(pid_) +
                                     " is still running; Wait() or Kill() it first");
   }
-  const std::string binary = SluiceBinary();
   if (access(binary.c_str(), X_OK) != 0) {
-    return core::NotFound("sluice binary " + binary +
-                          " is not executable: " + std::strerror(errno));
+    return core::NotFound("binary " + binary + " is not executable: " + std::strerror(errno));
   }
   const int out_fd = open(stdout_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (out_fd < 0) {
@@ -108,7 +113,7 @@ core::Status SluiceProcess::Start(const std::vector<std::string>& args,
     const std::string error = std::strerror(errno);
     close(out_fd);
     close(err_fd);
-    return core::Internal("fork for sluice failed: " + error);
+    return core::Internal("fork failed: " + error);
   }
   if (pid == 0) {
     // Child: async-signal-safe calls only until exec.
@@ -118,7 +123,7 @@ core::Status SluiceProcess::Start(const std::vector<std::string>& args,
     dup2(err_fd, STDERR_FILENO);
     close_range(3, ~0U, 0);
     execv(argv[0], argv.data());
-    const char message[] = "exec of sluice binary failed\n";
+    const char message[] = "exec failed\n";
     (void)!write(STDERR_FILENO, message, sizeof message - 1);
     _exit(127);
   }

@@ -26,6 +26,9 @@ class SluiceProcess {
   // Starts `sluice <args...>`; stdout/stderr are appended to the given files.
   core::Status Start(const std::vector<std::string>& args, const std::string& stdout_path,
                      const std::string& stderr_path);
+  // Starts any program (absolute path) the same way, e.g. pgbench as a load generator.
+  core::Status StartProgram(const std::string& binary, const std::vector<std::string>& args,
+                            const std::string& stdout_path, const std::string& stderr_path);
   void Kill(int signal);
   // Waits for exit up to `timeout`; returns the exit code (128+signal if killed) or an error.
   core::Result<int> Wait(std::chrono::milliseconds timeout);

@@ -1,0 +1,71 @@
+#include "control/daemon.h"
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "control/pipeline_runner.h"
+#include "control/sink_factory.h"
+#include "state/checkpoint_store.h"
+
+namespace sluice::control {
+namespace {
+
+void LogProgress(const PipelineRunner& runner) {
+  const PipelineMetrics& m = runner.metrics();
+  const core::Lsn durable(m.durable_lsn.load());
+  const core::Lsn source(m.source_wal_end.load());
+  const uint64_t lag = source > durable ? source.value() - durable.value() : 0;
+  spdlog::info("pipeline {}: {} durable {} source {} lag {} bytes, {} transactions applied",
+               runner.pipeline().name, PipelinePhaseName(m.phase.load()), durable.ToString(),
+               source.ToString(), lag, m.transactions_applied.load());
+}
+
+}  // namespace
+
+core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& stop) {
+  SLUICE_ASSIGN_OR_RETURN(auto store, state::CheckpointStore::Open(config.state_dir));
+  std::vector<std::unique_ptr<PipelineRunner>> runners;
+  for (const auto& pipeline : config.pipelines) {
+    if (pipeline.target.type == "none") {
+      spdlog::info("pipeline {} has no target; skipped by run (see `sluice tail`)", pipeline.name);
+      continue;
+    }
+    runners.push_back(std::make_unique<PipelineRunner>(config, pipeline, *store,
+                                                       [&pipeline] { return MakeSink(pipeline); }));
+  }
+  if (runners.empty()) {
+    return core::InvalidArgument(config.source_file + " has no pipeline with a target to run");
+  }
+
+  std::mutex mu;  // guards first_error
+  core::Status first_error;
+  std::atomic<size_t> running{runners.size()};
+  std::vector<std::thread> threads;
+  for (auto& runner : runners) {
+    threads.emplace_back([&, r = runner.get()] {
+      core::Status status = r->Run(stop);
+      if (!status.ok()) {
+        spdlog::error("{}", status.message());
+        std::lock_guard lock(mu);
+        if (first_error.ok()) first_error = status;
+      }
+      running.fetch_sub(1);
+    });
+  }
+  auto next_log = std::chrono::steady_clock::now();
+  while (running.load() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (std::chrono::steady_clock::now() >= next_log) {
+      for (const auto& runner : runners) LogProgress(*runner);
+      next_log += std::chrono::seconds(10);
+    }
+  }
+  for (auto& t : threads) t.join();
+  return first_error;
+}
+
+}  // namespace sluice::control

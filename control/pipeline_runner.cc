@@ -1,0 +1,242 @@
+#include "control/pipeline_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "capture/logical_capture.h"
+#include "control/capture_setup.h"
+#include "control/initial_copy.h"
+#include "core/bounded_queue.h"
+#include "core/pg_time.h"
+
+namespace sluice::control {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kSnapshotKey[] = "snapshot";
+constexpr char kSnapshotDone[] = "done";
+
+int64_t UnixMillisNow() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+size_t FragmentBytes(const core::Transaction& txn) {
+  size_t bytes = 0;
+  for (const auto& change : txn.changes) bytes += change.ApproximateBytes();
+  return bytes;
+}
+
+// One target transaction in the making.
+struct Batch {
+  bool open = false;
+  bool mid_transaction = false;  // a transaction's last fragment is still to come
+  size_t transactions = 0;
+  size_t changes = 0;
+  uint64_t bytes = 0;
+  Clock::time_point started;
+  apply::AppliedPosition end;  // last complete transaction in the batch
+};
+
+}  // namespace
+
+const char* PipelinePhaseName(PipelinePhase phase) {
+  switch (phase) {
+    case PipelinePhase::kStarting:
+      return "starting";
+    case PipelinePhase::kCopying:
+      return "copying";
+    case PipelinePhase::kStreaming:
+      return "streaming";
+    case PipelinePhase::kRetrying:
+      return "retrying";
+    case PipelinePhase::kStopped:
+      return "stopped";
+    case PipelinePhase::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+PipelineRunner::PipelineRunner(const config::Config& config, const config::PipelineConfig& pipeline,
+                               state::CheckpointStore& store, SinkFactory make_sink)
+    : config_(config), pipeline_(pipeline), store_(store), make_sink_(std::move(make_sink)) {}
+
+PipelineRunner::~PipelineRunner() = default;
+
+core::Status PipelineRunner::Run(const std::atomic<bool>& stop) {
+  auto backoff = std::chrono::milliseconds(250);
+  constexpr auto kMaxBackoff = std::chrono::milliseconds(10000);
+  while (!stop.load()) {
+    core::Status status = RunOnce(stop);
+    if (status.ok() || stop.load()) break;
+    metrics_.errors.fetch_add(1);
+    metrics_.SetLastError(status.message());
+    if (!status.retryable()) {
+      metrics_.phase = PipelinePhase::kFailed;
+      return status;
+    }
+    metrics_.phase = PipelinePhase::kRetrying;
+    spdlog::warn("pipeline {}: {}; retrying in {} ms", pipeline_.name, status.message(),
+                 backoff.count());
+    const auto until = Clock::now() + backoff;
+    while (!stop.load() && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+  metrics_.phase = PipelinePhase::kStopped;
+  return core::Status::Ok();
+}
+
+core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
+  const std::string where = "pipeline " + pipeline_.name;
+  metrics_.phase = PipelinePhase::kStarting;
+  SLUICE_ASSIGN_OR_RETURN(apply::SinkPtr sink, make_sink_());
+  SLUICE_ASSIGN_OR_RETURN(apply::AppliedPosition applied, sink->Open());
+  SLUICE_ASSIGN_OR_RETURN(auto checkpoint, store_.LoadCheckpoint(pipeline_.name));
+
+  capture::CaptureOptions capture_options = CaptureOptionsFor(config_, pipeline_);
+  SLUICE_ASSIGN_OR_RETURN(auto capture, capture::LogicalCapture::Open(capture_options));
+
+  SLUICE_ASSIGN_OR_RETURN(auto snapshot_state, store_.Get(pipeline_.name, kSnapshotKey));
+  const bool copy_needed = pipeline_.snapshot == "initial" && snapshot_state != kSnapshotDone;
+  if (copy_needed) {
+    if (!capture->slot_created()) {
+      // An earlier copy did not finish (or the slot predates this state directory): its
+      // snapshot is gone, so start over with a fresh slot and a fresh snapshot.
+      spdlog::info("{}: initial copy incomplete; recreating slot {} for a new snapshot", where,
+                   capture_options.slot);
+      capture.reset();
+      SLUICE_RETURN_IF_ERROR(capture::LogicalCapture::DropSlot(capture_options));
+      SLUICE_ASSIGN_OR_RETURN(capture, capture::LogicalCapture::Open(capture_options));
+    }
+    metrics_.phase = PipelinePhase::kCopying;
+    SLUICE_RETURN_IF_ERROR(RunInitialCopy(config_, pipeline_, capture->exported_snapshot(), *sink,
+                                          store_, metrics_, stop));
+    if (stop.load()) return core::Status::Ok();  // copy interrupted: redone on next start
+    // The copy holds everything up to the consistent point; the stream starts there.
+    SLUICE_RETURN_IF_ERROR(
+        store_.SaveCheckpoint(pipeline_.name, {capture->consistent_point(), 0, UnixMillisNow()}));
+    SLUICE_RETURN_IF_ERROR(store_.Put(pipeline_.name, kSnapshotKey, kSnapshotDone));
+    checkpoint = state::Checkpoint{capture->consistent_point(), 0, UnixMillisNow()};
+  } else if (pipeline_.snapshot == "never" && snapshot_state != kSnapshotDone) {
+    SLUICE_RETURN_IF_ERROR(store_.Put(pipeline_.name, kSnapshotKey, kSnapshotDone));
+  }
+
+  // The target's own record is the truth for what it holds; the RocksDB checkpoint can only be
+  // behind it (a crash between target commit and checkpoint) or carry the copy's end.
+  core::Lsn resume = applied.end_lsn;
+  if (checkpoint && checkpoint->durable_lsn > resume) resume = checkpoint->durable_lsn;
+  metrics_.durable_lsn = resume.value();
+  spdlog::info("{}: streaming from {}", where,
+               resume.valid() ? resume.ToString() : std::string("the slot's position"));
+
+  metrics_.phase = PipelinePhase::kStreaming;
+  core::BoundedQueue<core::Transaction> queue(pipeline_.capture.queue_capacity);
+  std::atomic<bool> capture_stop{false};
+  core::Status capture_status;
+  std::thread capture_thread([&] {
+    capture_status = capture->Run(
+        resume, capture_stop,
+        [&](core::Transaction&& txn) -> core::Status {
+          if (!queue.Push(std::move(txn))) return core::Aborted("pipeline stopping");
+          return core::Status::Ok();
+        },
+        [&] {
+          metrics_.source_wal_end = capture->stats().server_wal_end.load();
+          return core::Status::Ok();
+        });
+    queue.Close();
+  });
+
+  const config::ApplyConfig& limits = pipeline_.target.apply;
+  Batch batch;
+  core::Status apply_status;
+
+  auto commit = [&]() -> core::Status {
+    if (!batch.open) return core::Status::Ok();
+    if (batch.end.end_lsn.valid()) {
+      SLUICE_RETURN_IF_ERROR(sink->CommitBatch(batch.end));
+    } else {
+      sink->AbortBatch();  // nothing but position-less messages: nothing to keep
+    }
+    batch.open = false;
+    if (batch.end.end_lsn.valid()) {
+      SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(
+          pipeline_.name, {batch.end.end_lsn, batch.end.commit_time, UnixMillisNow()}));
+      capture->SetDurableLsn(batch.end.end_lsn);
+      metrics_.durable_lsn = batch.end.end_lsn.value();
+      metrics_.last_commit_time = batch.end.commit_time;
+    }
+    metrics_.oldest_pending_commit_time = 0;
+    metrics_.transactions_applied.fetch_add(batch.transactions);
+    metrics_.changes_applied.fetch_add(batch.changes);
+    metrics_.bytes_applied.fetch_add(batch.bytes);
+    metrics_.batches_committed.fetch_add(1);
+    metrics_.last_progress_unix_ms = UnixMillisNow();
+    return core::Status::Ok();
+  };
+  auto batch_full = [&] {
+    return batch.transactions >= limits.batch_max_transactions ||
+           batch.bytes >= limits.batch_max_bytes ||
+           Clock::now() - batch.started >= limits.batch_max_delay;
+  };
+
+  while (true) {
+    if (stop.load()) capture_stop = true;
+    auto item = queue.PopFor(std::chrono::milliseconds(20));
+    metrics_.source_wal_end = capture->stats().server_wal_end.load();
+    if (!item) {
+      if (batch.open && !batch.mid_transaction &&
+          (batch_full() || queue.closed() || capture_stop.load())) {
+        apply_status = commit();
+        if (!apply_status.ok()) break;
+      }
+      if (!batch.open) metrics_.last_progress_unix_ms = UnixMillisNow();
+      if (queue.closed()) break;
+      continue;
+    }
+    core::Transaction& txn = *item;
+    if (resume.valid() && txn.commit_lsn.valid() && txn.commit_lsn < resume) continue;
+    if (!batch.open) {
+      apply_status = sink->BeginBatch();
+      if (!apply_status.ok()) break;
+      batch = Batch{};
+      batch.open = true;
+      batch.started = Clock::now();
+    }
+    if (metrics_.oldest_pending_commit_time.load() == 0 && txn.commit_time != 0) {
+      metrics_.oldest_pending_commit_time = txn.commit_time;
+    }
+    apply_status = sink->Apply(txn);
+    if (!apply_status.ok()) break;
+    batch.changes += txn.changes.size();
+    batch.bytes += FragmentBytes(txn);
+    batch.mid_transaction = !txn.last_fragment;
+    if (txn.last_fragment) {
+      ++batch.transactions;
+      if (txn.end_lsn.valid()) batch.end = {txn.end_lsn, txn.commit_time};
+    }
+    if (!batch.mid_transaction && (batch_full() || capture_stop.load())) {
+      apply_status = commit();
+      if (!apply_status.ok()) break;
+    }
+  }
+
+  if (batch.open) sink->AbortBatch();  // a partial transaction never reaches the target
+  capture_stop = true;
+  queue.Close();
+  capture_thread.join();
+  if (!apply_status.ok()) return apply_status.WithContext(where);
+  if (!capture_status.ok() && capture_status.code() != core::StatusCode::kAborted) {
+    return capture_status;
+  }
+  return capture->FlushFeedback();
+}
+
+}  // namespace sluice::control
