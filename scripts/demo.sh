@@ -1,31 +1,45 @@
 #!/usr/bin/env bash
-# sluice demo on an embedded default: a throwaway PostgreSQL on loopback, a pgbench load, and
-# sluice capturing the live stream. Shows the decoded changes and the position and lag.
-# Usage: scripts/demo.sh [seconds of load, default 20]
+# sluice's main job on an embedded default: two throwaway PostgreSQL clusters on loopback, a
+# pgbench load on the source, `sluice run` copying the tables and then streaming every change to
+# the target while the load goes on, the lag printed as it runs, and a row-by-row comparison of
+# every table at the end.
+# Usage: scripts/demo.sh [seconds of load, default 30] [pgbench scale, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-SECONDS_OF_LOAD="${1:-20}"
+SECONDS_OF_LOAD="${1:-30}"
+SCALE="${2:-5}"
 
 scripts/install-deps.sh
 BUILD_TARGETS=sluice scripts/build.sh
 SLUICE="$ROOT/build/cli/sluice"
+# shellcheck source=scripts/lib/pg.sh
 source scripts/lib/pg.sh
 
 WORK="$(mktemp -d /tmp/sluice-demo.XXXXXX)"
 chmod 755 "$WORK"
-PORT="$(free_port)"
+SOURCE_PORT="$(free_port)"
+TARGET_PORT="$(free_port)"
 cleanup() {
-  [ -n "${TAIL_PID:-}" ] && kill "$TAIL_PID" 2>/dev/null || true
+  if [ -n "${RUN_PID:-}" ]; then kill "$RUN_PID" 2>/dev/null || true; fi
+  if [ -n "${LOAD_PID:-}" ]; then kill "$LOAD_PID" 2>/dev/null || true; fi
   pg_stop "$WORK/source"
+  pg_stop "$WORK/target"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-echo "== starting a throwaway source PostgreSQL on 127.0.0.1:$PORT"
-pg_start "$WORK/source" "$PORT"
-psql_at "$PORT" -d postgres -c "CREATE DATABASE app"
-"$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -i -s 1 -q app 2>&1 | tail -1
+echo "== two throwaway clusters: source 127.0.0.1:$SOURCE_PORT, target 127.0.0.1:$TARGET_PORT"
+pg_start "$WORK/source" "$SOURCE_PORT"
+pg_start "$WORK/target" "$TARGET_PORT"
+psql_at "$SOURCE_PORT" -d postgres -c "CREATE DATABASE app"
+psql_at "$TARGET_PORT" -d postgres -c "CREATE DATABASE app"
+echo "== pgbench -i -s $SCALE on the source"
+"$PG_BIN/pgbench" -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres -i -q -s "$SCALE" app 2>&1 | tail -1
+# pgbench_history has no primary key: let updates/deletes (if any) find rows by their full value.
+psql_at "$SOURCE_PORT" -d app -c "ALTER TABLE pgbench_history REPLICA IDENTITY FULL"
+# A marker row written after the load tells when the target has caught up.
+psql_at "$SOURCE_PORT" -d app -c "CREATE TABLE demo_marker (id int PRIMARY KEY)"
 
 cat >"$WORK/sluice.yaml" <<YAML
 state_dir: $WORK/state
@@ -33,38 +47,72 @@ log: { level: info, format: text }
 pipelines:
   - name: demo
     source:
-      dsn: "host=127.0.0.1 port=$PORT dbname=app user=postgres"
+      dsn: "host=127.0.0.1 port=$SOURCE_PORT dbname=app user=postgres"
       tables: ["public.*"]
+    target:
+      type: postgres
+      dsn: "host=127.0.0.1 port=$TARGET_PORT dbname=app user=postgres"
+      apply: { create_tables: true, copy_jobs: 2 }
+    snapshot: initial
 YAML
 
-echo "== sluice tail: creating publication and slot, then streaming"
-"$SLUICE" tail --config "$WORK/sluice.yaml" >"$WORK/stream.jsonl" 2>"$WORK/sluice.log" &
-TAIL_PID=$!
-sleep 2
-
-echo "== pgbench load for ${SECONDS_OF_LOAD}s (TPC-B, 4 clients) while sluice captures"
-"$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 4 -j 2 -T "$SECONDS_OF_LOAD" -P 5 app \
-  2>&1 | grep -E '^progress|^tps' &
+echo "== pgbench load for ${SECONDS_OF_LOAD}s (TPC-B, 4 clients), running through copy and stream"
+"$PG_BIN/pgbench" -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres -n -c 4 -j 2 \
+  -T "$SECONDS_OF_LOAD" app >"$WORK/pgbench.log" 2>&1 &
 LOAD_PID=$!
+sleep 1
+echo "== sluice run: initial copy at the slot's snapshot, then streaming"
+"$SLUICE" run --config "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
+RUN_PID=$!
+
+lag_line() {
+  local applied
+  applied="$(psql_at "$TARGET_PORT" -d app -At -c \
+    "SELECT end_lsn FROM sluice.applied WHERE pipeline = 'demo'" 2>/dev/null || true)"
+  if [ -z "$applied" ]; then
+    echo "lag: initial copy in progress ($(grep -c ': copied ' "$WORK/sluice.log" || true) tables done)"
+    return
+  fi
+  psql_at "$SOURCE_PORT" -d app -At -c "SELECT 'source at ' || pg_current_wal_lsn() ||
+    ', target applied ' || '$applied' || ', lag ' ||
+    pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '$applied'))"
+}
 while kill -0 "$LOAD_PID" 2>/dev/null; do
-  sleep 2
-  psql_at "$PORT" -d app -At -F ' ' -c "
-    SELECT 'position: source ' || pg_current_wal_lsn() || ', confirmed ' || confirmed_flush_lsn
-           || ', lag ' || pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn))
-           || ', changes captured so far: ' || $(wc -l <"$WORK/stream.jsonl")
-    FROM pg_replication_slots WHERE slot_name = 'sluice_demo'"
+  sleep 3
+  lag_line
 done
 wait "$LOAD_PID" || true
-sleep 2
-kill -TERM "$TAIL_PID"
-wait "$TAIL_PID" || true
-TAIL_PID=
+LOAD_PID=
+grep -E '^(tps|number of transactions actually processed)' "$WORK/pgbench.log" || true
 
-echo "== a few captured changes (JSON lines):"
-head -4 "$WORK/stream.jsonl"
-echo "== totals"
-echo "changes captured: $(wc -l <"$WORK/stream.jsonl")"
-echo "history rows on the source: $(psql_at "$PORT" -d app -At -c 'SELECT count(*) FROM pgbench_history')"
-echo "history inserts captured:   $(grep -c '"relation":"public.pgbench_history","op":"insert"' "$WORK/stream.jsonl")"
-psql_at "$PORT" -d app -At -c "SELECT 'slot confirmed ' || confirmed_flush_lsn || ', source at ' ||
-  pg_current_wal_lsn() FROM pg_replication_slots WHERE slot_name = 'sluice_demo'"
+echo "== load finished; waiting for the target to catch up"
+psql_at "$SOURCE_PORT" -d app -c "INSERT INTO demo_marker VALUES (1)"
+for _ in $(seq 1 300); do
+  if [ "$(psql_at "$TARGET_PORT" -d app -At -c \
+    "SELECT count(*) FROM demo_marker" 2>/dev/null || true)" = 1 ]; then
+    echo "caught up: $(lag_line)"
+    break
+  fi
+  sleep 1
+done
+kill -TERM "$RUN_PID"
+wait "$RUN_PID" || true
+RUN_PID=
+
+echo "== row-by-row comparison (every row's full text, source vs target)"
+status=0
+for table in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history demo_marker; do
+  query="SELECT count(*) || ' rows, md5 ' || md5(string_agg(t::text, '|' ORDER BY t::text))
+         FROM $table t"
+  a="$(psql_at "$SOURCE_PORT" -d app -At -c "$query")"
+  b="$(psql_at "$TARGET_PORT" -d app -At -c "$query")"
+  if [ "$a" = "$b" ]; then
+    printf '  %-18s identical (%s)\n' "$table" "$a"
+  else
+    printf '  %-18s DIFFERENT: source %s, target %s\n' "$table" "$a" "$b"
+    status=1
+  fi
+done
+echo "== sluice's log (last lines)"
+tail -5 "$WORK/sluice.log"
+exit "$status"
