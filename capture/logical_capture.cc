@@ -89,25 +89,25 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
     auto frame = connection_->Next(std::chrono::milliseconds(200));
     if (!frame.ok()) return frame.status().WithContext(where);
     stats_.server_wal_end.store(connection_->server_wal_end().value(), std::memory_order_relaxed);
-    if (!frame->has_value()) {
-      if (on_idle) SLUICE_RETURN_IF_ERROR(on_idle());
-      // The server's WAL end in a keepalive is how far it has decoded: past end_lsn means
-      // every transaction committed before it was sent.
-      if (end_lsn.valid() && connection_->server_wal_end() >= end_lsn &&
-          !assembler.in_transaction()) {
-        break;
+    if (frame->has_value()) {
+      const XLogData& data = **frame;
+      stats_.messages.fetch_add(1, std::memory_order_relaxed);
+      stats_.received_lsn.store(data.end_lsn.value(), std::memory_order_relaxed);
+      auto message = decoder.Decode(data.payload);
+      if (!message.ok()) {
+        return message.status().WithContext(where + " at " + data.start_lsn.ToString());
       }
-      continue;
+      SLUICE_RETURN_IF_ERROR(assembler.Process(std::move(message).value(), data.start_lsn)
+                                 .WithContext(where + " at " + data.start_lsn.ToString()));
+    } else if (on_idle) {
+      SLUICE_RETURN_IF_ERROR(on_idle());
     }
-    const XLogData& data = **frame;
-    stats_.messages.fetch_add(1, std::memory_order_relaxed);
-    stats_.received_lsn.store(data.end_lsn.value(), std::memory_order_relaxed);
-    auto message = decoder.Decode(data.payload);
-    if (!message.ok()) {
-      return message.status().WithContext(where + " at " + data.start_lsn.ToString());
+    // The server's position (keepalives: how far it has decoded) past end_lsn, outside a
+    // transaction, means every transaction committed before end_lsn has been delivered.
+    if (end_lsn.valid() && connection_->server_wal_end() >= end_lsn &&
+        !assembler.in_transaction()) {
+      break;
     }
-    SLUICE_RETURN_IF_ERROR(assembler.Process(std::move(message).value(), data.start_lsn)
-                               .WithContext(where + " at " + data.start_lsn.ToString()));
   }
   return FlushFeedback();
 }
@@ -115,6 +115,13 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
 void LogicalCapture::SetDurableLsn(core::Lsn lsn) { connection_->SetDurableLsn(lsn); }
 
 core::Status LogicalCapture::FlushFeedback() { return connection_->SendFeedback(true); }
+
+core::Status LogicalCapture::Finish() {
+  SLUICE_RETURN_IF_ERROR(FlushFeedback());
+  // CopyDone handshake: the server has taken the final position when this returns, so the
+  // slot shows it at once (a plain disconnect leaves a busy walsender behind for a moment).
+  return connection_->Close();
+}
 
 core::Status LogicalCapture::DropSlot(const CaptureOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(auto connection,

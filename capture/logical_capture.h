@@ -79,6 +79,9 @@ class LogicalCapture {
   // Sends a standby status update now (e.g. right after a checkpoint on shutdown).
   core::Status FlushFeedback();
 
+  // Final feedback, then ends the stream gracefully. The capture is unusable afterwards.
+  core::Status Finish();
+
   // True when the slot was created by this Open() (so a snapshot could be taken).
   bool slot_created() const { return slot_created_; }
   core::Lsn consistent_point() const { return consistent_point_; }

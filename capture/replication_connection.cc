@@ -642,7 +642,8 @@ core::Result<std::optional<XLogData>> ReplicationConnection::Next(
         ++stats_.keepalive_replies;
         SLUICE_RETURN_IF_ERROR(SendStatusUpdate(/*reply_requested=*/false));
       }
-      continue;
+      // Back to the caller: the server's position moved, which may end a bounded stream.
+      return std::optional<XLogData>();
     }
     if (n == -1) return StreamEnded();
     if (n < -1) {

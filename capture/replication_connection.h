@@ -192,9 +192,10 @@ class ReplicationConnection {
   // The next XLogData frame, or nullopt when none arrived within `timeout` (0 = only what is
   // already there). The returned payload borrows libpq's buffer: it stays valid until the next
   // call to Next(), Close() or the destructor — copy or decode it before calling again.
-  // Stream ended by the server or connection lost → kUnavailable (with the server's error;
-  // kNotFound / kFailedPrecondition for errors retrying cannot fix, such as a dropped
-  // publication); a malformed frame → kCorruption (do not trust the stream: Close() and
+  // An empty result means no data before the timeout, or a keepalive that moved
+  // server_wal_end(). Stream ended by the server or connection lost → kUnavailable (with the
+  // server's error; kNotFound / kFailedPrecondition for errors retrying cannot fix, such as a
+  // dropped publication); a malformed frame → kCorruption (do not trust the stream: Close() and
   // reconnect from the durable LSN).
   core::Result<std::optional<XLogData>> Next(std::chrono::milliseconds timeout);
 

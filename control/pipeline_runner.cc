@@ -236,7 +236,7 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
   if (!capture_status.ok() && capture_status.code() != core::StatusCode::kAborted) {
     return capture_status;
   }
-  return capture->FlushFeedback();
+  return capture->Finish();
 }
 
 }  // namespace sluice::control

@@ -91,7 +91,7 @@ core::Status RunTail(const config::Config& config, const TailOptions& options,
   core::Status saved = writer.Checkpoint();
   if (!run.ok()) return run;
   SLUICE_RETURN_IF_ERROR(saved);
-  return capture->FlushFeedback();
+  return capture->Finish();
 }
 
 }  // namespace sluice::control
