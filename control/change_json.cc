@@ -44,22 +44,48 @@ void AppendTuple(std::string& out, const char* field, const core::Relation& rela
   out += '}';
 }
 
+// "X/Y" in upper-case hex without leading zeros, as PostgreSQL prints an LSN; no snprintf.
+void AppendLsn(std::string& out, core::Lsn lsn) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  auto append_hex = [&](uint32_t v) {
+    char buf[8];
+    int n = 0;
+    do {
+      buf[n++] = kDigits[v & 0xf];
+      v >>= 4;
+    } while (v != 0);
+    while (n > 0) out += buf[--n];
+  };
+  append_hex(static_cast<uint32_t>(lsn.value() >> 32));
+  out += '/';
+  append_hex(static_cast<uint32_t>(lsn.value()));
+}
+
 }  // namespace
 
-void AppendChangeJson(std::string& out, const core::Transaction& txn, const core::Change& change) {
-  out += "{\"lsn\":\"";
-  out += change.lsn.ToString();
-  out += "\",\"xid\":";
-  out += std::to_string(txn.xid);
-  out += ",\"commit_lsn\":\"";
-  out += txn.commit_lsn.ToString();
-  out += "\",\"commit_time\":\"";
-  out += core::FormatPgTimestamp(txn.commit_time);
-  out += '"';
+TransactionJson::TransactionJson(const core::Transaction& txn) {
+  fields_ = ",\"xid\":";
+  fields_ += std::to_string(txn.xid);
+  fields_ += ",\"commit_lsn\":\"";
+  AppendLsn(fields_, txn.commit_lsn);
+  fields_ += "\",\"commit_time\":\"";
+  fields_ += core::FormatPgTimestamp(txn.commit_time);
+  fields_ += '"';
   if (!txn.origin.empty()) {
-    out += ",\"origin\":";
-    AppendJsonString(out, txn.origin);
+    fields_ += ",\"origin\":";
+    AppendJsonString(fields_, txn.origin);
   }
+}
+
+void AppendChangeJson(std::string& out, const core::Transaction& txn, const core::Change& change) {
+  TransactionJson(txn).AppendChange(out, change);
+}
+
+void TransactionJson::AppendChange(std::string& out, const core::Change& change) const {
+  out += "{\"lsn\":\"";
+  AppendLsn(out, change.lsn);
+  out += '"';
+  out += fields_;
   switch (change.op) {
     case core::Operation::kInsert:
     case core::Operation::kUpdate:

@@ -25,4 +25,15 @@ namespace sluice::control {
 // logical messages carry "prefix", "content" and "transactional".
 void AppendChangeJson(std::string& out, const core::Transaction& txn, const core::Change& change);
 
+// The transaction-level fields of a line (xid, commit LSN and time, origin), rendered once per
+// transaction instead of once per change: the hot path of `sluice tail`.
+class TransactionJson {
+ public:
+  explicit TransactionJson(const core::Transaction& txn);
+  void AppendChange(std::string& out, const core::Change& change) const;
+
+ private:
+  std::string fields_;  // ,"xid":..,"commit_lsn":"..","commit_time":".."[,"origin":".."]
+};
+
 }  // namespace sluice::control

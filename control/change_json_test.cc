@@ -62,9 +62,11 @@ TEST(ChangeJsonTest, DeleteUnderReplicaIdentityFullShowsWholeOldRow) {
   change.relation = MakeRelation();
   change.old_kind = core::OldTupleKind::kFull;
   change.old_tuple = {core::Value::Text("3"), core::Value::Text("x"), core::Value::Null()};
+  change.lsn = core::Lsn(uint64_t{0xA} << 32);
   auto txn = MakeTransaction();
   txn.origin = "node_b";
   const auto j = Render(txn, change);
+  EXPECT_EQ(j["lsn"], "A/0");
   EXPECT_EQ(j["op"], "delete");
   EXPECT_EQ(j["old"]["note text"], "x");
   EXPECT_TRUE(j["old"]["blob"].is_null());

@@ -21,14 +21,15 @@ class TailWriter {
       : options_(options), store_(store), pipeline_(std::move(pipeline)), capture_(capture) {}
 
   core::Status Write(core::Transaction&& txn) {
-    if (options_.format == "jsonl") {
+    if (options_.format == "jsonl" && !txn.changes.empty()) {
+      const TransactionJson rendered(txn);
+      line_.clear();
       for (const core::Change& change : txn.changes) {
-        line_.clear();
-        AppendChangeJson(line_, txn, change);
+        rendered.AppendChange(line_, change);
         line_ += '\n';
-        if (std::fwrite(line_.data(), 1, line_.size(), options_.out) != line_.size()) {
-          return core::Unavailable("cannot write the stream to the output");
-        }
+      }
+      if (std::fwrite(line_.data(), 1, line_.size(), options_.out) != line_.size()) {
+        return core::Unavailable("cannot write the stream to the output");
       }
     }
     if (txn.last_fragment && txn.end_lsn.valid()) {
