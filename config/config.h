@@ -44,9 +44,12 @@ struct SourceConfig {
 struct CaptureConfig {
   uint64_t memory_limit_bytes = 64 * kMiB;  // YAML: memory_limit (a size)
   std::string spill_dir;                    // default <state_dir>/spill/<pipeline name>
-  size_t max_fragment_changes = 10000;
-  uint64_t max_fragment_bytes = 8 * kMiB;  // YAML: max_fragment_bytes (a size)
-  size_t queue_capacity = 64;
+  // Memory held between capture and apply is at most about queue_capacity x max_fragment_bytes
+  // (plus memory_limit for streamed transactions), whatever the size of a source transaction.
+  size_t max_fragment_changes = 2000;
+  uint64_t max_fragment_bytes = 4 * kMiB;  // YAML: max_fragment_bytes (a size)
+  size_t queue_capacity = 16;              // fragments
+
 };
 
 struct ApplyConfig {

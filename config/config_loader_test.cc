@@ -55,9 +55,9 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(p.target.dsn, "");
   EXPECT_EQ(p.capture.memory_limit_bytes, 64 * kMiB);
   EXPECT_EQ(p.capture.spill_dir, "/var/lib/sluice/spill/orders");
-  EXPECT_EQ(p.capture.max_fragment_changes, 10000u);
-  EXPECT_EQ(p.capture.max_fragment_bytes, 8 * kMiB);
-  EXPECT_EQ(p.capture.queue_capacity, 64u);
+  EXPECT_EQ(p.capture.max_fragment_changes, 2000u);
+  EXPECT_EQ(p.capture.max_fragment_bytes, 4 * kMiB);
+  EXPECT_EQ(p.capture.queue_capacity, 16u);
   EXPECT_EQ(p.target.apply.batch_max_transactions, 1000u);
   EXPECT_EQ(p.target.apply.batch_max_bytes, 16 * kMiB);
   EXPECT_EQ(p.target.apply.batch_max_delay, std::chrono::milliseconds(100));
