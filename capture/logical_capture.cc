@@ -71,6 +71,7 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
 
   PgOutputDecoder decoder(protocol_version_);
   bool reached_end = false;
+  uint64_t emitted = 0;  // whole transactions handed to `emit` (position-carrying ones)
   // Streams whose commit we already made durable in an earlier run are resent by the server
   // when they end after the slot's confirmed position; the emit wrapper drops them.
   TransactionAssembler assembler(options_.assembler, [&](core::Transaction&& txn) -> core::Status {
@@ -82,7 +83,10 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
       return core::Status::Ok();
     }
     stats_.changes.fetch_add(txn.changes.size(), std::memory_order_relaxed);
-    return emit(std::move(txn));
+    const bool whole = txn.last_fragment && txn.end_lsn.valid();
+    SLUICE_RETURN_IF_ERROR(emit(std::move(txn)));
+    if (whole) ++emitted;
+    return core::Status::Ok();
   });
 
   while (!stop.load(std::memory_order_relaxed) && !reached_end) {
@@ -99,8 +103,12 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
       }
       SLUICE_RETURN_IF_ERROR(assembler.Process(std::move(message).value(), data.start_lsn)
                                  .WithContext(where + " at " + data.start_lsn.ToString()));
-    } else if (on_idle) {
-      SLUICE_RETURN_IF_ERROR(on_idle());
+    } else {
+      if (!assembler.in_transaction() && connection_->server_wal_end().valid()) {
+        std::lock_guard lock(idle_mu_);
+        idle_position_ = {connection_->server_wal_end(), emitted};
+      }
+      if (on_idle) SLUICE_RETURN_IF_ERROR(on_idle());
     }
     // The server's position (keepalives: how far it has decoded) past end_lsn, outside a
     // transaction, means every transaction committed before end_lsn has been delivered.
@@ -113,6 +121,11 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
 }
 
 void LogicalCapture::SetDurableLsn(core::Lsn lsn) { connection_->SetDurableLsn(lsn); }
+
+IdlePosition LogicalCapture::idle_position() const {
+  std::lock_guard lock(idle_mu_);
+  return idle_position_;
+}
 
 core::Status LogicalCapture::FlushFeedback() { return connection_->SendFeedback(true); }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,16 @@ struct CaptureStats {
   std::atomic<uint64_t> changes{0};
   std::atomic<uint64_t> received_lsn{0};    // highest WAL end received
   std::atomic<uint64_t> server_wal_end{0};  // the source's WAL end as last reported
+};
+
+// A position the consumer may confirm once it has made every transaction handed to it durable:
+// the source had decoded up to `lsn` (a keepalive) while no transaction was open, and by then
+// `transactions_emitted` whole transactions had been emitted. Lets an idle pipeline advance its
+// slot while other databases or unpublished tables write WAL, so the source does not retain WAL
+// forever.
+struct IdlePosition {
+  core::Lsn lsn;
+  uint64_t transactions_emitted = 0;
 };
 
 // Tails one source's logical replication log: ensures the publication and the slot exist, starts
@@ -89,6 +100,7 @@ class LogicalCapture {
   int protocol_version() const { return protocol_version_; }
 
   const CaptureStats& stats() const { return stats_; }
+  IdlePosition idle_position() const;
 
  private:
   explicit LogicalCapture(CaptureOptions options);
@@ -100,6 +112,8 @@ class LogicalCapture {
   std::string exported_snapshot_;
   int protocol_version_ = 1;
   CaptureStats stats_;
+  mutable std::mutex idle_mu_;  // guards idle_position_
+  IdlePosition idle_position_;
 };
 
 }  // namespace sluice::capture

@@ -10,6 +10,7 @@
 #include "cli/logging.h"
 #include "cli/stop_signals.h"
 #include "config/config_loader.h"
+#include "control/check_runner.h"
 #include "control/daemon.h"
 #include "control/tail_runner.h"
 
@@ -48,10 +49,20 @@ int RunDaemonCommand(const std::string& config_path) {
   auto config = LoadConfigAndLogging(config_path);
   if (!config.ok()) return Fail(config.status());
   const std::atomic<bool>& stop = InstallStopSignals();
+  control::ReloadHooks hooks;
+  hooks.reload = &InstallReloadSignal();
+  hooks.load_config = [config_path] { return config::LoadConfigFile(config_path); };
+  hooks.apply_logging = SetUpLogging;
   spdlog::info("sluice run: {} pipeline(s) from {}", config->pipelines.size(), config_path);
-  core::Status status = control::RunDaemon(*config, stop);
+  core::Status status = control::RunDaemon(*config, stop, hooks);
   if (status.ok()) spdlog::info("sluice run: stopped cleanly");
   return Fail(status);
+}
+
+int RunCheckCommand(const std::string& config_path) {
+  auto config = LoadConfigAndLogging(config_path);
+  if (!config.ok()) return Fail(config.status());
+  return Fail(control::RunCheck(*config, stdout));
 }
 
 }  // namespace
@@ -65,6 +76,9 @@ int Main(int argc, char** argv) {
   (void)SetUpLogging("info", "text");
 
   std::string config_path;
+  CLI::App* check = app.add_subcommand(
+      "check", "Check config, servers, privileges, slots and tables; print what run would do");
+  check->add_option("-c,--config", config_path, "configuration file")->required();
   CLI::App* run = app.add_subcommand(
       "run", "Run every pipeline of the config: initial copy, then stream and apply (daemon)");
   run->add_option("-c,--config", config_path, "configuration file")->required();
@@ -90,6 +104,7 @@ int Main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   if (run->parsed()) return RunDaemonCommand(config_path);
+  if (check->parsed()) return RunCheckCommand(config_path);
   if (tail->parsed()) {
     tail_options.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
     return RunTailCommand(config_path, tail_options, end_lsn_text);

@@ -8,6 +8,9 @@ namespace sluice::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
+
+extern "C" void OnReloadSignal(int) { g_reload = true; }
 
 extern "C" void OnStopSignal(int) {
   if (g_stop.exchange(true)) _exit(130);  // impatient second signal
@@ -23,6 +26,14 @@ const std::atomic<bool>& InstallStopSignals() {
   sigaction(SIGTERM, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a closed stdout is an error to report, not a silent death
   return g_stop;
+}
+
+std::atomic<bool>& InstallReloadSignal() {
+  struct sigaction action {};
+  action.sa_handler = OnReloadSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGHUP, &action, nullptr);
+  return g_reload;
 }
 
 }  // namespace sluice::cli

@@ -8,4 +8,8 @@ namespace sluice::cli {
 // Long-running commands poll the flag and stop after the in-flight work.
 const std::atomic<bool>& InstallStopSignals();
 
+// Installs a SIGHUP handler; the returned flag is set on each SIGHUP, and whoever handles the
+// reload clears it.
+std::atomic<bool>& InstallReloadSignal();
+
 }  // namespace sluice::cli

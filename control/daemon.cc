@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "control/config_reload.h"
 #include "control/pipeline_runner.h"
 #include "control/sink_factory.h"
 #include "state/checkpoint_store.h"
@@ -26,7 +27,49 @@ void LogProgress(const PipelineRunner& runner) {
 
 }  // namespace
 
-core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& stop) {
+namespace {
+
+// SIGHUP: apply log settings and batching limits, refuse the rest by key.
+void Reload(const config::Config& running, const ReloadHooks& hooks,
+            std::vector<std::unique_ptr<PipelineRunner>>& runners) {
+  auto fresh = hooks.load_config();
+  if (!fresh.ok()) {
+    spdlog::error("reload: the config no longer loads; keeping the running one: {}",
+                  fresh.status().message());
+    return;
+  }
+  const ReloadPlan plan = PlanReload(running, *fresh);
+  if (!plan.log_level.empty() || !plan.log_format.empty()) {
+    core::Status st = hooks.apply_logging(fresh->log.level, fresh->log.format);
+    if (st.ok()) {
+      spdlog::info("reload: log level {}, format {}", fresh->log.level, fresh->log.format);
+    } else {
+      spdlog::error("reload: {}", st.message());
+    }
+  }
+  for (const auto& [name, limits] : plan.apply_limits) {
+    for (auto& runner : runners) {
+      if (runner->pipeline().name != name) continue;
+      runner->SetApplyLimits(limits);
+      spdlog::info("reload: pipeline {} batches now at most {} transactions, {} bytes, {} ms", name,
+                   limits.batch_max_transactions, limits.batch_max_bytes,
+                   limits.batch_max_delay.count());
+    }
+  }
+  for (const auto& key : plan.refused) {
+    spdlog::warn("reload: {} changed but cannot change while running; restart sluice to apply it",
+                 key);
+  }
+  if (plan.log_level.empty() && plan.log_format.empty() && plan.apply_limits.empty() &&
+      plan.refused.empty()) {
+    spdlog::info("reload: no change");
+  }
+}
+
+}  // namespace
+
+core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& stop,
+                       const ReloadHooks& hooks) {
   SLUICE_ASSIGN_OR_RETURN(auto store, state::CheckpointStore::Open(config.state_dir));
   std::vector<std::unique_ptr<PipelineRunner>> runners;
   for (const auto& pipeline : config.pipelines) {
@@ -59,6 +102,9 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
   auto next_log = std::chrono::steady_clock::now();
   while (running.load() > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (hooks.reload != nullptr && hooks.reload->exchange(false) && hooks.load_config) {
+      Reload(config, hooks, runners);
+    }
     if (std::chrono::steady_clock::now() >= next_log) {
       for (const auto& runner : runners) LogProgress(*runner);
       next_log += std::chrono::seconds(10);

@@ -36,6 +36,7 @@ struct Batch {
   bool open = false;
   bool mid_transaction = false;  // a transaction's last fragment is still to come
   size_t transactions = 0;
+  size_t positioned = 0;  // transactions with an end LSN (what capture counts as emitted)
   size_t changes = 0;
   uint64_t bytes = 0;
   Clock::time_point started;
@@ -64,7 +65,21 @@ const char* PipelinePhaseName(PipelinePhase phase) {
 
 PipelineRunner::PipelineRunner(const config::Config& config, const config::PipelineConfig& pipeline,
                                state::CheckpointStore& store, SinkFactory make_sink)
-    : config_(config), pipeline_(pipeline), store_(store), make_sink_(std::move(make_sink)) {}
+    : config_(config),
+      pipeline_(pipeline),
+      store_(store),
+      make_sink_(std::move(make_sink)),
+      limits_(pipeline.target.apply) {}
+
+void PipelineRunner::SetApplyLimits(const config::ApplyConfig& limits) {
+  std::lock_guard lock(limits_mu_);
+  limits_ = limits;
+}
+
+config::ApplyConfig PipelineRunner::CurrentLimits() const {
+  std::lock_guard lock(limits_mu_);
+  return limits_;
+}
 
 PipelineRunner::~PipelineRunner() = default;
 
@@ -154,9 +169,12 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     queue.Close();
   });
 
-  const config::ApplyConfig& limits = pipeline_.target.apply;
+  config::ApplyConfig limits = CurrentLimits();
   Batch batch;
   core::Status apply_status;
+  uint64_t done = 0;  // positioned transactions durable on the target (or skipped as applied)
+  core::Lsn durable = resume;
+  Clock::time_point last_idle_confirm;
 
   auto commit = [&]() -> core::Status {
     if (!batch.open) return core::Status::Ok();
@@ -170,15 +188,34 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
       SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(
           pipeline_.name, {batch.end.end_lsn, batch.end.commit_time, UnixMillisNow()}));
       capture->SetDurableLsn(batch.end.end_lsn);
+      durable = batch.end.end_lsn;
       metrics_.durable_lsn = batch.end.end_lsn.value();
       metrics_.last_commit_time = batch.end.commit_time;
     }
+    done += batch.positioned;
     metrics_.oldest_pending_commit_time = 0;
     metrics_.transactions_applied.fetch_add(batch.transactions);
     metrics_.changes_applied.fetch_add(batch.changes);
     metrics_.bytes_applied.fetch_add(batch.bytes);
     metrics_.batches_committed.fetch_add(1);
     metrics_.last_progress_unix_ms = UnixMillisNow();
+    return core::Status::Ok();
+  };
+  // Idle: everything emitted is durable, so the source's decoded position can be confirmed
+  // too (at most once a second: each confirmation is a synced checkpoint write).
+  auto confirm_idle_position = [&]() -> core::Status {
+    if (batch.open || queue.size() != 0) return core::Status::Ok();
+    if (Clock::now() - last_idle_confirm < std::chrono::seconds(1)) return core::Status::Ok();
+    const capture::IdlePosition idle = capture->idle_position();
+    if (!idle.lsn.valid() || idle.lsn <= durable || done < idle.transactions_emitted) {
+      return core::Status::Ok();
+    }
+    last_idle_confirm = Clock::now();
+    SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(
+        pipeline_.name, {idle.lsn, metrics_.last_commit_time.load(), UnixMillisNow()}));
+    capture->SetDurableLsn(idle.lsn);
+    durable = idle.lsn;
+    metrics_.durable_lsn = idle.lsn.value();
     return core::Status::Ok();
   };
   auto batch_full = [&] {
@@ -197,15 +234,23 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
         apply_status = commit();
         if (!apply_status.ok()) break;
       }
-      if (!batch.open) metrics_.last_progress_unix_ms = UnixMillisNow();
+      if (!batch.open) {
+        metrics_.last_progress_unix_ms = UnixMillisNow();
+        apply_status = confirm_idle_position();
+        if (!apply_status.ok()) break;
+      }
       if (queue.closed()) break;
       continue;
     }
     core::Transaction& txn = *item;
-    if (resume.valid() && txn.commit_lsn.valid() && txn.commit_lsn < resume) continue;
+    if (resume.valid() && txn.commit_lsn.valid() && txn.commit_lsn < resume) {
+      if (txn.last_fragment && txn.end_lsn.valid()) ++done;
+      continue;
+    }
     if (!batch.open) {
       apply_status = sink->BeginBatch();
       if (!apply_status.ok()) break;
+      limits = CurrentLimits();
       batch = Batch{};
       batch.open = true;
       batch.started = Clock::now();
@@ -220,7 +265,10 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     batch.mid_transaction = !txn.last_fragment;
     if (txn.last_fragment) {
       ++batch.transactions;
-      if (txn.end_lsn.valid()) batch.end = {txn.end_lsn, txn.commit_time};
+      if (txn.end_lsn.valid()) {
+        ++batch.positioned;
+        batch.end = {txn.end_lsn, txn.commit_time};
+      }
     }
     if (!batch.mid_transaction && (batch_full() || capture_stop.load())) {
       apply_status = commit();

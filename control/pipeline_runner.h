@@ -3,6 +3,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "apply/sink.h"
 #include "config/config.h"
@@ -41,6 +42,9 @@ class PipelineRunner {
   core::Status Run(const std::atomic<bool>& stop);
 
   const PipelineMetrics& metrics() const { return metrics_; }
+
+  // Batching limits take effect from the next batch (SIGHUP reload). Thread-safe.
+  void SetApplyLimits(const config::ApplyConfig& limits);
   const config::PipelineConfig& pipeline() const { return pipeline_; }
 
  private:
@@ -50,7 +54,11 @@ class PipelineRunner {
   const config::PipelineConfig& pipeline_;
   state::CheckpointStore& store_;
   SinkFactory make_sink_;
+  config::ApplyConfig CurrentLimits() const;
+
   PipelineMetrics metrics_;
+  mutable std::mutex limits_mu_;  // guards limits_
+  config::ApplyConfig limits_;
 };
 
 }  // namespace sluice::control

@@ -1,0 +1,53 @@
+#include "control/config_reload.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice::control {
+namespace {
+
+config::Config Base() {
+  config::Config c;
+  c.state_dir = "/var/lib/sluice";
+  config::PipelineConfig p;
+  p.name = "orders";
+  p.source.dsn = "host=a";
+  p.target.dsn = "host=b";
+  c.pipelines.push_back(p);
+  return c;
+}
+
+TEST(ConfigReloadTest, NothingChangedPlansNothing) {
+  const ReloadPlan plan = PlanReload(Base(), Base());
+  EXPECT_TRUE(plan.log_level.empty());
+  EXPECT_TRUE(plan.apply_limits.empty());
+  EXPECT_TRUE(plan.refused.empty());
+}
+
+TEST(ConfigReloadTest, LogLevelAndBatchLimitsApply) {
+  config::Config fresh = Base();
+  fresh.log.level = "debug";
+  fresh.pipelines[0].target.apply.batch_max_transactions = 50;
+  fresh.pipelines[0].target.apply.batch_max_delay = std::chrono::milliseconds(5);
+  const ReloadPlan plan = PlanReload(Base(), fresh);
+  EXPECT_EQ(plan.log_level, "debug");
+  ASSERT_EQ(plan.apply_limits.count("orders"), 1u);
+  EXPECT_EQ(plan.apply_limits.at("orders").batch_max_transactions, 50u);
+  EXPECT_TRUE(plan.refused.empty());
+}
+
+TEST(ConfigReloadTest, EverythingElseIsRefusedByKey) {
+  config::Config fresh = Base();
+  fresh.pipelines[0].source.dsn = "host=c";
+  fresh.pipelines[0].capture.queue_capacity = 3;
+  fresh.state_dir = "/tmp/x";
+  config::PipelineConfig extra;
+  extra.name = "new";
+  fresh.pipelines.push_back(extra);
+  const ReloadPlan plan = PlanReload(Base(), fresh);
+  EXPECT_EQ(plan.refused, (std::vector<std::string>{"state_dir", "pipelines[orders].source.dsn",
+                                                    "pipelines[orders].capture.queue_capacity",
+                                                    "pipelines[new] (added)"}));
+}
+
+}  // namespace
+}  // namespace sluice::control
