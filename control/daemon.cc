@@ -10,6 +10,7 @@
 #include "control/config_reload.h"
 #include "control/pipeline_runner.h"
 #include "control/sink_factory.h"
+#include "control/systemd_notifier.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
@@ -28,6 +29,16 @@ void LogProgress(const PipelineRunner& runner) {
 }  // namespace
 
 namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void LogNotifyFailure(const core::Status& status) {
+  if (!status.ok()) spdlog::warn("systemd notify: {}", status.message());
+}
 
 // SIGHUP: apply log settings and batching limits, refuse the rest by key.
 void Reload(const config::Config& running, const ReloadHooks& hooks,
@@ -99,13 +110,54 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
       running.fetch_sub(1);
     });
   }
+  // systemd: READY=1 once every pipeline copies or streams, WATCHDOG=1 only while they make
+  // progress (a stuck pipeline stops the pings and systemd restarts us), STATUS= kept current.
+  const SystemdNotifier notifier;
+  auto watchdog = notifier.WatchdogInterval();
+  if (!watchdog.ok()) spdlog::warn("systemd watchdog: {}", watchdog.status().message());
+  const auto watchdog_interval = watchdog.ok() ? *watchdog : std::chrono::microseconds(0);
+  const auto tick =
+      watchdog_interval.count() > 0
+          ? std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_interval / 2)
+          : std::chrono::milliseconds(1000);
+  constexpr int64_t kStallMs = 5 * 60 * 1000;  // apply may wait on target locks for a while
+  ProgressTracker tracker;
+  bool ready_sent = false;
+  bool stopping_sent = false;
+  auto next_tick = std::chrono::steady_clock::now();
+  auto next_status = next_tick;
   auto next_log = std::chrono::steady_clock::now();
   while (running.load() > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (hooks.reload != nullptr && hooks.reload->exchange(false) && hooks.load_config) {
-      Reload(config, hooks, runners);
+    if (stop.load() && !stopping_sent) {
+      LogNotifyFailure(notifier.Stopping());
+      stopping_sent = true;
     }
-    if (std::chrono::steady_clock::now() >= next_log) {
+    if (hooks.reload != nullptr && hooks.reload->exchange(false) && hooks.load_config) {
+      LogNotifyFailure(notifier.Reloading());
+      Reload(config, hooks, runners);
+      ready_sent = false;  // READY=1 again completes the reload for systemd
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_tick && !stopping_sent) {
+      next_tick = now + tick;
+      std::vector<PipelineHealth> health;
+      for (const auto& runner : runners) {
+        health.push_back(tracker.Observe(runner->pipeline().name, runner->metrics(), NowMs()));
+      }
+      if (!ready_sent && AllReady(health)) {
+        LogNotifyFailure(notifier.Ready(StatusLine(health)));
+        ready_sent = true;
+        next_status = now + std::chrono::seconds(5);
+      } else if (now >= next_status) {
+        LogNotifyFailure(notifier.Status(StatusLine(health)));
+        next_status = now + std::chrono::seconds(5);
+      }
+      if (watchdog_interval.count() > 0 && MakingProgress(health, NowMs(), kStallMs)) {
+        LogNotifyFailure(notifier.Watchdog());
+      }
+    }
+    if (now >= next_log) {
       for (const auto& runner : runners) LogProgress(*runner);
       next_log += std::chrono::seconds(10);
     }

@@ -260,6 +260,7 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     }
     apply_status = sink->Apply(txn);
     if (!apply_status.ok()) break;
+    metrics_.last_progress_unix_ms = UnixMillisNow();  // a huge transaction is progress too
     batch.changes += txn.changes.size();
     batch.bytes += FragmentBytes(txn);
     batch.mid_transaction = !txn.last_fragment;
