@@ -1,0 +1,614 @@
+#include "control/pipeline_status.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+
+#include "capture/replication_connection.h"
+#include "config/dsn.h"
+#include "core/pg_time.h"
+#include "state/checkpoint_store.h"
+
+namespace sluice::control {
+namespace {
+
+constexpr char kCopyKeyPrefix[] = "copy/";
+constexpr char kSnapshotKey[] = "snapshot";
+constexpr char kSnapshotDone[] = "done";
+constexpr size_t kTableErrorWidth = 100;  // longer errors are cut in the table (JSON has all)
+
+nlohmann::json LsnJson(core::Lsn lsn) { return lsn.ToString(); }
+
+template <typename T>
+nlohmann::json OptionalJson(const std::optional<T>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+// Parses FormatPgTimestamp's "YYYY-MM-DDTHH:MM:SS.ffffffZ"; 0 when it does not match.
+core::PgTimestamp ParseTimestamp(const std::string& text) {
+  std::tm tm{};
+  long long micros = 0;
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%6lldZ%n", &tm.tm_year, &tm.tm_mon,
+                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &micros, &consumed) != 7 ||
+      static_cast<size_t>(consumed) != text.size()) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const int64_t unix_seconds = timegm(&tm);
+  return (unix_seconds - core::kPgEpochOffsetSeconds) * 1000000 + micros;
+}
+
+std::string Fixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+std::string Scaled(double value, const char* const* units, int unit_count, double base) {
+  int unit = 0;
+  while (value >= base && unit + 1 < unit_count) {
+    value /= base;
+    ++unit;
+  }
+  return unit == 0 ? Fixed(value, 0) + units[0] : Fixed(value, 1) + units[unit];
+}
+
+std::string Pad(const std::string& text, size_t width) {
+  return text.size() >= width ? text : text + std::string(width - text.size(), ' ');
+}
+
+std::string OrDash(const std::optional<std::string>& text) { return text ? *text : "-"; }
+
+// Prometheus label value escaping: backslash, double quote and newline.
+std::string LabelValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// --- JSON ---------------------------------------------------------------------------------------
+
+nlohmann::json ToJson(const PipelineStatus& s) {
+  nlohmann::json copy = nlohmann::json::array();
+  for (const auto& t : s.copy) {
+    copy.push_back({{"table", t.schema_table},
+                    {"rows", t.rows},
+                    {"bytes", t.bytes},
+                    {"estimated_rows", t.estimated_rows},
+                    {"done", t.done}});
+  }
+  return {
+      {"name", s.name},
+      {"phase", s.phase},
+      {"slot", s.slot},
+      {"source_lsn", s.source_lsn.valid() ? LsnJson(s.source_lsn) : nlohmann::json(nullptr)},
+      {"durable_lsn", LsnJson(s.durable_lsn)},
+      {"lag_bytes", OptionalJson(s.lag_bytes)},
+      {"lag_seconds", OptionalJson(s.lag_seconds)},
+      {"rows_per_second", s.rows_per_second},
+      {"transactions_applied", s.transactions_applied},
+      {"changes_applied", s.changes_applied},
+      {"bytes_applied", s.bytes_applied},
+      {"batches_committed", s.batches_committed},
+      {"errors", s.errors},
+      {"last_commit_time", s.last_commit_time != 0
+                               ? nlohmann::json(core::FormatPgTimestamp(s.last_commit_time))
+                               : nlohmann::json(nullptr)},
+      {"last_progress_unix_ms", s.last_progress_unix_ms},
+      {"retained_wal_bytes", OptionalJson(s.retained_wal_bytes)},
+      {"last_error", s.last_error},
+      {"snapshot_done", s.snapshot_done},
+      {"copy_rows", s.copy_rows},
+      {"copy", std::move(copy)},
+  };
+}
+
+nlohmann::json ToJson(const std::vector<PipelineStatus>& statuses) {
+  nlohmann::json pipelines = nlohmann::json::array();
+  bool running = false;
+  for (const auto& s : statuses) {
+    pipelines.push_back(ToJson(s));
+    running = running || s.daemon_running;
+  }
+  return {{"pipelines", std::move(pipelines)}, {"daemon", running ? "running" : "down"}};
+}
+
+core::Result<std::vector<PipelineStatus>> StatusesFromJson(const nlohmann::json& json) {
+  if (!json.is_object() || !json.contains("pipelines") || !json["pipelines"].is_array()) {
+    return core::InvalidArgument("status document has no \"pipelines\" array");
+  }
+  const bool running = json.value("daemon", std::string("down")) == "running";
+  std::vector<PipelineStatus> statuses;
+  try {
+    for (const auto& p : json["pipelines"]) {
+      PipelineStatus s;
+      s.name = p.at("name").get<std::string>();
+      s.phase = p.value("phase", std::string());
+      s.slot = p.value("slot", std::string());
+      for (auto [field, target] :
+           {std::pair{"source_lsn", &s.source_lsn}, std::pair{"durable_lsn", &s.durable_lsn}}) {
+        if (p.contains(field) && p[field].is_string()) {
+          auto lsn = core::Lsn::Parse(p[field].get<std::string>());
+          if (!lsn.ok()) return lsn.status().WithContext(std::string("status field ") + field);
+          *target = *lsn;
+        }
+      }
+      if (p.contains("lag_bytes") && !p["lag_bytes"].is_null()) {
+        s.lag_bytes = p["lag_bytes"].get<uint64_t>();
+      }
+      if (p.contains("lag_seconds") && !p["lag_seconds"].is_null()) {
+        s.lag_seconds = p["lag_seconds"].get<double>();
+      }
+      if (p.contains("retained_wal_bytes") && !p["retained_wal_bytes"].is_null()) {
+        s.retained_wal_bytes = p["retained_wal_bytes"].get<uint64_t>();
+      }
+      s.rows_per_second = p.value("rows_per_second", 0.0);
+      s.transactions_applied = p.value("transactions_applied", uint64_t{0});
+      s.changes_applied = p.value("changes_applied", uint64_t{0});
+      s.bytes_applied = p.value("bytes_applied", uint64_t{0});
+      s.batches_committed = p.value("batches_committed", uint64_t{0});
+      s.errors = p.value("errors", uint64_t{0});
+      if (p.contains("last_commit_time") && p["last_commit_time"].is_string()) {
+        s.last_commit_time = ParseTimestamp(p["last_commit_time"].get<std::string>());
+      }
+      s.last_progress_unix_ms = p.value("last_progress_unix_ms", int64_t{0});
+      s.last_error = p.value("last_error", std::string());
+      s.snapshot_done = p.value("snapshot_done", false);
+      s.copy_rows = p.value("copy_rows", uint64_t{0});
+      if (p.contains("copy") && p["copy"].is_array()) {
+        for (const auto& t : p["copy"]) {
+          s.copy.push_back(
+              TableCopyStatus{t.at("table").get<std::string>(), t.value("rows", uint64_t{0}),
+                              t.value("bytes", uint64_t{0}), t.value("estimated_rows", uint64_t{0}),
+                              t.value("done", false)});
+        }
+      }
+      s.daemon_running = running;
+      statuses.push_back(std::move(s));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return core::InvalidArgument(std::string("malformed status document: ") + e.what());
+  }
+  return statuses;
+}
+
+// --- Human formatting ---------------------------------------------------------------------------
+
+std::string HumanBytes(uint64_t bytes) {
+  static const char* const kUnits[] = {" B", " kB", " MB", " GB", " TB", " PB"};
+  return Scaled(static_cast<double>(bytes), kUnits, 6, 1024.0);
+}
+
+std::string HumanCount(uint64_t count) {
+  static const char* const kUnits[] = {"", "k", "M", "G", "T"};
+  return Scaled(static_cast<double>(count), kUnits, 5, 1000.0);
+}
+
+std::string HumanSeconds(double seconds) {
+  if (seconds < 0) seconds = 0;
+  if (seconds < 10) return seconds == 0 ? "0s" : Fixed(seconds, 1) + "s";
+  const auto whole = static_cast<uint64_t>(seconds);
+  char buf[64];
+  if (whole < 60) {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "s", whole);
+  } else if (whole < 3600) {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "m%02" PRIu64 "s", whole / 60, whole % 60);
+  } else if (whole < 86400) {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "h%02" PRIu64 "m", whole / 3600, whole % 3600 / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "d%02" PRIu64 "h", whole / 86400,
+                  whole % 86400 / 3600);
+  }
+  return buf;
+}
+
+std::string ProgressBar(const TableCopyStatus& table, int width) {
+  std::optional<int> percent;
+  if (table.done) {
+    percent = 100;
+  } else if (table.estimated_rows > 0) {
+    const uint64_t whole = table.rows / table.estimated_rows * 100 +
+                           table.rows % table.estimated_rows * 100 / table.estimated_rows;
+    percent = static_cast<int>(std::min<uint64_t>(99, whole));
+  }
+  const int filled = percent ? *percent * width / 100 : 0;
+  std::string out = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] ";
+  if (percent) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%3d%%", *percent);
+    out += buf;
+  } else {
+    out += "   ?";
+  }
+  out += "  " + HumanCount(table.rows);
+  if (!table.done && table.estimated_rows > 0) out += "/" + HumanCount(table.estimated_rows);
+  out += " rows";
+  return out;
+}
+
+// --- The table ----------------------------------------------------------------------------------
+
+std::string RenderStatusTable(const std::vector<PipelineStatus>& statuses, bool daemon_running,
+                              uint64_t retained_wal_warning_bytes) {
+  std::string out = daemon_running
+                        ? "daemon: running\n"
+                        : "daemon: DOWN (nothing is being applied; durable LSNs are the last "
+                          "checkpoints in the state directory)\n";
+  if (statuses.empty()) return out + "no pipelines\n";
+
+  const std::vector<std::string> header = {"PIPELINE",    "PHASE",        "SOURCE LSN",
+                                           "DURABLE LSN", "LAG",          "LAG TIME",
+                                           "ROWS/S",      "RETAINED WAL", "LAST ERROR"};
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : statuses) {
+    std::string error = s.last_error;
+    for (char& c : error) {
+      if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    }
+    if (error.size() > kTableErrorWidth) error = error.substr(0, kTableErrorWidth - 3) + "...";
+    rows.push_back({
+        s.name,
+        s.phase,
+        s.source_lsn.valid() ? s.source_lsn.ToString() : "-",
+        s.durable_lsn.ToString(),
+        OrDash(s.lag_bytes ? std::optional(HumanBytes(*s.lag_bytes)) : std::nullopt),
+        OrDash(s.lag_seconds ? std::optional(HumanSeconds(*s.lag_seconds)) : std::nullopt),
+        daemon_running ? Fixed(s.rows_per_second, s.rows_per_second < 10 ? 1 : 0) : "-",
+        OrDash(s.retained_wal_bytes ? std::optional(HumanBytes(*s.retained_wal_bytes))
+                                    : std::nullopt),
+        error.empty() ? "-" : error,
+    });
+  }
+  std::vector<size_t> widths(header.size());
+  for (size_t c = 0; c < header.size(); ++c) {
+    widths[c] = header[c].size();
+    for (const auto& row : rows) widths[c] = std::max(widths[c], row[c].size());
+  }
+  auto append_row = [&](const std::vector<std::string>& cells) {
+    std::string line;
+    for (size_t c = 0; c < cells.size(); ++c) {
+      line += c + 1 == cells.size() ? cells[c] : Pad(cells[c], widths[c] + 2);
+    }
+    out += line + "\n";
+  };
+  append_row(header);
+  for (const auto& row : rows) append_row(row);
+
+  for (const auto& s : statuses) {
+    if (s.snapshot_done || s.copy.empty()) continue;
+    const auto done = std::count_if(s.copy.begin(), s.copy.end(),
+                                    [](const TableCopyStatus& t) { return t.done; });
+    out += "\n" + s.name + ": initial copy, " + std::to_string(done) + "/" +
+           std::to_string(s.copy.size()) + " tables done\n";
+    size_t name_width = 0;
+    for (const auto& t : s.copy) name_width = std::max(name_width, t.schema_table.size());
+    for (const auto& t : s.copy) {
+      out += "  " + Pad(t.schema_table, name_width + 2) + ProgressBar(t) + "\n";
+    }
+  }
+
+  bool first_warning = true;
+  for (const auto& s : statuses) {
+    if (!s.retained_wal_bytes || *s.retained_wal_bytes <= retained_wal_warning_bytes) continue;
+    if (first_warning) out += "\n";
+    first_warning = false;
+    out += "WARNING: " + s.name + ": slot " + s.slot + " retains " +
+           HumanBytes(*s.retained_wal_bytes) + " of WAL on the source (threshold " +
+           HumanBytes(retained_wal_warning_bytes) +
+           "); the source cannot remove it until sluice confirms it, so its disk fills while "
+           "the pipeline is stopped or behind\n";
+  }
+  return out;
+}
+
+// --- Prometheus ---------------------------------------------------------------------------------
+
+std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses) {
+  struct Metric {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::function<std::optional<std::string>(const PipelineStatus&)> value;
+  };
+  auto count = [](uint64_t PipelineStatus::*field) {
+    return [field](const PipelineStatus& s) -> std::optional<std::string> {
+      return std::to_string(s.*field);
+    };
+  };
+  const Metric metrics[] = {
+      {"sluice_pipeline_up", "gauge",
+       "1 when the pipeline is starting, copying, streaming or retrying, else 0.",
+       [](const PipelineStatus& s) -> std::optional<std::string> {
+         return IsHealthyPhase(s.phase) ? "1" : "0";
+       }},
+      {"sluice_lag_bytes", "gauge", "Source WAL position minus the durable LSN, in bytes.",
+       [](const PipelineStatus& s) -> std::optional<std::string> {
+         if (!s.lag_bytes) return std::nullopt;
+         return std::to_string(*s.lag_bytes);
+       }},
+      {"sluice_lag_seconds", "gauge",
+       "Age of the oldest source transaction not yet durable on the target; 0 when caught up.",
+       [](const PipelineStatus& s) -> std::optional<std::string> {
+         if (!s.lag_seconds) return std::nullopt;
+         return Fixed(*s.lag_seconds, 3);
+       }},
+      {"sluice_transactions_applied_total", "counter", "Source transactions applied.",
+       count(&PipelineStatus::transactions_applied)},
+      {"sluice_changes_applied_total", "counter", "Row changes applied.",
+       count(&PipelineStatus::changes_applied)},
+      {"sluice_bytes_applied_total", "counter", "Bytes of changes applied.",
+       count(&PipelineStatus::bytes_applied)},
+      {"sluice_batches_committed_total", "counter", "Batches committed on the target.",
+       count(&PipelineStatus::batches_committed)},
+      {"sluice_errors_total", "counter", "Errors the pipeline met (each retry counts).",
+       count(&PipelineStatus::errors)},
+      {"sluice_slot_retained_wal_bytes", "gauge",
+       "WAL the replication slot keeps on the source (current WAL position - restart_lsn).",
+       [](const PipelineStatus& s) -> std::optional<std::string> {
+         if (!s.retained_wal_bytes) return std::nullopt;
+         return std::to_string(*s.retained_wal_bytes);
+       }},
+      {"sluice_copy_rows_total", "counter", "Rows copied by the initial copy.",
+       count(&PipelineStatus::copy_rows)},
+  };
+  std::string out;
+  for (const Metric& metric : metrics) {
+    out += std::string("# HELP ") + metric.name + " " + metric.help + "\n";
+    out += std::string("# TYPE ") + metric.name + " " + metric.type + "\n";
+    for (const auto& s : statuses) {
+      auto value = metric.value(s);
+      if (!value) continue;
+      out +=
+          std::string(metric.name) + "{pipeline=\"" + LabelValue(s.name) + "\"} " + *value + "\n";
+    }
+  }
+  return out;
+}
+
+bool IsHealthyPhase(const std::string& phase) {
+  return phase == "starting" || phase == "copying" || phase == "streaming" || phase == "retrying";
+}
+
+// --- StatusCollector ----------------------------------------------------------------------------
+
+StatusCollector::StatusCollector(const config::Config& config)
+    : StatusCollector(config, Options{}) {}
+
+StatusCollector::StatusCollector(const config::Config& config, Options options)
+    : config_(config), daemon_running_(false), store_(nullptr), options_(options) {
+  for (const auto& pipeline : config.pipelines) {
+    if (pipeline.target.type == "none") continue;  // `sluice tail` only; run never starts it
+    auto p = std::make_unique<PerPipeline>();
+    p->config = &pipeline;
+    pipelines_.push_back(std::move(p));
+  }
+}
+
+StatusCollector::StatusCollector(const config::Config& config, std::vector<PipelineEntry> live,
+                                 state::CheckpointStore* store, Options options)
+    : config_(config), daemon_running_(true), store_(store), options_(options) {
+  for (const auto& [pipeline, metrics] : live) {
+    auto p = std::make_unique<PerPipeline>();
+    p->config = pipeline;
+    p->metrics = metrics;
+    pipelines_.push_back(std::move(p));
+  }
+}
+
+StatusCollector::~StatusCollector() = default;
+
+const StatusCollector::SourceInfo& StatusCollector::QuerySource(PerPipeline& p) {
+  const auto now = std::chrono::steady_clock::now();
+  if (p.source && now - p.source->fetched_at < options_.source_cache_ttl) return *p.source;
+
+  const config::SourceConfig& source = p.config->source;
+  SourceInfo info;
+  info.fetched_at = now;
+  // A cached connection may have died (server restart); one fresh attempt before giving up.
+  for (int attempt = 0; attempt < 2 && !info.ok; ++attempt) {
+    if (!p.connection) {
+      auto connection = capture::PgConnection::Connect(source.dsn, /*replication=*/false,
+                                                       options_.source_timeout);
+      if (!connection.ok()) {
+        info.error = connection.status().message();
+        break;  // a fresh connection failed; a second one would too
+      }
+      p.connection = std::move(*connection);
+      auto set_timeout = p.connection->Exec("SET statement_timeout = " +
+                                            std::to_string(options_.source_timeout.count()));
+      if (!set_timeout.ok()) {
+        info.error = set_timeout.message();
+        p.connection.reset();
+        continue;
+      }
+    }
+    // On a standby (logical slots there need PostgreSQL 16) the current position is what it
+    // received.
+    const std::string query =
+        "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() "
+        "ELSE pg_current_wal_lsn() END, "
+        "(SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = " +
+        p.connection->QuoteLiteralForSql(source.slot) + ")";
+    auto result = p.connection->Query(query, "reading the WAL position and slot " + source.slot);
+    if (!result.ok()) {
+      info.error = result.status().message();
+      p.connection.reset();
+      continue;
+    }
+    if (result->rows.size() != 1 || result->rows[0].size() != 2 || !result->rows[0][0]) {
+      info.error = "the source reported no WAL position";
+      break;
+    }
+    auto current = core::Lsn::Parse(*result->rows[0][0]);
+    if (!current.ok()) {
+      info.error = current.status().message();
+      break;
+    }
+    info.current_lsn = *current;
+    if (result->rows[0][1]) {
+      auto restart = core::Lsn::Parse(*result->rows[0][1]);
+      if (restart.ok()) info.restart_lsn = *restart;
+    }
+    info.ok = true;
+    info.error.clear();
+  }
+  if (!info.ok) {
+    info.error = config::RedactSecrets(info.error, {source.dsn, p.config->target.dsn});
+  }
+  p.source = std::move(info);
+  return *p.source;
+}
+
+void StatusCollector::SampleLocked(std::chrono::steady_clock::time_point now) {
+  for (auto& p : pipelines_) {
+    if (p->metrics) p->rate.Add(now, p->metrics->changes_applied.load(std::memory_order_relaxed));
+  }
+}
+
+void StatusCollector::SampleRates() {
+  std::lock_guard lock(mu_);
+  SampleLocked(std::chrono::steady_clock::now());
+}
+
+void StatusCollector::FillFromStore(state::CheckpointStore* store, const PerPipeline& p,
+                                    PipelineStatus& status, std::vector<std::string>& errors) {
+  if (store == nullptr) return;
+  const std::string& name = p.config->name;
+  if (!p.metrics) {
+    auto checkpoint = store->LoadCheckpoint(name);
+    if (!checkpoint.ok()) {
+      errors.push_back(checkpoint.status().message());
+    } else if (checkpoint->has_value()) {
+      status.durable_lsn = (*checkpoint)->durable_lsn;
+      status.last_commit_time = (*checkpoint)->commit_time;
+      status.last_progress_unix_ms = (*checkpoint)->updated_at_unix_ms;
+    }
+  }
+  auto snapshot = store->Get(name, kSnapshotKey);
+  if (snapshot.ok()) {
+    status.snapshot_done = snapshot->has_value() && **snapshot == kSnapshotDone;
+  } else {
+    errors.push_back(snapshot.status().message());
+  }
+  auto progress = store->List(name, kCopyKeyPrefix);
+  if (!progress.ok()) {
+    errors.push_back(progress.status().message());
+    return;
+  }
+  uint64_t rows = 0;
+  for (const auto& [key, value] : *progress) {
+    TableCopyStatus table;
+    table.schema_table = key.substr(sizeof(kCopyKeyPrefix) - 1);
+    const auto record = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object()) {
+      errors.push_back("copy progress of " + table.schema_table + " is not a JSON object");
+      continue;
+    }
+    auto number = [&record](const char* field) -> uint64_t {
+      auto it = record.find(field);
+      return it != record.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+    };
+    table.rows = number("rows");
+    table.bytes = number("bytes");
+    table.estimated_rows = number("estimated_rows");
+    auto done = record.find("done");
+    table.done = done != record.end() && done->is_boolean() && done->get<bool>();
+    rows += table.rows;
+    status.copy.push_back(std::move(table));
+  }
+  if (!p.metrics) status.copy_rows = rows;
+}
+
+core::Result<std::vector<PipelineStatus>> StatusCollector::Collect() {
+  std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  SampleLocked(now);
+
+  // The daemon's own store, else a read-only view as of now (a read-only store sees the data
+  // as of its Open, so it is opened afresh each time).
+  std::unique_ptr<state::CheckpointStore> read_only;
+  state::CheckpointStore* store = store_;
+  if (store == nullptr) {
+    auto opened = state::CheckpointStore::Open(config_.state_dir, /*read_only=*/true);
+    if (opened.ok()) {
+      read_only = std::move(*opened);
+      store = read_only.get();
+    } else if (!daemon_running_) {
+      return opened.status().WithContext("the daemon is down and its state cannot be read");
+    }
+  }
+
+  std::vector<PipelineStatus> statuses;
+  for (auto& p : pipelines_) {
+    const config::PipelineConfig& pipeline = *p->config;
+    PipelineStatus s;
+    s.name = pipeline.name;
+    s.slot = pipeline.source.slot;
+    s.daemon_running = daemon_running_;
+    std::vector<std::string> errors;
+
+    if (const PipelineMetrics* m = p->metrics) {
+      s.phase = PipelinePhaseName(m->phase.load());
+      s.durable_lsn = core::Lsn(m->durable_lsn.load());
+      s.transactions_applied = m->transactions_applied.load();
+      s.changes_applied = m->changes_applied.load();
+      s.bytes_applied = m->bytes_applied.load();
+      s.batches_committed = m->batches_committed.load();
+      s.errors = m->errors.load();
+      s.last_commit_time = m->last_commit_time.load();
+      s.last_progress_unix_ms = m->last_progress_unix_ms.load();
+      s.copy_rows = m->copy_rows.load();
+      const core::PgTimestamp oldest_pending = m->oldest_pending_commit_time.load();
+      s.lag_seconds =
+          oldest_pending == 0
+              ? 0.0
+              : std::max(0.0, static_cast<double>(core::PgNow() - oldest_pending) / 1e6);
+      s.rows_per_second = p->rate.PerSecond();
+      if (std::string error = m->last_error(); !error.empty()) errors.push_back(std::move(error));
+    } else {
+      s.phase = "stopped";
+    }
+    FillFromStore(store, *p, s, errors);
+
+    const SourceInfo& source = QuerySource(*p);
+    if (source.ok) {
+      s.source_lsn = source.current_lsn;
+      if (source.restart_lsn) {
+        s.retained_wal_bytes = source.current_lsn > *source.restart_lsn
+                                   ? source.current_lsn.value() - source.restart_lsn->value()
+                                   : 0;
+      }
+    } else {
+      errors.push_back("source unreachable: " + source.error);
+      // The position the source last reported over the replication connection, if any.
+      if (p->metrics) s.source_lsn = core::Lsn(p->metrics->source_wal_end.load());
+    }
+    if (s.source_lsn.valid() && s.durable_lsn.valid()) {
+      s.lag_bytes = s.source_lsn > s.durable_lsn ? s.source_lsn.value() - s.durable_lsn.value() : 0;
+    }
+
+    std::string joined;
+    for (const auto& e : errors) joined += (joined.empty() ? "" : "; ") + e;
+    s.last_error = config::RedactSecrets(joined, {pipeline.source.dsn, pipeline.target.dsn});
+    statuses.push_back(std::move(s));
+  }
+  return statuses;
+}
+
+}  // namespace sluice::control

@@ -1,0 +1,189 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "control/pipeline_metrics.h"
+#include "control/rate_meter.h"
+#include "core/lsn.h"
+#include "core/status.h"
+#include "core/transaction.h"
+
+namespace sluice::capture {
+class PgConnection;
+}
+namespace sluice::state {
+class CheckpointStore;
+}
+
+// What `sluice status`, GET /status, GET /metrics and GET /healthz report about pipelines.
+//
+// Lag, honestly:
+//   lag_bytes   = the source's current WAL position - durable LSN, 0 when negative; unknown
+//                 (null) when either is unknown (source unreachable, nothing durable yet).
+//                 WAL that is not ours (other databases, checkpoints) counts too, so an idle
+//                 source shows a small non-zero lag_bytes: it is a distance, not a backlog.
+//   lag_seconds = now - commit time of the oldest transaction received but not yet durable,
+//                 0 when nothing is pending (caught up; also on an idle source). Only the
+//                 running daemon knows what is pending: with the daemon down it is unknown.
+
+namespace sluice::control {
+
+struct TableCopyStatus {
+  std::string schema_table;  // "schema.table" as in the store key "copy/<schema>.<table>"
+  uint64_t rows = 0;
+  uint64_t bytes = 0;
+  uint64_t estimated_rows = 0;  // the planner's estimate; 0 = unknown
+  bool done = false;
+
+  friend bool operator==(const TableCopyStatus&, const TableCopyStatus&) = default;
+};
+
+struct PipelineStatus {
+  std::string name;
+  std::string phase;  // PipelinePhaseName(); "stopped" when the daemon is down
+  std::string slot;
+  core::Lsn source_lsn;   // the source's current WAL position; invalid = unknown
+  core::Lsn durable_lsn;  // invalid = nothing durable yet
+  std::optional<uint64_t> lag_bytes;
+  std::optional<double> lag_seconds;
+  double rows_per_second = 0;  // changes applied per second, recent average
+  uint64_t transactions_applied = 0;
+  uint64_t changes_applied = 0;
+  uint64_t bytes_applied = 0;
+  uint64_t batches_committed = 0;
+  uint64_t errors = 0;
+  core::PgTimestamp last_commit_time = 0;  // of the durable LSN's transaction; 0 = unknown
+  int64_t last_progress_unix_ms = 0;       // 0 = unknown
+  // WAL the slot keeps on the source (current position - restart_lsn); unknown when the source
+  // or the slot is missing.
+  std::optional<uint64_t> retained_wal_bytes;
+  std::string last_error;  // "" = none; never holds a password
+  bool snapshot_done = false;
+  uint64_t copy_rows = 0;  // rows copied by the initial copy, all tables
+  std::vector<TableCopyStatus> copy;
+  bool daemon_running = false;
+};
+
+// {"pipelines": [...], "daemon": "running" | "down"}; LSNs as "X/Y", unknown values as null.
+// "daemon" is "running" when any status says so (and "down" for an empty list).
+nlohmann::json ToJson(const std::vector<PipelineStatus>& statuses);
+nlohmann::json ToJson(const PipelineStatus& status);
+// The inverse of ToJson (for `sluice status` reading the daemon's answer). Missing optional
+// fields take their defaults; a malformed document is kInvalidArgument.
+core::Result<std::vector<PipelineStatus>> StatusesFromJson(const nlohmann::json& json);
+
+// "0 B", "812 B", "1.5 kB", "12.0 MB", "3.2 GB" (powers of 1024, as pg_size_pretty).
+std::string HumanBytes(uint64_t bytes);
+// "950", "12.3k", "1.2M", "3.0G".
+std::string HumanCount(uint64_t count);
+// "0s", "4.2s", "3m07s", "2h05m", "3d04h".
+std::string HumanSeconds(double seconds);
+// "[########............] 42%  1.2M/2.0M rows". Without an estimate: "?" instead of the
+// percentage; a table not done never shows 100% (estimates can be low).
+std::string ProgressBar(const TableCopyStatus& table, int width = 20);
+
+inline constexpr uint64_t kDefaultRetainedWalWarningBytes = config::kGiB;
+
+// A table a person reads at a glance: one header line about the daemon, one row per pipeline,
+// then copy progress per table for pipelines whose initial copy is not done, then a WARNING
+// line per pipeline whose slot retains more than `retained_wal_warning_bytes` of WAL.
+std::string RenderStatusTable(
+    const std::vector<PipelineStatus>& statuses, bool daemon_running,
+    uint64_t retained_wal_warning_bytes = kDefaultRetainedWalWarningBytes);
+
+// Prometheus text exposition format (version 0.0.4): HELP/TYPE lines and one
+// `name{pipeline="..."} value` line per pipeline for sluice_lag_bytes, sluice_lag_seconds,
+// sluice_transactions_applied_total, sluice_changes_applied_total, sluice_bytes_applied_total,
+// sluice_batches_committed_total, sluice_errors_total, sluice_slot_retained_wal_bytes,
+// sluice_copy_rows_total, plus sluice_pipeline_up (1 when the phase is healthy). Unknown
+// values are left out rather than reported as 0.
+std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses);
+
+// True for the phases /healthz accepts: starting, copying, streaming, retrying.
+bool IsHealthyPhase(const std::string& phase);
+
+// Builds PipelineStatus values from live metrics (when the daemon runs) or from the checkpoint
+// store (when it does not), plus what each source says about its WAL position and the slot.
+//
+// Sources are asked over a regular libpq connection (connect timeout and statement timeout
+// `source_timeout`), kept open between calls and reopened after a failure; their answers are
+// cached for `source_cache_ttl` so frequent scrapes do not load the source. A source that
+// cannot be reached shows in last_error (passwords redacted) and leaves source-derived values
+// unknown.
+//
+// Threads: Collect() may be called from several threads; calls are serialized.
+struct StatusCollectorOptions {
+  std::chrono::milliseconds source_timeout{2000};
+  std::chrono::milliseconds source_cache_ttl{1000};
+};
+
+class StatusCollector {
+ public:
+  using Options = StatusCollectorOptions;
+  using PipelineEntry = std::pair<const config::PipelineConfig*, const PipelineMetrics*>;
+
+  // Daemon down: every pipeline of `config` with a target, state from config.state_dir opened
+  // read-only at each Collect(). `config` must outlive the collector.
+  explicit StatusCollector(const config::Config& config);
+  StatusCollector(const config::Config& config, Options options);
+  // Daemon running: `live` pairs each pipeline with its runner's metrics (both borrowed, must
+  // outlive the collector; a null metrics pointer = that pipeline is not running). `store`
+  // (borrowed, may be null) is the daemon's own store, read for per-table copy progress; when
+  // null the state dir is opened read-only for it.
+  StatusCollector(const config::Config& config, std::vector<PipelineEntry> live,
+                  state::CheckpointStore* store, Options options = {});
+  ~StatusCollector();
+  StatusCollector(const StatusCollector&) = delete;
+  StatusCollector& operator=(const StatusCollector&) = delete;
+
+  bool daemon_running() const { return daemon_running_; }
+
+  // Everything about every pipeline. Fails only when the daemon is down and the state dir
+  // cannot be opened (then nothing but the sources could be reported; `sluice status` exits
+  // 69). Per-pipeline problems go to that pipeline's last_error.
+  core::Result<std::vector<PipelineStatus>> Collect();
+
+  // Feeds the rows/s meters from the live counters without asking anyone (cheap; the admin
+  // server calls it every second so a single `sluice status` sees a recent rate).
+  void SampleRates();
+
+ private:
+  struct SourceInfo {
+    bool ok = false;
+    core::Lsn current_lsn;
+    std::optional<core::Lsn> restart_lsn;  // nullopt = no such slot (or it has none)
+    std::string error;
+    std::chrono::steady_clock::time_point fetched_at;
+  };
+  struct PerPipeline {
+    const config::PipelineConfig* config = nullptr;
+    const PipelineMetrics* metrics = nullptr;
+    RateMeter rate;
+    std::unique_ptr<capture::PgConnection> connection;
+    std::optional<SourceInfo> source;  // the last answer, for the cache
+  };
+
+  const SourceInfo& QuerySource(PerPipeline& p);
+  void SampleLocked(std::chrono::steady_clock::time_point now);
+  void FillFromStore(state::CheckpointStore* store, const PerPipeline& p, PipelineStatus& status,
+                     std::vector<std::string>& errors);
+
+  const config::Config& config_;
+  const bool daemon_running_;
+  state::CheckpointStore* const store_;  // borrowed, may be null
+  const Options options_;
+  std::mutex mu_;  // serializes Collect / SampleRates
+  std::vector<std::unique_ptr<PerPipeline>> pipelines_;
+};
+
+}  // namespace sluice::control
