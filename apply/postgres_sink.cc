@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -23,6 +24,16 @@ constexpr size_t kNotFoundWarningsPerBatch = 10;
 // dropped) is still exiting; retry for a while before giving up.
 constexpr int kOriginBusyAttempts = 50;
 constexpr auto kOriginBusyDelay = std::chrono::milliseconds(100);
+// Rows per multi-row statement: a run is sent in the largest of these that fit, each prepared
+// once per shape. Updates and deletes join a VALUES list to the table; short lists keep the
+// planner on the key index.
+constexpr size_t kRowBuckets[] = {1024, 256, 64, 16, 4, 1};
+constexpr size_t kMaxInsertRows = 1024;
+constexpr size_t kMaxLocatingRows = 256;
+constexpr size_t kMaxParams = 65535;  // the protocol's limit per statement
+// A batch larger than this is not kept for a row-by-row replay (see the header): the copy
+// adds to the memory the capture bounds, so it stays small.
+constexpr size_t kMaxRetainedBytes = 8u << 20;
 
 constexpr char kCreateSchemaSql[] =
     "CREATE SCHEMA IF NOT EXISTS sluice; "
@@ -50,8 +61,9 @@ constexpr char kOriginXactSql[] =
     "SELECT pg_catalog.pg_replication_origin_xact_setup($1::pg_lsn, "
     "COALESCE($2::timestamptz, now()))";
 
+// typmod -1: the type without modifier ("bpchar", not "character", which means char(1)).
 constexpr char kTargetColumnsSql[] =
-    "SELECT a.attname FROM pg_catalog.pg_class c "
+    "SELECT a.attname, pg_catalog.format_type(a.atttypid, -1) FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
@@ -184,8 +196,11 @@ void PostgresSink::DropConnection() {
   pending_.clear();
   prepared_.clear();  // prepared statements die with the session
   checked_.clear();   // the target may change while we are away
+  target_types_.clear();
   since_sync_ = 0;
   sends_since_pump_ = 0;
+  run_.changes.clear();
+  run_.keys.clear();
 }
 
 core::Status PostgresSink::ConnectionLost(std::string_view what, const PGresult* result) {
@@ -400,9 +415,25 @@ void PostgresSink::HandleResult(Pending& pending, const PGresult* result) {
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
     switch (pending.kind) {
       case Pending::Kind::kRow: {
-        ++stats_.rows_applied;
+        stats_.rows_applied += pending.row_count;
         const bool locates = pending.op == Operation::kUpdate || pending.op == Operation::kDelete;
-        if (locates && std::strcmp(PQcmdTuples(const_cast<PGresult*>(result)), "0") == 0) {
+        if (locates && pending.row_count > 1) {
+          const uint64_t found =
+              std::strtoull(PQcmdTuples(const_cast<PGresult*>(result)), nullptr, 10);
+          if (found < pending.row_count) {
+            const uint64_t missing = pending.row_count - found;
+            stats_.rows_not_found += missing;
+            if (not_found_warnings_in_batch_ < kNotFoundWarningsPerBatch) {
+              spdlog::warn(
+                  "pipeline {}: {} of {} {}s on {} at source LSNs {}..{} (keys {}..{}) found no "
+                  "row on the target; skipped",
+                  options_.pipeline, missing, pending.row_count, core::OperationName(pending.op),
+                  pending.relation->QualifiedName(), pending.lsn.ToString(),
+                  pending.last_lsn.ToString(), pending.key, pending.last_key);
+            }
+            not_found_warnings_in_batch_ += missing;
+          }
+        } else if (locates && std::strcmp(PQcmdTuples(const_cast<PGresult*>(result)), "0") == 0) {
           ++stats_.rows_not_found;
           if (not_found_warnings_in_batch_++ < kNotFoundWarningsPerBatch) {
             spdlog::warn(
@@ -443,6 +474,17 @@ void PostgresSink::HandleResult(Pending& pending, const PGresult* result) {
   switch (pending.kind) {
     case Pending::Kind::kRow:
     case Pending::Kind::kPrepare:
+      if (pending.row_count > 1) {
+        multi_row_error_ = true;
+        pipeline_error_ = core::Status(
+            code, std::string("apply to ") + pending.relation->QualifiedName() + " failed in " +
+                      (pending.kind == Pending::Kind::kPrepare ? "preparing " : "") +
+                      "a statement of " + std::to_string(pending.row_count) + " " +
+                      core::OperationName(pending.op) + "s at source LSNs " +
+                      pending.lsn.ToString() + ".." + pending.last_lsn.ToString() + " for keys " +
+                      pending.key + ".." + pending.last_key + ": " + server_text);
+        break;
+      }
       pipeline_error_ = core::Status(
           code, std::string("apply to ") + pending.relation->QualifiedName() +
                     " failed at source LSN " + pending.lsn.ToString() + " for key " + pending.key +
@@ -490,6 +532,16 @@ core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& 
                                       " does not exist; create it or let sluice create tables");
     }
     SLUICE_RETURN_IF_ERROR(CheckTargetColumns(relation, *columns[i]));
+    std::vector<std::string> types;
+    for (const auto& column : relation.columns) {
+      for (const PgRow& row : *columns[i]) {
+        if (row[0] && *row[0] == column.name) {
+          types.push_back(row.size() > 1 && row[1] ? *row[1] : std::string());
+          break;
+        }
+      }
+    }
+    target_types_[relation.oid] = std::move(types);
     checked_[relation.oid] = relation;
   }
   return core::Status::Ok();
@@ -510,15 +562,20 @@ core::Status PostgresSink::BeginBatch() {
   SLUICE_RETURN_IF_ERROR(RequireConnection("BeginBatch"));
   if (in_batch_) return core::Internal("BeginBatch while a batch is open (AbortBatch first)");
   pipeline_error_ = core::Status::Ok();
+  multi_row_error_ = false;
   not_found_warnings_in_batch_ = 0;
+  retained_.clear();
+  retained_bytes_ = 0;
+  retained_complete_ = true;
+  coalesce_in_batch_ = options_.coalesce;
+  multi_row_in_batch_ = false;
   SLUICE_RETURN_IF_ERROR(SendCommand("BEGIN", "BEGIN"));
   in_batch_ = true;
   return core::Status::Ok();
 }
 
-core::Status PostgresSink::SendRow(const core::Change& change, const core::Transaction& fragment) {
-  SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(change));
-  const std::string cache_key = ShapeCacheKey(change.relation.get(), shape);
+core::Status PostgresSink::SendRow(const core::Change& change, const core::Transaction& fragment,
+                                   const RowShape& shape, const std::string& cache_key) {
   auto it = prepared_.find(cache_key);
   const core::Lsn lsn = change.lsn.valid() ? change.lsn : fragment.commit_lsn;
   if (it == prepared_.end()) {
@@ -571,6 +628,245 @@ core::Status PostgresSink::SendRow(const core::Change& change, const core::Trans
   pending.key = DescribeKey(change);
   pending_.push_back(std::move(pending));
   ++since_sync_;
+  return AfterSend();
+}
+
+core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size_t rows,
+                                        const core::Transaction& fragment) {
+  const core::Change& first = *changes[0];
+  const core::Change& last = *changes[rows - 1];
+  const core::Lsn first_lsn = first.lsn.valid() ? first.lsn : fragment.commit_lsn;
+  const core::Lsn last_lsn = last.lsn.valid() ? last.lsn : fragment.commit_lsn;
+  std::string cache_key = run_.cache_key;
+  cache_key += '#';
+  cache_key += std::to_string(rows);
+  auto it = prepared_.find(cache_key);
+  if (it == prepared_.end()) {
+    auto types = target_types_.find(first.relation->oid);
+    SLUICE_ASSIGN_OR_RETURN(
+        RowStatement statement,
+        BuildMultiRowStatement(
+            *first.relation, run_.shape, rows,
+            types == target_types_.end() ? std::vector<std::string>{} : types->second));
+    Prepared prepared;
+    prepared.name = "s" + std::to_string(next_statement_++);
+    prepared.relation = first.relation;
+    if (PQsendPrepare(conn_->raw(), prepared.name.c_str(), statement.sql.c_str(),
+                      static_cast<int>(statement.params.size() * rows), nullptr) != 1) {
+      return ConnectionLost("preparing a statement for " + first.relation->QualifiedName());
+    }
+    Pending pending;
+    pending.kind = Pending::Kind::kPrepare;
+    pending.relation = first.relation;
+    pending.op = first.op;
+    pending.lsn = first_lsn;
+    pending.key = DescribeKey(first);
+    pending.row_count = static_cast<uint32_t>(rows);
+    pending.last_lsn = last_lsn;
+    pending.last_key = DescribeKey(last);
+    pending.label = cache_key;
+    pending_.push_back(std::move(pending));
+    ++since_sync_;
+    ++stats_.multi_row_statements_prepared;
+    prepared.statement = std::move(statement);
+    it = prepared_.emplace(std::move(cache_key), std::move(prepared)).first;
+  }
+  const Prepared& prepared = it->second;
+  const auto& params = prepared.statement.params;
+  param_values_.resize(params.size() * rows);
+  const char** values = param_values_.data();
+  for (size_t r = 0; r < rows; ++r) {
+    const core::Change& change = *changes[r];
+    for (const ParamSource& param : params) {
+      const core::Tuple& tuple =
+          param.side == ParamSource::Side::kNew ? change.new_tuple : change.old_tuple;
+      const core::Value& value = tuple[param.column];
+      *values++ = value.kind == core::Value::Kind::kText ? value.data.c_str() : nullptr;
+    }
+  }
+  if (PQsendQueryPrepared(conn_->raw(), prepared.name.c_str(),
+                          static_cast<int>(param_values_.size()), param_values_.data(), nullptr,
+                          nullptr, 0) != 1) {
+    return ConnectionLost("sending changes for " + first.relation->QualifiedName());
+  }
+  Pending pending;
+  pending.kind = Pending::Kind::kRow;
+  pending.relation = first.relation;
+  pending.op = first.op;
+  pending.lsn = first_lsn;
+  pending.key = DescribeKey(first);
+  pending.row_count = static_cast<uint32_t>(rows);
+  pending.last_lsn = last_lsn;
+  pending.last_key = DescribeKey(last);
+  pending_.push_back(std::move(pending));
+  ++since_sync_;
+  ++stats_.multi_row_statements_sent;
+  multi_row_in_batch_ = true;
+  return AfterSend();
+}
+
+core::Status PostgresSink::FlushRun(const core::Transaction& fragment) {
+  const size_t total = run_.changes.size();
+  size_t done = 0;
+  core::Status status;
+  while (status.ok() && done < total) {
+    const size_t remaining = total - done;
+    size_t rows = 1;
+    for (size_t bucket : kRowBuckets) {
+      if (bucket <= remaining) {
+        rows = bucket;
+        break;
+      }
+    }
+    if (rows == 1) {
+      status = SendRow(*run_.changes[done], fragment, run_.shape, run_.cache_key);
+    } else {
+      status = SendMultiRow(run_.changes.data() + done, rows, fragment);
+    }
+    done += rows;
+  }
+  run_.changes.clear();
+  run_.keys.clear();
+  return status;
+}
+
+core::Status PostgresSink::AfterSend() {
+  if (since_sync_ >= options_.pipeline_depth) SLUICE_RETURN_IF_ERROR(SendSync());
+  if (++sends_since_pump_ >= kSendsPerPump) {
+    // Read what is ready; if the server is far behind, wait for it so memory stays bounded.
+    const bool far_behind = pending_.size() > 4 * options_.pipeline_depth;
+    SLUICE_RETURN_IF_ERROR(Pump(far_behind, 2 * options_.pipeline_depth));
+    return pipeline_error_;
+  }
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool coalesce) {
+  run_.changes.clear();
+  run_.keys.clear();
+  for (const auto& change : fragment.changes) {
+    core::Status status;
+    switch (change.op) {
+      case Operation::kInsert:
+      case Operation::kUpdate:
+      case Operation::kDelete: {
+        SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(change));
+        std::string cache_key = ShapeCacheKey(change.relation.get(), shape);
+        if (!coalesce || !CanCoalesce(*change.relation, shape)) {
+          if (!run_.changes.empty()) status = FlushRun(fragment);
+          if (status.ok()) status = SendRow(change, fragment, shape, cache_key);
+          break;
+        }
+        if (!run_.changes.empty() && run_.cache_key != cache_key) status = FlushRun(fragment);
+        if (!status.ok()) break;
+        if (run_.changes.empty()) {
+          run_.cache_key = std::move(cache_key);
+          run_.distinct_keys = NeedsDistinctKeys(*change.relation, shape);
+          run_.shape = std::move(shape);
+        }
+        if (run_.distinct_keys) {
+          key_scratch_.clear();
+          AppendRowKey(change, key_scratch_);
+          if (run_.keys.contains(key_scratch_)) {
+            // The same row again: it must follow the statement holding its earlier change.
+            std::string kept_key = run_.cache_key;
+            RowShape kept_shape = run_.shape;
+            status = FlushRun(fragment);
+            if (!status.ok()) break;
+            run_.cache_key = std::move(kept_key);
+            run_.shape = std::move(kept_shape);
+          }
+          run_.keys.insert(key_scratch_);
+        }
+        run_.changes.push_back(&change);
+        const size_t per_row =
+            change.op == Operation::kInsert ? change.relation->columns.size() : 1;
+        const size_t cap = std::min(
+            change.op == Operation::kInsert ? kMaxInsertRows : kMaxLocatingRows,
+            kMaxParams / std::max<size_t>(1, per_row + (change.op == Operation::kInsert
+                                                            ? 0
+                                                            : change.relation->columns.size())));
+        if (run_.changes.size() >= cap) status = FlushRun(fragment);
+        break;
+      }
+      case Operation::kTruncate: {
+        if (!run_.changes.empty()) status = FlushRun(fragment);
+        if (!status.ok() || change.truncated.empty()) break;
+        std::string tables;
+        for (const auto& r : change.truncated) {
+          tables += (tables.empty() ? "" : ", ") + r->QualifiedName();
+        }
+        const core::Lsn lsn = change.lsn.valid() ? change.lsn : fragment.commit_lsn;
+        status = SendCommand(BuildTruncate(change),
+                             "apply of truncate of " + tables + " at source LSN " + lsn.ToString());
+        if (status.ok()) status = AfterSend();
+        break;
+      }
+      case Operation::kMessage:
+        break;  // logical messages have no target effect
+    }
+    if (!status.ok()) {
+      run_.changes.clear();
+      run_.keys.clear();
+      return status;
+    }
+  }
+  if (!run_.changes.empty()) SLUICE_RETURN_IF_ERROR(FlushRun(fragment));
+  return pipeline_error_;
+}
+
+void PostgresSink::Retain(const core::Transaction& fragment) {
+  if (!retained_complete_) return;
+  size_t bytes = 0;
+  for (const auto& change : fragment.changes) bytes += change.ApproximateBytes();
+  if (retained_bytes_ + bytes > kMaxRetainedBytes) {
+    retained_.clear();
+    retained_.shrink_to_fit();
+    retained_complete_ = false;
+    return;
+  }
+  retained_bytes_ += bytes;
+  retained_.push_back(fragment);
+}
+
+core::Status PostgresSink::ReplayRowByRow(core::Status error) {
+  if (!multi_row_error_ || error.retryable() || !retained_complete_ || !conn_ ||
+      !coalesce_in_batch_) {
+    return error;
+  }
+  // Let the pipeline finish (everything after the error fails), then start over.
+  (void)SyncAndDrain();
+  if (!conn_) return error;
+  spdlog::info(
+      "pipeline {}: a multi-row statement failed ({}); re-applying the batch one row "
+      "per statement to find the row",
+      options_.pipeline, error.message());
+  ++stats_.row_by_row_replays;
+  pipeline_error_ = core::Status::Ok();
+  multi_row_error_ = false;
+  coalesce_in_batch_ = false;
+  std::erase_if(prepared_, [](const auto& entry) { return !entry.second.confirmed; });
+  core::Status status = SendCommand("ROLLBACK", "ROLLBACK");
+  if (status.ok()) status = SendCommand("BEGIN", "BEGIN");
+  if (status.ok()) status = SyncAndDrain();
+  if (!status.ok()) return status;
+  not_found_warnings_in_batch_ = 0;
+  std::vector<core::Transaction> retained = std::move(retained_);
+  retained_.clear();
+  retained_complete_ = false;  // not needed any more: the batch goes on row by row
+  for (const auto& fragment : retained) {
+    status = SendChanges(fragment, /*coalesce=*/false);
+    if (!status.ok()) break;
+  }
+  if (status.ok()) status = SyncAndDrain();
+  if (!status.ok()) {
+    if (pipeline_error_.ok()) pipeline_error_ = status;
+    return status;
+  }
+  spdlog::warn(
+      "pipeline {}: the batch applied row by row although a multi-row statement had "
+      "failed ({}); continuing row by row",
+      options_.pipeline, error.message());
   return core::Status::Ok();
 }
 
@@ -604,52 +900,32 @@ core::Status PostgresSink::Apply(const core::Transaction& fragment) {
     }
   }
 
-  for (const auto& change : fragment.changes) {
-    core::Status status;
-    switch (change.op) {
-      case Operation::kInsert:
-      case Operation::kUpdate:
-      case Operation::kDelete:
-        status = SendRow(change, fragment);
-        break;
-      case Operation::kTruncate: {
-        if (change.truncated.empty()) break;
-        std::string tables;
-        for (const auto& r : change.truncated) {
-          tables += (tables.empty() ? "" : ", ") + r->QualifiedName();
-        }
-        const core::Lsn lsn = change.lsn.valid() ? change.lsn : fragment.commit_lsn;
-        status = SendCommand(BuildTruncate(change),
-                             "apply of truncate of " + tables + " at source LSN " + lsn.ToString());
-        break;
-      }
-      case Operation::kMessage:
-        break;  // logical messages have no target effect
-    }
-    if (status.ok() && since_sync_ >= options_.pipeline_depth) status = SendSync();
-    if (status.ok() && ++sends_since_pump_ >= kSendsPerPump) {
-      // Read what is ready; if the server is far behind, wait for it so memory stays bounded.
-      const bool far_behind = pending_.size() > 4 * options_.pipeline_depth;
-      status = Pump(far_behind, 2 * options_.pipeline_depth);
-      if (status.ok()) status = pipeline_error_;
-    }
-    if (!status.ok()) {
-      if (pipeline_error_.ok()) pipeline_error_ = status;
-      return status;
-    }
-  }
-  return pipeline_error_;
+  if (coalesce_in_batch_) Retain(fragment);
+  core::Status status = SendChanges(fragment, coalesce_in_batch_);
+  if (!status.ok()) status = ReplayRowByRow(status);
+  if (!status.ok() && pipeline_error_.ok()) pipeline_error_ = status;
+  return status;
 }
 
 core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
   SLUICE_RETURN_IF_ERROR(RequireConnection("CommitBatch"));
   if (!in_batch_) return core::Internal("CommitBatch outside a batch (BeginBatch first)");
-  if (!pipeline_error_.ok()) return pipeline_error_;
+  core::Status status = pipeline_error_;
+  if (status.ok() && multi_row_in_batch_ && coalesce_in_batch_ && retained_complete_) {
+    // Any error of a multi-row statement must show up before COMMIT is queued, so the batch
+    // can still be replayed row by row.
+    status = SyncAndDrain();
+  }
+  if (!status.ok()) status = ReplayRowByRow(status);
+  if (!status.ok()) {
+    if (pipeline_error_.ok()) pipeline_error_ = status;
+    return status;
+  }
 
   const std::string lsn = position.end_lsn.ToString();
   const std::optional<std::string> commit_time = CommitTimeText(position.commit_time);
-  core::Status status = SendCommand(kRecordPositionSql, "recording applied position " + lsn,
-                                    {options_.pipeline, lsn, commit_time});
+  status = SendCommand(kRecordPositionSql, "recording applied position " + lsn,
+                       {options_.pipeline, lsn, commit_time});
   if (status.ok()) {
     status = SendCommand(kOriginXactSql, "recording origin progress " + lsn, {lsn, commit_time});
   }
@@ -660,6 +936,8 @@ core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
     return status;
   }
   in_batch_ = false;
+  retained_.clear();
+  retained_bytes_ = 0;
   ++stats_.batches_committed;
   if (not_found_warnings_in_batch_ > kNotFoundWarningsPerBatch) {
     spdlog::warn("pipeline {}: {} updates/deletes in the batch up to {} found no row on the target",
@@ -670,6 +948,9 @@ core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
 
 void PostgresSink::AbortBatch() {
   in_batch_ = false;
+  retained_.clear();
+  retained_bytes_ = 0;
+  multi_row_error_ = false;
   if (!conn_) {
     pipeline_error_ = core::Status::Ok();
     return;

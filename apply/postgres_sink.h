@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "apply/pg_connection.h"
 #include "apply/sink.h"
@@ -25,6 +26,9 @@ struct PostgresSinkOptions {
   std::chrono::milliseconds connect_timeout{10000};
   // Statements queued in the libpq pipeline before a sync point.
   size_t pipeline_depth = 1000;
+  // Adjacent row changes of one shape on one relation share multi-row statements (see
+  // PostgresSink); false sends every change as its own statement.
+  bool coalesce = true;
 };
 
 // Counters since construction (read from the pipeline thread).
@@ -32,7 +36,10 @@ struct PostgresSinkStats {
   uint64_t rows_applied = 0;    // row statements that succeeded
   uint64_t rows_not_found = 0;  // updates/deletes that matched no row (warned, not errors)
   uint64_t batches_committed = 0;
-  uint64_t statements_prepared = 0;
+  uint64_t statements_prepared = 0;  // one-row statements
+  uint64_t multi_row_statements_prepared = 0;
+  uint64_t multi_row_statements_sent = 0;  // each counts its rows in rows_applied
+  uint64_t row_by_row_replays = 0;         // batches re-applied row by row after an error
 };
 
 // The PostgreSQL target. Writes each batch in one target transaction through libpq pipeline
@@ -42,6 +49,19 @@ struct PostgresSinkStats {
 // (pg_replication_origin_session_setup), and each commit records the source position as the
 // origin's progress. Needs a superuser, or on PostgreSQL 16+ a role granted SET on
 // session_replication_role and EXECUTE on the pg_replication_origin_* functions.
+//
+// Coalescing: within one Apply() call, a run of adjacent inserts (or key-preserving updates, or
+// deletes by key) of the same relation and shape (same unchanged-TOAST columns) goes out as
+// multi-row statements of 1024/256/64/16/4/1 rows (see BuildMultiRowStatement); a run ends at any
+// other change, and for upserts and updates at a key already in the run, so no statement touches
+// a row twice and the order of changes to any row is kept. Updates matched by the full old row
+// and key-changing updates go one row at a time.
+// Errors in a multi-row statement: the sink keeps a copy of the open batch's fragments (up to
+// kMaxRetainedBytes, 8 MB). When a multi-row statement fails permanently, it rolls the target
+// transaction back and re-applies the batch so far one row per statement, so the error it returns
+// names the table, LSN and key of the offending row; should the rows all succeed one by one, the
+// batch goes on row by row. A batch too large to keep reports the error with the first and last
+// key and LSN of the failed statement's rows.
 //
 // Threads: driven from one thread, as the Sink contract says, except OpenBulkLoad(), which may be
 // called from several threads at once. The bulk loaders use their own connections and may run
@@ -85,6 +105,20 @@ class PostgresSink : public Sink {
     // kQuery: where the rows go.
     std::shared_ptr<std::vector<PgRow>> rows;
     std::string command_tag;  // filled in for kCommand (COMMIT checks it)
+    // kRow / kPrepare of a multi-row statement: its number of rows, and the last row's LSN and
+    // key (lsn and key above are the first row's).
+    uint32_t row_count = 1;
+    core::Lsn last_lsn;
+    std::string last_key;
+  };
+
+  // Adjacent changes waiting to share statements (pointers into the fragment being applied).
+  struct Run {
+    std::string cache_key;
+    RowShape shape;
+    bool distinct_keys = false;
+    std::vector<const core::Change*> changes;
+    std::unordered_set<std::string> keys;  // AppendRowKey bytes when distinct_keys
   };
 
   struct Prepared {
@@ -100,7 +134,22 @@ class PostgresSink : public Sink {
   void DropConnection();
 
   // Sends a row change (preparing its statement first if new).
-  core::Status SendRow(const core::Change& change, const core::Transaction& fragment);
+  core::Status SendRow(const core::Change& change, const core::Transaction& fragment,
+                       const RowShape& shape, const std::string& cache_key);
+  // Sends `changes` (all of run_'s shape) as one statement of changes.size() rows.
+  core::Status SendMultiRow(const core::Change* const* changes, size_t rows,
+                            const core::Transaction& fragment);
+  // Sends the run in as few statements as the row-count buckets allow and empties it.
+  core::Status FlushRun(const core::Transaction& fragment);
+  // Queues every change of `fragment`, coalescing runs when `coalesce`.
+  core::Status SendChanges(const core::Transaction& fragment, bool coalesce);
+  // After each statement sent: syncs at pipeline depth, reads results now and then.
+  core::Status AfterSend();
+  // Keeps a copy of `fragment` for a row-by-row replay while the batch is small enough.
+  void Retain(const core::Transaction& fragment);
+  // On a permanent error of a multi-row statement: rollback, re-apply the retained batch one row
+  // per statement; returns that error (or OK when every row succeeded). Else returns `error`.
+  core::Status ReplayRowByRow(core::Status error);
   core::Status SendCommand(const std::string& sql, std::string label,
                            const std::vector<std::optional<std::string>>& params = {},
                            std::shared_ptr<std::vector<PgRow>> rows = nullptr);
@@ -135,6 +184,17 @@ class PostgresSink : public Sink {
   // The last relation shape checked against the target, by OID (a copy: the check depends only
   // on schema, table and column names).
   std::unordered_map<core::Oid, core::Relation> checked_;
+  // Per checked relation, the target's type name of each of its columns (in relation order).
+  std::unordered_map<core::Oid, std::vector<std::string>> target_types_;
+  Run run_;
+  std::string key_scratch_;
+  // The batch so far, while coalescing and smaller than kMaxRetainedBytes.
+  std::vector<core::Transaction> retained_;
+  size_t retained_bytes_ = 0;
+  bool retained_complete_ = true;
+  bool coalesce_in_batch_ = true;  // false after a replay: the rest of the batch goes row by row
+  bool multi_row_in_batch_ = false;
+  bool multi_row_error_ = false;  // pipeline_error_ came from a multi-row statement
   size_t not_found_warnings_in_batch_ = 0;
 
   PostgresSinkStats stats_;

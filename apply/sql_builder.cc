@@ -155,6 +155,43 @@ void AppendValue(const Value& value, std::string& out) {
   }
 }
 
+// INSERT INTO t (cols) VALUES (row 1), (row 2), ... [ON CONFLICT (key) DO UPDATE/NOTHING];
+// params describe one row.
+RowStatement InsertStatement(const Relation& relation, size_t rows) {
+  const std::string table = QuoteQualifiedName(relation.schema, relation.name);
+  const uint32_t width = static_cast<uint32_t>(relation.columns.size());
+  RowStatement statement;
+  std::string columns;
+  for (uint32_t i = 0; i < width; ++i) {
+    if (i > 0) columns += ", ";
+    columns += QuoteIdentifier(relation.columns[i].name);
+    statement.params.push_back({ParamSource::Side::kNew, i});
+  }
+  statement.sql = "INSERT INTO " + table + " (" + columns + ") VALUES ";
+  size_t param = 1;
+  for (size_t r = 0; r < rows; ++r) {
+    statement.sql += r == 0 ? "(" : ", (";
+    for (uint32_t i = 0; i < width; ++i) {
+      if (i > 0) statement.sql += ", ";
+      statement.sql += "$" + std::to_string(param++);
+    }
+    statement.sql += ")";
+  }
+  if (HasUsableKey(relation)) {
+    std::string key_columns;
+    std::string updates;
+    for (uint32_t i = 0; i < width; ++i) {
+      const std::string name = QuoteIdentifier(relation.columns[i].name);
+      std::string& target = relation.columns[i].is_key ? key_columns : updates;
+      if (!target.empty()) target += ", ";
+      target += relation.columns[i].is_key ? name : name + " = EXCLUDED." + name;
+    }
+    statement.sql += " ON CONFLICT (" + key_columns + ")";
+    statement.sql += updates.empty() ? " DO NOTHING" : " DO UPDATE SET " + updates;
+  }
+  return statement;
+}
+
 }  // namespace
 
 bool HasUsableKey(const Relation& relation) {
@@ -250,33 +287,8 @@ core::Result<RowStatement> BuildRowStatement(const Relation& relation, const Row
   const uint32_t width = static_cast<uint32_t>(relation.columns.size());
   RowStatement statement;
   switch (shape.op) {
-    case Operation::kInsert: {
-      std::string columns;
-      std::string values;
-      for (uint32_t i = 0; i < width; ++i) {
-        if (i > 0) {
-          columns += ", ";
-          values += ", ";
-        }
-        columns += QuoteIdentifier(relation.columns[i].name);
-        statement.params.push_back({ParamSource::Side::kNew, i});
-        values += "$" + std::to_string(i + 1);
-      }
-      statement.sql = "INSERT INTO " + table + " (" + columns + ") VALUES (" + values + ")";
-      if (HasUsableKey(relation)) {
-        std::string key_columns;
-        std::string updates;
-        for (uint32_t i = 0; i < width; ++i) {
-          const std::string name = QuoteIdentifier(relation.columns[i].name);
-          std::string& target = relation.columns[i].is_key ? key_columns : updates;
-          if (!target.empty()) target += ", ";
-          target += relation.columns[i].is_key ? name : name + " = EXCLUDED." + name;
-        }
-        statement.sql += " ON CONFLICT (" + key_columns + ")";
-        statement.sql += updates.empty() ? " DO NOTHING" : " DO UPDATE SET " + updates;
-      }
-      return statement;
-    }
+    case Operation::kInsert:
+      return InsertStatement(relation, 1);
     case Operation::kUpdate: {
       SLUICE_ASSIGN_OR_RETURN(RowLocator locator, LocatorFor(relation, shape));
       std::string sets;
@@ -301,6 +313,113 @@ core::Result<RowStatement> BuildRowStatement(const Relation& relation, const Row
     default:
       return core::Internal(std::string("no row statement for ") + core::OperationName(shape.op));
   }
+}
+
+bool CanCoalesce(const Relation& relation, const RowShape& shape) {
+  switch (shape.op) {
+    case Operation::kInsert:
+      return true;
+    case Operation::kUpdate: {
+      if (shape.old_kind != OldTupleKind::kNone || !HasUsableKey(relation)) return false;
+      for (size_t i = 0; i < relation.columns.size(); ++i) {
+        if (!relation.columns[i].is_key && !shape.new_unchanged[i]) return true;
+      }
+      return false;  // sets nothing but the key: leave it to the one-row statement
+    }
+    case Operation::kDelete:
+      return shape.old_kind == OldTupleKind::kKey && HasUsableKey(relation);
+    default:
+      return false;
+  }
+}
+
+bool NeedsDistinctKeys(const Relation& relation, const RowShape& shape) {
+  return (shape.op == Operation::kInsert && HasUsableKey(relation)) ||
+         shape.op == Operation::kUpdate;
+}
+
+void AppendRowKey(const core::Change& change, std::string& out) {
+  const Relation& relation = *change.relation;
+  const core::Tuple& tuple = change.op == Operation::kDelete ? change.old_tuple : change.new_tuple;
+  for (size_t i = 0; i < relation.columns.size() && i < tuple.size(); ++i) {
+    if (!relation.columns[i].is_key) continue;
+    const Value& value = tuple[i];
+    // Length-prefixed, with the kind, so no two different keys give the same bytes.
+    out += static_cast<char>(value.kind);
+    const uint64_t size = value.data.size();
+    out.append(reinterpret_cast<const char*>(&size), sizeof size);
+    out += value.data;
+  }
+}
+
+core::Result<RowStatement> BuildMultiRowStatement(const Relation& relation, const RowShape& shape,
+                                                  size_t rows,
+                                                  const std::vector<std::string>& target_types) {
+  if (!CanCoalesce(relation, shape) || rows == 0) {
+    return core::Internal("no multi-row statement for this " +
+                          std::string(core::OperationName(shape.op)) + " on " +
+                          relation.QualifiedName());
+  }
+  const uint32_t width = static_cast<uint32_t>(relation.columns.size());
+  // INSERT ... VALUES infers each parameter's type from its target column, as for one row.
+  if (shape.op == Operation::kInsert) return InsertStatement(relation, rows);
+
+  if (target_types.size() != width) {
+    return core::Internal("target column types of " + relation.QualifiedName() +
+                          " are unknown (relation not checked)");
+  }
+  // The VALUES columns: key columns first (matched), then for updates the columns set.
+  RowStatement statement;
+  std::vector<uint32_t> keys;
+  std::vector<uint32_t> sets;
+  const ParamSource::Side side =
+      shape.op == Operation::kDelete ? ParamSource::Side::kOld : ParamSource::Side::kNew;
+  for (uint32_t i = 0; i < width; ++i) {
+    if (relation.columns[i].is_key) {
+      keys.push_back(i);
+    } else if (shape.op == Operation::kUpdate && !shape.new_unchanged[i]) {
+      sets.push_back(i);
+    }
+  }
+  std::vector<uint32_t> value_columns = keys;
+  value_columns.insert(value_columns.end(), sets.begin(), sets.end());
+  for (uint32_t column : value_columns) statement.params.push_back({side, column});
+
+  std::string values = "(VALUES ";
+  size_t param = 1;
+  for (size_t r = 0; r < rows; ++r) {
+    values += r == 0 ? "(" : ", (";
+    for (size_t v = 0; v < value_columns.size(); ++v) {
+      if (v > 0) values += ", ";
+      values += "$" + std::to_string(param++) + "::" + target_types[value_columns[v]];
+    }
+    values += ")";
+  }
+  values += ") AS sluice_v (";
+  for (size_t v = 0; v < value_columns.size(); ++v) {
+    if (v > 0) values += ", ";
+    values += "c" + std::to_string(v);
+  }
+  values += ")";
+  std::string where;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    where += k == 0 ? " WHERE " : " AND ";
+    where += "sluice_t." + QuoteIdentifier(relation.columns[keys[k]].name) + " = sluice_v.c" +
+             std::to_string(k);
+  }
+  const std::string table = QuoteQualifiedName(relation.schema, relation.name);
+  if (shape.op == Operation::kUpdate) {
+    statement.sql = "UPDATE " + table + " AS sluice_t SET ";
+    for (size_t s = 0; s < sets.size(); ++s) {
+      if (s > 0) statement.sql += ", ";
+      statement.sql += QuoteIdentifier(relation.columns[sets[s]].name) + " = sluice_v.c" +
+                       std::to_string(keys.size() + s);
+    }
+    statement.sql += " FROM " + values + where;
+  } else {
+    statement.sql = "DELETE FROM " + table + " AS sluice_t USING " + values + where;
+  }
+  return statement;
 }
 
 std::string BuildTruncate(const core::Change& change) {

@@ -65,6 +65,32 @@ std::string ShapeCacheKey(const core::Relation* relation, const RowShape& shape)
 // text there.
 core::Result<RowStatement> BuildRowStatement(const core::Relation& relation, const RowShape& shape);
 
+// --- Multi-row statements (runs of adjacent same-shape changes) ---------------------------------
+
+// Whether changes of `shape` on `relation` may share one multi-row statement: every insert;
+// updates that keep their key (no old tuple) and set at least one non-key column, and deletes by
+// old key, both only on tables with a usable key. Updates and deletes matched by the full old
+// row (REPLICA IDENTITY FULL) and key-changing updates always go one row at a time.
+bool CanCoalesce(const core::Relation& relation, const RowShape& shape);
+
+// Whether a run of this shape must hold distinct keys (inserts that upsert, updates: a
+// statement cannot change one row twice); AppendRowKey then gives the bytes compared.
+bool NeedsDistinctKeys(const core::Relation& relation, const RowShape& shape);
+void AppendRowKey(const core::Change& change, std::string& out);
+
+// One statement for `rows` changes of `shape` (CanCoalesce must hold). The returned params
+// describe ONE row; row r (0-based) binds them as $(r * params.size() + 1) onwards:
+//  Insert: INSERT INTO t (cols) VALUES (...), (...) [ON CONFLICT ... as for one row]
+//  Update: UPDATE t AS sluice_t SET c = sluice_v.cN, ... FROM (VALUES ($1::type, ...), ...)
+//          AS sluice_v(c0, ...) WHERE sluice_t.key = sluice_v.cK ...
+//  Delete: DELETE FROM t AS sluice_t USING (VALUES ...) AS sluice_v(...) WHERE <key matches>
+// `target_types` holds, per relation column, the target column's type name (format_type with
+// typmod -1, so a cast never truncates: the assignment applies the column's typmod as for a
+// single row); VALUES lists need them because their parameters have no column to infer from.
+core::Result<RowStatement> BuildMultiRowStatement(const core::Relation& relation,
+                                                  const RowShape& shape, size_t rows,
+                                                  const std::vector<std::string>& target_types);
+
 // TRUNCATE t1, t2 [RESTART IDENTITY] [CASCADE].
 std::string BuildTruncate(const core::Change& change);
 

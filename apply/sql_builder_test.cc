@@ -275,5 +275,104 @@ TEST(SqlBuilderTest, DescribeKeyUsesKeyOrWholeRowAndCutsLongValues) {
   EXPECT_EQ(DescribeKey(full), "(a, doc, b)=(1, NULL, " + std::string(64, 'x') + "...)");
 }
 
+// --- Multi-row statements ---------------------------------------------------------------------
+
+RowShape ShapeFor(const Change& change) {
+  auto shape = ShapeOf(change);
+  EXPECT_TRUE(shape.ok()) << shape.status().ToString();
+  return shape.ok() ? *shape : RowShape{};
+}
+
+const std::vector<std::string> kOrderTypes = {"integer", "text", "numeric"};
+
+TEST(MultiRowTest, InsertsShareOneUpsertWithAValuesRowEach) {
+  auto relation = Orders();
+  auto change = Insert(relation, {Value::Text("1"), Value::Text("n"), Value::Null()});
+  const RowShape shape = ShapeFor(change);
+  ASSERT_TRUE(CanCoalesce(*relation, shape));
+  EXPECT_TRUE(NeedsDistinctKeys(*relation, shape));
+  auto s = BuildMultiRowStatement(*relation, shape, 2, kOrderTypes);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->sql,
+            "INSERT INTO \"public\".\"orders\" (\"id\", \"note\", \"total\") VALUES ($1, $2, $3), "
+            "($4, $5, $6) ON CONFLICT (\"id\") DO UPDATE SET \"note\" = EXCLUDED.\"note\", "
+            "\"total\" = EXCLUDED.\"total\"");
+  EXPECT_EQ(s->params.size(), 3u);  // one row's
+  // A single row is the one-row statement.
+  EXPECT_EQ(BuildMultiRowStatement(*relation, shape, 1, kOrderTypes)->sql,
+            BuildRowStatement(*relation, shape)->sql);
+}
+
+TEST(MultiRowTest, InsertsWithoutKeyNeedNoDistinctKeys) {
+  auto relation = FullIdentity();
+  auto change = Insert(relation, {Value::Text("1"), Value::Text("{}"), Value::Null()});
+  const RowShape shape = ShapeFor(change);
+  EXPECT_TRUE(CanCoalesce(*relation, shape));
+  EXPECT_FALSE(NeedsDistinctKeys(*relation, shape));
+}
+
+TEST(MultiRowTest, UpdatesJoinACastValuesListAndSkipUnchangedToast) {
+  auto relation = Orders();
+  auto change = Update(relation, OldTupleKind::kNone, {},
+                       {Value::Text("1"), Value::UnchangedToast(), Value::Text("3")});
+  const RowShape shape = ShapeFor(change);
+  ASSERT_TRUE(CanCoalesce(*relation, shape));
+  auto s = BuildMultiRowStatement(*relation, shape, 2, kOrderTypes);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->sql,
+            "UPDATE \"public\".\"orders\" AS sluice_t SET \"total\" = sluice_v.c1 FROM (VALUES "
+            "($1::integer, $2::numeric), ($3::integer, $4::numeric)) AS sluice_v (c0, c1) WHERE "
+            "sluice_t.\"id\" = sluice_v.c0");
+  EXPECT_EQ(s->params,
+            (std::vector<ParamSource>{{ParamSource::Side::kNew, 0}, {ParamSource::Side::kNew, 2}}));
+  // Missing target types are an error, not a guess.
+  EXPECT_FALSE(BuildMultiRowStatement(*relation, shape, 2, {}).ok());
+}
+
+TEST(MultiRowTest, DeletesByKeyUseAValuesList) {
+  auto relation = Orders();
+  auto change =
+      Delete(relation, OldTupleKind::kKey, {Value::Text("1"), Value::Null(), Value::Null()});
+  const RowShape shape = ShapeFor(change);
+  ASSERT_TRUE(CanCoalesce(*relation, shape));
+  EXPECT_FALSE(NeedsDistinctKeys(*relation, shape));
+  auto s = BuildMultiRowStatement(*relation, shape, 2, kOrderTypes);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->sql,
+            "DELETE FROM \"public\".\"orders\" AS sluice_t USING (VALUES ($1::integer), "
+            "($2::integer)) AS sluice_v (c0) WHERE sluice_t.\"id\" = sluice_v.c0");
+  EXPECT_EQ(s->params, (std::vector<ParamSource>{{ParamSource::Side::kOld, 0}}));
+}
+
+TEST(MultiRowTest, RowsLocatedByFullRowOrChangingKeyOrSettingOnlyKeysGoOneByOne) {
+  auto full = FullIdentity();
+  EXPECT_FALSE(CanCoalesce(
+      *full, ShapeFor(Delete(full, OldTupleKind::kFull,
+                             {Value::Text("1"), Value::Text("{}"), Value::Text("b")}))));
+  auto orders = Orders();
+  EXPECT_FALSE(CanCoalesce(
+      *orders,
+      ShapeFor(Update(orders, OldTupleKind::kKey, {Value::Text("1"), Value::Null(), Value::Null()},
+                      {Value::Text("2"), Value::Text("x"), Value::Null()}))));
+  EXPECT_FALSE(CanCoalesce(*orders, ShapeFor(Update(orders, OldTupleKind::kNone, {},
+                                                    {Value::Text("1"), Value::UnchangedToast(),
+                                                     Value::UnchangedToast()}))));
+}
+
+TEST(MultiRowTest, RowKeysDifferExactlyWhenKeyValuesDiffer) {
+  auto relation = MakeRelation({{"a", 25, -1, true}, {"b", 25, -1, true}, {"v", 25, -1, false}});
+  auto key_of = [&](core::Tuple tuple) {
+    std::string out;
+    AppendRowKey(Insert(relation, std::move(tuple)), out);
+    return out;
+  };
+  EXPECT_EQ(key_of({Value::Text("x"), Value::Text("y"), Value::Text("1")}),
+            key_of({Value::Text("x"), Value::Text("y"), Value::Text("2")}));
+  EXPECT_NE(key_of({Value::Text("xy"), Value::Text(""), Value::Null()}),
+            key_of({Value::Text("x"), Value::Text("y"), Value::Null()}));
+  EXPECT_NE(key_of({Value::Text(""), Value::Text("y"), Value::Null()}),
+            key_of({Value::Null(), Value::Text("y"), Value::Null()}));
+}
+
 }  // namespace
 }  // namespace sluice::apply
