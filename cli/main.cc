@@ -12,6 +12,7 @@
 #include "config/config_loader.h"
 #include "control/check_runner.h"
 #include "control/daemon.h"
+#include "control/status_command.h"
 #include "control/tail_runner.h"
 
 namespace sluice::cli {
@@ -65,6 +66,12 @@ int RunCheckCommand(const std::string& config_path) {
   return Fail(control::RunCheck(*config, stdout));
 }
 
+int RunStatus(const std::string& config_path, bool json, bool watch) {
+  auto config = config::LoadConfigFile(config_path);
+  if (!config.ok()) return Fail(config.status());
+  return control::RunStatusCommand(*config, json, watch, stdout);
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -76,6 +83,13 @@ int Main(int argc, char** argv) {
   (void)SetUpLogging("info", "text");
 
   std::string config_path;
+  bool status_json = false;
+  bool status_watch = false;
+  CLI::App* status = app.add_subcommand(
+      "status", "Every pipeline's phase, positions, lag, rates, copy progress and last error");
+  status->add_option("-c,--config", config_path, "configuration file")->required();
+  status->add_flag("--json", status_json, "print JSON (as served on /status)");
+  status->add_flag("--watch", status_watch, "refresh every 2 seconds");
   CLI::App* check = app.add_subcommand(
       "check", "Check config, servers, privileges, slots and tables; print what run would do");
   check->add_option("-c,--config", config_path, "configuration file")->required();
@@ -105,6 +119,7 @@ int Main(int argc, char** argv) {
   }
   if (run->parsed()) return RunDaemonCommand(config_path);
   if (check->parsed()) return RunCheckCommand(config_path);
+  if (status->parsed()) return RunStatus(config_path, status_json, status_watch);
   if (tail->parsed()) {
     tail_options.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
     return RunTailCommand(config_path, tail_options, end_lsn_text);

@@ -7,8 +7,10 @@
 #include <thread>
 #include <vector>
 
+#include "control/admin_server.h"
 #include "control/config_reload.h"
 #include "control/pipeline_runner.h"
+#include "control/pipeline_status.h"
 #include "control/sink_factory.h"
 #include "control/systemd_notifier.h"
 #include "state/checkpoint_store.h"
@@ -95,6 +97,20 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
     return core::InvalidArgument(config.source_file + " has no pipeline with a target to run");
   }
 
+  // Status, metrics and health over HTTP for `sluice status`, Prometheus and load balancers.
+  std::vector<StatusCollector::PipelineEntry> live;
+  for (const auto& runner : runners) live.push_back({&runner->pipeline(), &runner->metrics()});
+  StatusCollector collector(config, live, store.get());
+  AdminServer admin(collector);
+  if (core::Status st = admin.Start(config.admin.listen); !st.ok()) {
+    spdlog::warn(
+        "admin endpoint not available ({}); `sluice status` will answer from the "
+        "state directory",
+        st.message());
+  } else {
+    spdlog::info("admin endpoint on {} (/status, /metrics, /healthz)", config.admin.listen);
+  }
+
   std::mutex mu;  // guards first_error
   core::Status first_error;
   std::atomic<size_t> running{runners.size()};
@@ -163,6 +179,7 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
     }
   }
   for (auto& t : threads) t.join();
+  admin.Stop();
   return first_error;
 }
 
