@@ -43,6 +43,7 @@ psql_at "$SOURCE_PORT" -d app -c "CREATE TABLE demo_marker (id int PRIMARY KEY)"
 
 cat >"$WORK/sluice.yaml" <<YAML
 state_dir: $WORK/state
+admin: { listen: "127.0.0.1:$(free_port)" }
 log: { level: info, format: text }
 pipelines:
   - name: demo
@@ -54,7 +55,22 @@ pipelines:
       dsn: "host=127.0.0.1 port=$TARGET_PORT dbname=app user=postgres"
       apply: { create_tables: true, copy_jobs: 2 }
     snapshot: initial
+  # No target: \`sluice tail\` prints this pipeline's decoded stream (run skips it).
+  - name: peek
+    source:
+      dsn: "host=127.0.0.1 port=$SOURCE_PORT dbname=app user=postgres"
+      tables: ["public.*"]
+      publication: sluice_demo
+      create_publication: false
 YAML
+
+# One publication for both pipelines (run would create it; peek's slot must exist before the
+# load to see it, so make it now).
+psql_at "$SOURCE_PORT" -d app -c "CREATE PUBLICATION sluice_demo FOR TABLES IN SCHEMA public" >/dev/null
+echo "== sluice check: what run will do"
+"$SLUICE" check --config "$WORK/sluice.yaml" 2>/dev/null | grep -v '^  ok' || true
+"$SLUICE" tail --config "$WORK/sluice.yaml" --pipeline peek \
+  --endpos "$(psql_at "$SOURCE_PORT" -d app -At -c 'SELECT pg_current_wal_lsn()')" 2>/dev/null
 
 echo "== pgbench load for ${SECONDS_OF_LOAD}s (TPC-B, 4 clients), running through copy and stream"
 "$PG_BIN/pgbench" -h 127.0.0.1 -p "$SOURCE_PORT" -U postgres -n -c 4 -j 2 \
@@ -95,9 +111,17 @@ for _ in $(seq 1 300); do
   fi
   sleep 1
 done
+echo "== sluice status"
+"$SLUICE" status --config "$WORK/sluice.yaml" || true
 kill -TERM "$RUN_PID"
 wait "$RUN_PID" || true
 RUN_PID=
+
+echo "== the captured stream (sluice tail, JSON lines), first lines of $(
+  "$SLUICE" tail --config "$WORK/sluice.yaml" --pipeline peek \
+    --endpos "$(psql_at "$SOURCE_PORT" -d app -At -c 'SELECT pg_current_wal_lsn()')" \
+    2>/dev/null >"$WORK/stream.jsonl"; wc -l <"$WORK/stream.jsonl") changes:"
+head -3 "$WORK/stream.jsonl"
 
 echo "== row-by-row comparison (every row's full text, source vs target)"
 status=0
