@@ -18,6 +18,8 @@ inline constexpr uint64_t kGiB = uint64_t{1} << 30;
 
 struct AdminConfig {
   std::string listen = "127.0.0.1:7878";  // host:port of the status / metrics endpoint
+  // `status` and /metrics warn when a slot keeps more WAL than this on its source.
+  uint64_t retained_wal_warning_bytes = kGiB;  // YAML: retained_wal_warning (a size)
 };
 
 struct LogConfig {

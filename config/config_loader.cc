@@ -664,6 +664,9 @@ void ReadConfig(Loader* loader, const Field& root, Config* config) {
         }
       }
     }
+    if (auto f = admin->Take("retained_wal_warning")) {
+      Assign(&config->admin.retained_wal_warning_bytes, loader->Size(*f, 1));
+    }
     admin->Finish();
   }
   if (std::optional<MapReader> log = SubMap(loader, m.Take("log"))) {

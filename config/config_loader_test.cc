@@ -640,3 +640,24 @@ TEST(TablePatternTest, RejectsMalformed) {
 
 }  // namespace
 }  // namespace sluice::config
+
+namespace sluice::config {
+namespace {
+
+TEST(AdminConfigTest, RetainedWalWarningIsASizeWithAGigabyteDefault) {
+  auto defaults = ParseConfig(
+      "pipelines:\n  - name: p\n    source: { dsn: host=x, tables: [public.t] }\n", "a.yaml");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->admin.retained_wal_warning_bytes, kGiB);
+  auto set = ParseConfig(
+      "admin: { retained_wal_warning: 256MB }\n"
+      "pipelines:\n  - name: p\n    source: { dsn: host=x, tables: [public.t] }\n",
+      "a.yaml");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->admin.retained_wal_warning_bytes, 256 * kMiB);
+  EXPECT_FALSE(
+      ParseConfig("admin: { retained_wal_warning: lots }\npipelines: []\n", "a.yaml").ok());
+}
+
+}  // namespace
+}  // namespace sluice::config

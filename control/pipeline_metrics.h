@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -29,6 +30,19 @@ struct PipelineMetrics {
   std::atomic<uint64_t> batches_committed{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<int64_t> last_progress_unix_ms{0};  // last batch commit or idle confirmation
+
+  // Time from a batch's first statement to its durable commit (target commit + checkpoint), as
+  // a Prometheus histogram: per-bucket counts (not cumulative) and the sum.
+  static constexpr std::array<double, 10> kBatchLatencyBucketsSeconds = {
+      0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0};
+  std::array<std::atomic<uint64_t>, kBatchLatencyBucketsSeconds.size() + 1> batch_latency_counts{};
+  std::atomic<uint64_t> batch_latency_sum_us{0};
+  void RecordBatchLatency(double seconds) {
+    size_t i = 0;
+    while (i < kBatchLatencyBucketsSeconds.size() && seconds > kBatchLatencyBucketsSeconds[i]) ++i;
+    batch_latency_counts[i].fetch_add(1);
+    batch_latency_sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6));
+  }
 
   // Initial copy progress (whole pipeline).
   std::atomic<uint64_t> copy_tables_total{0};

@@ -198,6 +198,8 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     metrics_.changes_applied.fetch_add(batch.changes);
     metrics_.bytes_applied.fetch_add(batch.bytes);
     metrics_.batches_committed.fetch_add(1);
+    metrics_.RecordBatchLatency(
+        std::chrono::duration<double>(Clock::now() - batch.started).count());
     metrics_.last_progress_unix_ms = UnixMillisNow();
     return core::Status::Ok();
   };

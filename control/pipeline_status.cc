@@ -112,6 +112,7 @@ nlohmann::json ToJson(const PipelineStatus& s) {
                                : nlohmann::json(nullptr)},
       {"last_progress_unix_ms", s.last_progress_unix_ms},
       {"retained_wal_bytes", OptionalJson(s.retained_wal_bytes)},
+      {"retained_wal_warning", s.retained_wal_warning},
       {"last_error", s.last_error},
       {"snapshot_done", s.snapshot_done},
       {"copy_rows", s.copy_rows},
@@ -155,6 +156,7 @@ core::Result<std::vector<PipelineStatus>> StatusesFromJson(const nlohmann::json&
       if (p.contains("lag_seconds") && !p["lag_seconds"].is_null()) {
         s.lag_seconds = p["lag_seconds"].get<double>();
       }
+      s.retained_wal_warning = p.value("retained_wal_warning", false);
       if (p.contains("retained_wal_bytes") && !p["retained_wal_bytes"].is_null()) {
         s.retained_wal_bytes = p["retained_wal_bytes"].get<uint64_t>();
       }
@@ -364,11 +366,43 @@ std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses) {
          if (!s.retained_wal_bytes) return std::nullopt;
          return std::to_string(*s.retained_wal_bytes);
        }},
+      {"sluice_slot_retained_wal_warning", "gauge",
+       "1 when the slot keeps more WAL than admin.retained_wal_warning, else 0.",
+       [](const PipelineStatus& s) -> std::optional<std::string> {
+         if (!s.retained_wal_bytes) return std::nullopt;
+         return s.retained_wal_warning ? "1" : "0";
+       }},
       {"sluice_copy_rows_total", "counter", "Rows copied by the initial copy.",
        count(&PipelineStatus::copy_rows)},
   };
   std::string out;
   for (const Metric& metric : metrics) {
+    if (std::string(metric.name) == "sluice_copy_rows_total") {
+      // The batch latency histogram sits before the copy counter.
+      out +=
+          "# HELP sluice_batch_latency_seconds Time from a batch's first statement to its "
+          "durable commit on the target.\n# TYPE sluice_batch_latency_seconds histogram\n";
+      for (const auto& s : statuses) {
+        if (s.batch_latency_counts.size() !=
+            PipelineMetrics::kBatchLatencyBucketsSeconds.size() + 1) {
+          continue;
+        }
+        const std::string label = "pipeline=\"" + LabelValue(s.name) + "\"";
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < s.batch_latency_counts.size(); ++i) {
+          cumulative += s.batch_latency_counts[i];
+          const std::string le = i < PipelineMetrics::kBatchLatencyBucketsSeconds.size()
+                                     ? Fixed(PipelineMetrics::kBatchLatencyBucketsSeconds[i], 3)
+                                     : std::string("+Inf");
+          out += "sluice_batch_latency_seconds_bucket{" + label + ",le=\"" + le + "\"} " +
+                 std::to_string(cumulative) + "\n";
+        }
+        out += "sluice_batch_latency_seconds_sum{" + label + "} " +
+               Fixed(s.batch_latency_sum_seconds, 6) + "\n";
+        out += "sluice_batch_latency_seconds_count{" + label + "} " + std::to_string(cumulative) +
+               "\n";
+      }
+    }
     out += std::string("# HELP ") + metric.name + " " + metric.help + "\n";
     out += std::string("# TYPE ") + metric.name + " " + metric.type + "\n";
     for (const auto& s : statuses) {
@@ -574,6 +608,10 @@ core::Result<std::vector<PipelineStatus>> StatusCollector::Collect() {
       s.last_commit_time = m->last_commit_time.load();
       s.last_progress_unix_ms = m->last_progress_unix_ms.load();
       s.copy_rows = m->copy_rows.load();
+      for (const auto& bucket : m->batch_latency_counts) {
+        s.batch_latency_counts.push_back(bucket.load());
+      }
+      s.batch_latency_sum_seconds = static_cast<double>(m->batch_latency_sum_us.load()) / 1e6;
       const core::PgTimestamp oldest_pending = m->oldest_pending_commit_time.load();
       s.lag_seconds =
           oldest_pending == 0
@@ -593,6 +631,7 @@ core::Result<std::vector<PipelineStatus>> StatusCollector::Collect() {
         s.retained_wal_bytes = source.current_lsn > *source.restart_lsn
                                    ? source.current_lsn.value() - source.restart_lsn->value()
                                    : 0;
+        s.retained_wal_warning = *s.retained_wal_bytes > config_.admin.retained_wal_warning_bytes;
       }
     } else {
       errors.push_back("source unreachable: " + source.error);

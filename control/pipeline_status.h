@@ -67,6 +67,11 @@ struct PipelineStatus {
   // WAL the slot keeps on the source (current position - restart_lsn); unknown when the source
   // or the slot is missing.
   std::optional<uint64_t> retained_wal_bytes;
+  bool retained_wal_warning = false;  // retained_wal_bytes above admin.retained_wal_warning
+  // Batch latency histogram (live daemon only): per-bucket counts matching
+  // PipelineMetrics::kBatchLatencyBucketsSeconds plus +Inf, and the sum in seconds.
+  std::vector<uint64_t> batch_latency_counts;
+  double batch_latency_sum_seconds = 0;
   std::string last_error;  // "" = none; never holds a password
   bool snapshot_done = false;
   uint64_t copy_rows = 0;  // rows copied by the initial copy, all tables

@@ -337,3 +337,51 @@ TEST(ListenAddressTest, Parses) {
 
 }  // namespace
 }  // namespace sluice::control
+
+namespace sluice::control {
+namespace {
+
+TEST(PipelineStatusPrometheusTest, BatchLatencyHistogramIsCumulativeWithSumAndCount) {
+  PipelineStatus s;
+  s.name = "orders";
+  s.phase = "streaming";
+  s.batch_latency_counts.assign(PipelineMetrics::kBatchLatencyBucketsSeconds.size() + 1, 0);
+  s.batch_latency_counts[0] = 2;      // <= 1 ms
+  s.batch_latency_counts[5] = 3;      // <= 100 ms
+  s.batch_latency_counts.back() = 1;  // > 5 s
+  s.batch_latency_sum_seconds = 7.5;
+  s.retained_wal_bytes = 10;
+  s.retained_wal_warning = true;
+  const std::string text = RenderPrometheus({s});
+  EXPECT_NE(text.find("# TYPE sluice_batch_latency_seconds histogram"), std::string::npos);
+  EXPECT_NE(text.find("sluice_batch_latency_seconds_bucket{pipeline=\"orders\",le=\"0.001\"} 2"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_batch_latency_seconds_bucket{pipeline=\"orders\",le=\"0.100\"} 5"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_batch_latency_seconds_bucket{pipeline=\"orders\",le=\"+Inf\"} 6"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_batch_latency_seconds_count{pipeline=\"orders\"} 6"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_batch_latency_seconds_sum{pipeline=\"orders\"} 7.500000"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_slot_retained_wal_warning{pipeline=\"orders\"} 1"),
+            std::string::npos);
+  EXPECT_EQ(ToJson(s)["retained_wal_warning"], true);
+}
+
+TEST(PipelineMetricsTest, RecordBatchLatencyPicksTheFirstBucketAtOrAbove) {
+  PipelineMetrics m;
+  m.RecordBatchLatency(0.0005);
+  m.RecordBatchLatency(0.001);
+  m.RecordBatchLatency(0.2);
+  m.RecordBatchLatency(60);
+  EXPECT_EQ(m.batch_latency_counts[0].load(), 2u);
+  EXPECT_EQ(m.batch_latency_counts[6].load(), 1u);  // <= 0.25 s
+  EXPECT_EQ(m.batch_latency_counts.back().load(), 1u);
+}
+
+}  // namespace
+}  // namespace sluice::control

@@ -31,7 +31,9 @@ Answer Render(const config::Config& config, StatusCollector& local, bool json) {
   if (daemon.ok()) {
     if (json) return {true, daemon->dump(2) + "\n"};
     auto statuses = StatusesFromJson(*daemon);
-    if (statuses.ok()) return {true, RenderStatusTable(*statuses, /*daemon_running=*/true)};
+    if (statuses.ok())
+      return {true, RenderStatusTable(*statuses, /*daemon_running=*/true,
+                                      config.admin.retained_wal_warning_bytes)};
     // An answer we cannot read: fall through to the state directory.
   }
   auto statuses = local.Collect();
@@ -40,7 +42,8 @@ Answer Render(const config::Config& config, StatusCollector& local, bool json) {
                        statuses.status().message() + "\n"};
   }
   if (json) return {true, ToJson(*statuses).dump(2) + "\n"};
-  return {true, RenderStatusTable(*statuses, /*daemon_running=*/false)};
+  return {true, RenderStatusTable(*statuses, /*daemon_running=*/false,
+                                  config.admin.retained_wal_warning_bytes)};
 }
 
 }  // namespace

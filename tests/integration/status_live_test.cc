@@ -70,6 +70,12 @@ TEST(StatusLiveTest, LagWhileTargetIsDownZeroAfterCatchUpAndAnswersWhenDaemonIsD
   ASSERT_TRUE(metrics) << "no /metrics answer";
   EXPECT_NE(metrics->body.find("sluice_lag_bytes{pipeline=\"st\"}"), std::string::npos)
       << metrics->body;
+  EXPECT_NE(metrics->body.find("sluice_batch_latency_seconds_count{pipeline=\"st\"}"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("sluice_slot_retained_wal_warning{pipeline=\"st\"} 0"),
+            std::string::npos)
+      << metrics->body;
   SluiceRun table = RunSluice({"status", "--config", config.path});
   EXPECT_EQ(table.exit_code, 0);
   EXPECT_NE(table.out.find("st"), std::string::npos) << table.out;
