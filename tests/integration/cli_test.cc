@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/pipeline_fixture.h"
@@ -146,6 +147,28 @@ TEST(CliTest, PasswordsNeverAppearInAnyOutput) {
   everything += ReadFile(f.dir().File("o")) + ReadFile(f.dir().File("e"));
   EXPECT_FALSE(everything.empty());
   EXPECT_EQ(everything.find(secret), std::string::npos) << everything;
+}
+
+TEST(CliTest, JsonLogLinesAreValidJson) {
+  TempDir dir;
+  const std::string dsn = "host=127.0.0.1 port=" + std::to_string(FreeLoopbackPort()) +
+                          " dbname=x user=postgres connect_timeout=2";
+  WriteFile(dir.File("j.yaml"), "state_dir: " + dir.File("state") +
+                                    "\nlog: { level: info, format: json }\npipelines:\n"
+                                    "  - name: j\n    source:\n      dsn: \"" +
+                                    dsn + "\"\n      tables: [\"public.\\\"quoted\\\"\"]\n");
+  SluiceRun r = RunSluice({"tail", "--config", dir.File("j.yaml")});
+  EXPECT_EQ(r.exit_code, 69) << r.err;
+  size_t lines = 0;
+  std::istringstream in(r.err);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    EXPECT_TRUE(j.contains("time") && j.contains("level") && j.contains("message")) << line;
+    ++lines;
+  }
+  EXPECT_GE(lines, 1u);
 }
 
 }  // namespace
