@@ -95,8 +95,12 @@ core::Status CheckTargetColumns(const core::Relation& relation,
   return core::Status::Ok();
 }
 
-// CREATE TABLE for `table` as the source defines it: columns with their types and NOT NULL,
-// and the primary key. Defaults, constraints and indexes beyond the key are not copied.
+// Marks tables sluice created, so FinishCopyTarget only ever adds a key to its own tables.
+constexpr char kCreatedBySluice[] = "created by sluice for the initial copy";
+
+// CREATE TABLE for `table` as the source defines it: columns with their types and NOT NULL.
+// The primary key comes after the load (AddPrimaryKeySql). Defaults, constraints and indexes
+// beyond the key are not copied.
 core::Result<std::string> CreateTableSql(const core::TableDefinition& table) {
   const core::Relation& relation = table.relation;
   if (table.column_types.size() != relation.columns.size() ||
@@ -112,10 +116,19 @@ core::Result<std::string> CreateTableSql(const core::TableDefinition& table) {
     // The type is format_type() text: SQL as it stands, never quoted.
     sql += QuoteIdentifier(column.name) + " " + table.column_types[i];
     if (table.not_null[i]) sql += " NOT NULL";
+  }
+  return sql + ")";
+}
+
+// ALTER TABLE ... ADD PRIMARY KEY for the source's key, or "" when it has none.
+std::string AddPrimaryKeySql(const core::TableDefinition& table) {
+  std::string key;
+  for (const core::Column& column : table.relation.columns) {
     if (column.is_key) key += (key.empty() ? "" : ", ") + QuoteIdentifier(column.name);
   }
-  if (!key.empty()) sql += ", PRIMARY KEY (" + key + ")";
-  return sql + ")";
+  if (key.empty()) return "";
+  return "ALTER TABLE " + QuoteQualifiedName(table.relation.schema, table.relation.name) +
+         " ADD PRIMARY KEY (" + key + ")";
 }
 
 bool SameShape(const core::Relation& a, const core::Relation& b) {
@@ -975,6 +988,34 @@ void PostgresSink::AbortBatch() {
 
 // --- Bulk load --------------------------------------------------------------------------------
 
+core::Status PostgresSink::FinishCopyTarget(const core::TableDefinition& table) {
+  const std::string sql = AddPrimaryKeySql(table);
+  if (sql.empty()) return core::Status::Ok();
+  const core::Relation& relation = table.relation;
+  const std::string name = relation.QualifiedName();
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                          PgConnection::Connect(options_.dsn, options_.connect_timeout,
+                                                "sluice-copy-" + options_.pipeline));
+  // Only a table sluice created, and only once: a user's own table is never altered.
+  SLUICE_ASSIGN_OR_RETURN(
+      std::vector<PgRow> state,
+      conn->Query("SELECT obj_description(c.oid, 'pg_class') = $3,"
+                  " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND"
+                  " i.indisprimary) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+                  " ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                  {relation.schema, relation.name, kCreatedBySluice},
+                  "looking up target table " + name));
+  if (state.empty() || state[0].size() < 2 || state[0][0] != std::optional<std::string>("t") ||
+      state[0][1] == std::optional<std::string>("t")) {
+    return core::Status::Ok();
+  }
+  const auto started = std::chrono::steady_clock::now();
+  SLUICE_RETURN_IF_ERROR(conn->Exec(sql, "adding the primary key of target table " + name));
+  spdlog::info("pipeline {}: built primary key of {} in {:.1f} s", options_.pipeline, name,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  return core::Status::Ok();
+}
+
 core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
                                              bool create_missing, bool truncate_first) {
   const core::Relation& relation = table.relation;
@@ -1004,6 +1045,10 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
     }
     SLUICE_ASSIGN_OR_RETURN(std::string create, CreateTableSql(table));
     SLUICE_RETURN_IF_ERROR(conn->Exec(create, "creating target table " + name));
+    SLUICE_RETURN_IF_ERROR(conn->Exec("COMMENT ON TABLE " +
+                                          QuoteQualifiedName(relation.schema, relation.name) +
+                                          " IS '" + kCreatedBySluice + "'",
+                                      "marking target table " + name));
     spdlog::info("pipeline {}: created target table {}", options_.pipeline, name);
     SLUICE_ASSIGN_OR_RETURN(
         columns, conn->Query(kTargetColumnsSql, {relation.schema, relation.name}, lookup));

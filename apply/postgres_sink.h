@@ -85,6 +85,7 @@ class PostgresSink : public Sink {
   // construction. Loaders run with session_replication_role and client_encoding UTF8 (what
   // capture::SnapshotCopier produces), without the replication origin (one session at a time
   // may hold it).
+  core::Status FinishCopyTarget(const core::TableDefinition& table) override;
   core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(const core::Relation& relation) override;
 
   const PostgresSinkStats& stats() const { return stats_; }

@@ -75,6 +75,14 @@ class Sink {
                              table.relation.QualifiedName() + "); use snapshot: never");
   }
 
+  // Initial copy, after every loader of the table finished: completes a table that
+  // PrepareCopyTarget created (on PostgreSQL: its primary key, built once after the load, which
+  // is much faster than maintaining it row by row). Idempotent.
+  virtual core::Status FinishCopyTarget(const core::TableDefinition& table) {
+    (void)table;
+    return core::Status::Ok();
+  }
+
   // Initial copy: a loader for `relation`'s rows, committed on its own connection. Safe to call
   // from several threads at once (each loader has its own connection).
   virtual core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(

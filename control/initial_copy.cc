@@ -184,6 +184,11 @@ core::Status InitialCopy::CopyItem(capture::SnapshotCopier& copier, WorkItem& it
   std::lock_guard lock(table.mu);
   ++table.ranges_done;
   const bool done = table.ranges_done == table.ranges;
+  if (done) {
+    // The key is built once the rows are in (a table sluice created has none until now); the
+    // table only counts as copied after that.
+    SLUICE_RETURN_IF_ERROR(sink_.FinishCopyTarget(def).WithContext("initial copy of " + label));
+  }
   SLUICE_RETURN_IF_ERROR(SaveLocked(table, done));
   if (done) {
     metrics_.copy_tables_done.fetch_add(1, std::memory_order_relaxed);
