@@ -104,6 +104,26 @@ TEST(StatusLiveTest, LagWhileTargetIsDownZeroAfterCatchUpAndAnswersWhenDaemonIsD
   SluiceRun down_table = RunSluice({"status", "--config", config.path});
   EXPECT_EQ(down_table.exit_code, 0);
   EXPECT_NE(down_table.out.find("daemon: DOWN"), std::string::npos) << down_table.out;
+
+  // --watch redraws in place every 2 s until Ctrl-C, then exits 0.
+  SluiceProcess watch;
+  ASSERT_TRUE(watch
+                  .Start({"status", "--config", config.path, "--watch"}, f.dir().File("watch.out"),
+                         f.dir().File("watch.err"))
+                  .ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+  watch.Kill(SIGINT);
+  auto watch_exit = watch.Wait(std::chrono::seconds(10));
+  ASSERT_TRUE(watch_exit.ok());
+  EXPECT_EQ(*watch_exit, 0) << ReadFile(f.dir().File("watch.err"));
+  const std::string screens = ReadFile(f.dir().File("watch.out"));
+  size_t redraws = 0;
+  for (size_t at = screens.find("daemon: DOWN"); at != std::string::npos;
+       at = screens.find("daemon: DOWN", at + 1)) {
+    ++redraws;
+  }
+  EXPECT_GE(redraws, 2u) << screens;
+  EXPECT_NE(screens.find("\x1b["), std::string::npos);  // cursor home / clear, not scrolling
 }
 
 }  // namespace
