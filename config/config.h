@@ -51,7 +51,6 @@ struct CaptureConfig {
   size_t max_fragment_changes = 2000;
   uint64_t max_fragment_bytes = 4 * kMiB;  // YAML: max_fragment_bytes (a size)
   size_t queue_capacity = 16;              // fragments
-
 };
 
 struct ApplyConfig {

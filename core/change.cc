@@ -4,11 +4,16 @@ namespace sluice::core {
 
 const char* OperationName(Operation op) {
   switch (op) {
-    case Operation::kInsert: return "insert";
-    case Operation::kUpdate: return "update";
-    case Operation::kDelete: return "delete";
-    case Operation::kTruncate: return "truncate";
-    case Operation::kMessage: return "message";
+    case Operation::kInsert:
+      return "insert";
+    case Operation::kUpdate:
+      return "update";
+    case Operation::kDelete:
+      return "delete";
+    case Operation::kTruncate:
+      return "truncate";
+    case Operation::kMessage:
+      return "message";
   }
   return "unknown";
 }

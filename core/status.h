@@ -49,7 +49,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
@@ -67,7 +69,7 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -90,10 +92,10 @@ class [[nodiscard]] Result {
 }  // namespace sluice::core
 
 // Propagates a non-ok Status from an expression returning Status.
-#define SLUICE_RETURN_IF_ERROR(expr)               \
-  do {                                             \
-    ::sluice::core::Status _st = (expr);           \
-    if (!_st.ok()) return _st;                     \
+#define SLUICE_RETURN_IF_ERROR(expr)     \
+  do {                                   \
+    ::sluice::core::Status _st = (expr); \
+    if (!_st.ok()) return _st;           \
   } while (0)
 
 #define SLUICE_CONCAT_INNER(a, b) a##b

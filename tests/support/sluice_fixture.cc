@@ -32,8 +32,8 @@ TailConfig WriteTailConfig(const TempDir& dir, const PgCluster& cluster,
 TailConfig WritePipelineConfig(const TempDir& dir, const PgCluster& source, const PgCluster& target,
                                const std::vector<std::string>& tables,
                                const std::string& extra_yaml, const std::string& pipeline) {
-  std::string target_yaml = "    target:\n      type: postgres\n      dsn: " +
-                            nlohmann::json(target.Dsn()).dump() + "\n";
+  std::string target_yaml =
+      "    target:\n      type: postgres\n      dsn: " + nlohmann::json(target.Dsn()).dump() + "\n";
   return WriteTailConfig(dir, source, tables, target_yaml + extra_yaml, pipeline);
 }
 
