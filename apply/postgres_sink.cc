@@ -650,6 +650,19 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
   const core::Change& last = *changes[rows - 1];
   const core::Lsn first_lsn = first.lsn.valid() ? first.lsn : fragment.commit_lsn;
   const core::Lsn last_lsn = last.lsn.valid() ? last.lsn : fragment.commit_lsn;
+  // What an error on this run's prepare or execute names: its first and last row.
+  auto run_pending = [&](Pending::Kind kind) {
+    Pending pending;
+    pending.kind = kind;
+    pending.relation = first.relation;
+    pending.op = first.op;
+    pending.lsn = first_lsn;
+    pending.key = DescribeKey(first);
+    pending.row_count = static_cast<uint32_t>(rows);
+    pending.last_lsn = last_lsn;
+    pending.last_key = DescribeKey(last);
+    return pending;
+  };
   std::string cache_key = run_.cache_key;
   cache_key += '#';
   cache_key += std::to_string(rows);
@@ -668,15 +681,7 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
                       static_cast<int>(statement.params.size() * rows), nullptr) != 1) {
       return ConnectionLost("preparing a statement for " + first.relation->QualifiedName());
     }
-    Pending pending;
-    pending.kind = Pending::Kind::kPrepare;
-    pending.relation = first.relation;
-    pending.op = first.op;
-    pending.lsn = first_lsn;
-    pending.key = DescribeKey(first);
-    pending.row_count = static_cast<uint32_t>(rows);
-    pending.last_lsn = last_lsn;
-    pending.last_key = DescribeKey(last);
+    Pending pending = run_pending(Pending::Kind::kPrepare);
     pending.label = cache_key;
     pending_.push_back(std::move(pending));
     ++since_sync_;
@@ -702,16 +707,7 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
                           nullptr, 0) != 1) {
     return ConnectionLost("sending changes for " + first.relation->QualifiedName());
   }
-  Pending pending;
-  pending.kind = Pending::Kind::kRow;
-  pending.relation = first.relation;
-  pending.op = first.op;
-  pending.lsn = first_lsn;
-  pending.key = DescribeKey(first);
-  pending.row_count = static_cast<uint32_t>(rows);
-  pending.last_lsn = last_lsn;
-  pending.last_key = DescribeKey(last);
-  pending_.push_back(std::move(pending));
+  pending_.push_back(run_pending(Pending::Kind::kRow));
   ++since_sync_;
   ++stats_.multi_row_statements_sent;
   multi_row_in_batch_ = true;
