@@ -31,6 +31,9 @@ constexpr size_t kRowBuckets[] = {1024, 256, 64, 16, 4, 1};
 constexpr size_t kMaxInsertRows = 1024;
 constexpr size_t kMaxLocatingRows = 256;
 constexpr size_t kMaxParams = 65535;  // the protocol's limit per statement
+// The compactor sends what it holds once it holds this much: its copies add to the memory the
+// capture bounds.
+constexpr size_t kMaxCompactedBytes = 8u << 20;
 // A batch larger than this is not kept for a row-by-row replay (see the header): the copy
 // adds to the memory the capture bounds, so it stays small.
 constexpr size_t kMaxRetainedBytes = 8u << 20;
@@ -68,6 +71,51 @@ constexpr char kTargetColumnsSql[] =
     "LEFT JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')";
+
+// Whether anything fires on the target when the apply session writes to the table (or one of
+// its partitions; pg_partition_tree lists nothing for a table that is not partitioned): triggers
+// enabled ALWAYS or REPLICA (session_replication_role = replica skips the others, foreign-key
+// checks included), and rewrite rules.
+constexpr char kTargetFiresSql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgenabled IN ('A', 'R') AND "
+    "(t.tgrelid = c.oid OR "
+    "t.tgrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree(c.oid::regclass)))) OR "
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND "
+    "r.rulename <> '_RETURN') FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')";
+
+// The unique and exclusion indexes of the table (and its partitions): one row per index key
+// column (no row for expression columns), and whether the index is plain (unique, no expression,
+// no predicate).
+constexpr char kTargetUniqueIndexesSql[] =
+    "SELECT i.indexrelid::text, a.attname, "
+    "(i.indisunique AND NOT i.indisexclusion AND i.indexprs IS NULL AND i.indpred IS NULL)::text "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_index i ON (i.indisunique OR i.indisexclusion) AND (i.indrelid = c.oid OR "
+    "i.indrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree(c.oid::regclass))) "
+    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0 AND "
+    "a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]) "
+    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')";
+
+// Netting a keyed table's changes per row is invisible only when every unique index covers the
+// key (a violation of it would be one of the key), so no reordering of rows can trip it.
+bool UniqueIndexesCoverKey(const core::Relation& relation, const std::vector<PgRow>& rows) {
+  std::unordered_map<std::string, std::pair<bool, std::unordered_set<std::string>>> indexes;
+  for (const PgRow& row : rows) {
+    if (row.size() < 3 || !row[0]) continue;
+    auto& index = indexes[*row[0]];
+    index.first = row[2] == std::optional<std::string>("true");
+    if (row[1]) index.second.insert(*row[1]);
+  }
+  for (const auto& [oid, index] : indexes) {
+    if (!index.first) return false;
+    for (const core::Column& column : relation.columns) {
+      if (column.is_key && !index.second.contains(column.name)) return false;
+    }
+  }
+  return true;
+}
 
 constexpr char kPrivilegeHint[] =
     "the apply role needs superuser, or on PostgreSQL 16+ EXECUTE on the "
@@ -210,6 +258,8 @@ void PostgresSink::DropConnection() {
   prepared_.clear();  // prepared statements die with the session
   checked_.clear();   // the target may change while we are away
   target_types_.clear();
+  compaction_modes_.clear();
+  compactor_.Clear();
   since_sync_ = 0;
   sends_since_pump_ = 0;
   run_.changes.clear();
@@ -487,6 +537,8 @@ void PostgresSink::HandleResult(Pending& pending, const PGresult* result) {
   switch (pending.kind) {
     case Pending::Kind::kRow:
     case Pending::Kind::kPrepare:
+      // Netted changes are no longer the source's: a replay names the source's row.
+      if (pending.compacted) multi_row_error_ = true;
       if (pending.row_count > 1) {
         multi_row_error_ = true;
         pipeline_error_ = core::Status(
@@ -529,13 +581,30 @@ bool PostgresSink::NeedsCheck(const core::Relation& relation) const {
   return it == checked_.end() || !SameShape(it->second, relation);
 }
 
+CompactionMode PostgresSink::CompactionModeFor(const core::Relation& relation) const {
+  auto it = compaction_modes_.find(relation.oid);
+  return it == compaction_modes_.end() ? CompactionMode::kNone : it->second;
+}
+
 core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& relations) {
+  // Compaction reorders rows across tables: only when no trigger or foreign key check fires.
+  const bool compact =
+      options_.compact && options_.coalesce && options_.session_replication_role == "replica";
   std::vector<std::shared_ptr<std::vector<PgRow>>> columns;
+  std::vector<std::shared_ptr<std::vector<PgRow>>> fires;
+  std::vector<std::shared_ptr<std::vector<PgRow>>> unique_indexes;
   for (const auto& relation : relations) {
+    const std::string what = "looking up target table " + relation->QualifiedName();
     columns.push_back(std::make_shared<std::vector<PgRow>>());
-    SLUICE_RETURN_IF_ERROR(SendCommand(kTargetColumnsSql,
-                                       "looking up target table " + relation->QualifiedName(),
-                                       {relation->schema, relation->name}, columns.back()));
+    SLUICE_RETURN_IF_ERROR(
+        SendCommand(kTargetColumnsSql, what, {relation->schema, relation->name}, columns.back()));
+    if (!compact) continue;
+    fires.push_back(std::make_shared<std::vector<PgRow>>());
+    SLUICE_RETURN_IF_ERROR(SendCommand(kTargetFiresSql, what + " (triggers and rules)",
+                                       {relation->schema, relation->name}, fires.back()));
+    unique_indexes.push_back(std::make_shared<std::vector<PgRow>>());
+    SLUICE_RETURN_IF_ERROR(SendCommand(kTargetUniqueIndexesSql, what + " (unique indexes)",
+                                       {relation->schema, relation->name}, unique_indexes.back()));
   }
   SLUICE_RETURN_IF_ERROR(SyncAndDrain());
   for (size_t i = 0; i < relations.size(); ++i) {
@@ -556,6 +625,18 @@ core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& 
     }
     target_types_[relation.oid] = std::move(types);
     checked_[relation.oid] = relation;
+    CompactionMode mode = CompactionMode::kNone;
+    if (compact) {
+      const std::vector<PgRow>& fire = *fires[i];
+      const bool quiet =
+          !fire.empty() && fire[0].size() == 1 && fire[0][0] == std::optional<std::string>("f");
+      if (quiet && !HasUsableKey(relation)) {
+        mode = CompactionMode::kAppendOnly;
+      } else if (quiet && UniqueIndexesCoverKey(relation, *unique_indexes[i])) {
+        mode = CompactionMode::kByKey;
+      }
+    }
+    compaction_modes_[relation.oid] = mode;
   }
   return core::Status::Ok();
 }
@@ -582,15 +663,16 @@ core::Status PostgresSink::BeginBatch() {
   retained_complete_ = true;
   coalesce_in_batch_ = options_.coalesce;
   multi_row_in_batch_ = false;
+  compactor_.Clear();
   SLUICE_RETURN_IF_ERROR(SendCommand("BEGIN", "BEGIN"));
   in_batch_ = true;
   return core::Status::Ok();
 }
 
-core::Status PostgresSink::SendRow(const core::Change& change, const core::Transaction& fragment,
+core::Status PostgresSink::SendRow(const core::Change& change, core::Lsn fallback_lsn,
                                    const RowShape& shape, const std::string& cache_key) {
   auto it = prepared_.find(cache_key);
-  const core::Lsn lsn = change.lsn.valid() ? change.lsn : fragment.commit_lsn;
+  const core::Lsn lsn = change.lsn.valid() ? change.lsn : fallback_lsn;
   if (it == prepared_.end()) {
     SLUICE_ASSIGN_OR_RETURN(RowStatement statement, BuildRowStatement(*change.relation, shape));
     Prepared prepared;
@@ -608,6 +690,7 @@ core::Status PostgresSink::SendRow(const core::Change& change, const core::Trans
       pending.lsn = lsn;
       pending.key = DescribeKey(change);
       pending.label = cache_key;
+      pending.compacted = sending_compacted_;
       pending_.push_back(std::move(pending));
       ++since_sync_;
       ++stats_.statements_prepared;
@@ -639,17 +722,19 @@ core::Status PostgresSink::SendRow(const core::Change& change, const core::Trans
   pending.op = change.op;
   pending.lsn = lsn;
   pending.key = DescribeKey(change);
+  pending.compacted = sending_compacted_;
   pending_.push_back(std::move(pending));
   ++since_sync_;
+  if (sending_compacted_) multi_row_in_batch_ = true;
   return AfterSend();
 }
 
 core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size_t rows,
-                                        const core::Transaction& fragment) {
+                                        core::Lsn fallback_lsn) {
   const core::Change& first = *changes[0];
   const core::Change& last = *changes[rows - 1];
-  const core::Lsn first_lsn = first.lsn.valid() ? first.lsn : fragment.commit_lsn;
-  const core::Lsn last_lsn = last.lsn.valid() ? last.lsn : fragment.commit_lsn;
+  const core::Lsn first_lsn = first.lsn.valid() ? first.lsn : fallback_lsn;
+  const core::Lsn last_lsn = last.lsn.valid() ? last.lsn : fallback_lsn;
   // What an error on this run's prepare or execute names: its first and last row.
   auto run_pending = [&](Pending::Kind kind) {
     Pending pending;
@@ -661,6 +746,7 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
     pending.row_count = static_cast<uint32_t>(rows);
     pending.last_lsn = last_lsn;
     pending.last_key = DescribeKey(last);
+    pending.compacted = sending_compacted_;
     return pending;
   };
   std::string cache_key = run_.cache_key;
@@ -714,7 +800,7 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
   return AfterSend();
 }
 
-core::Status PostgresSink::FlushRun(const core::Transaction& fragment) {
+core::Status PostgresSink::FlushRun(core::Lsn fallback_lsn) {
   const size_t total = run_.changes.size();
   size_t done = 0;
   core::Status status;
@@ -728,9 +814,9 @@ core::Status PostgresSink::FlushRun(const core::Transaction& fragment) {
       }
     }
     if (rows == 1) {
-      status = SendRow(*run_.changes[done], fragment, run_.shape, run_.cache_key);
+      status = SendRow(*run_.changes[done], fallback_lsn, run_.shape, run_.cache_key);
     } else {
-      status = SendMultiRow(run_.changes.data() + done, rows, fragment);
+      status = SendMultiRow(run_.changes.data() + done, rows, fallback_lsn);
     }
     done += rows;
   }
@@ -750,9 +836,54 @@ core::Status PostgresSink::AfterSend() {
   return core::Status::Ok();
 }
 
+namespace {
+// Rows one multi-row statement of `change`'s kind may hold: the bucket cap, and the protocol's
+// parameter limit.
+size_t RunCap(const core::Change& change) {
+  const size_t width = change.relation->columns.size();
+  if (change.op == Operation::kInsert) {
+    return std::min(kMaxInsertRows, kMaxParams / std::max<size_t>(1, width));
+  }
+  return std::min(kMaxLocatingRows, kMaxParams / std::max<size_t>(1, width + 1));
+}
+}  // namespace
+
+core::Status PostgresSink::FlushCompacted(core::Lsn fallback_lsn) {
+  if (!run_.changes.empty()) SLUICE_RETURN_IF_ERROR(FlushRun(fallback_lsn));
+  if (compactor_.empty()) return core::Status::Ok();
+  sending_compacted_ = true;
+  core::Status status = compactor_.Drain(
+      [&](const std::vector<const core::Change*>& group) { return SendCompactedGroup(group); });
+  sending_compacted_ = false;
+  return status;
+}
+
+core::Status PostgresSink::SendCompactedGroup(const std::vector<const core::Change*>& group) {
+  SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(*group.front()));
+  std::string cache_key = ShapeCacheKey(group.front()->relation.get(), shape);
+  if (!CanCoalesce(*group.front()->relation, shape)) {
+    for (const core::Change* change : group) {
+      SLUICE_RETURN_IF_ERROR(SendRow(*change, core::Lsn(), shape, cache_key));
+    }
+    return core::Status::Ok();
+  }
+  const size_t cap = RunCap(*group.front());
+  run_.cache_key = std::move(cache_key);
+  run_.shape = std::move(shape);
+  run_.distinct_keys = false;  // the compactor's groups hold every row once
+  for (size_t done = 0; done < group.size(); done += cap) {
+    const size_t rows = std::min(cap, group.size() - done);
+    run_.changes.assign(group.begin() + static_cast<std::ptrdiff_t>(done),
+                        group.begin() + static_cast<std::ptrdiff_t>(done + rows));
+    SLUICE_RETURN_IF_ERROR(FlushRun(core::Lsn()));
+  }
+  return core::Status::Ok();
+}
+
 core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool coalesce) {
   run_.changes.clear();
   run_.keys.clear();
+  const core::Lsn fallback_lsn = fragment.commit_lsn;
   for (const auto& change : fragment.changes) {
     core::Status status;
     switch (change.op) {
@@ -760,13 +891,24 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
       case Operation::kUpdate:
       case Operation::kDelete: {
         SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(change));
+        if (coalesce) {
+          const CompactionMode mode = CompactionModeFor(*change.relation);
+          if (compactor_.Add(change, mode, fallback_lsn)) {
+            ++stats_.changes_compacted;
+            if (compactor_.bytes() >= kMaxCompactedBytes) status = FlushCompacted(fallback_lsn);
+            break;
+          }
+          // Not absorbed: it keeps its place after everything held.
+          if (!compactor_.empty()) status = FlushCompacted(fallback_lsn);
+          if (!status.ok()) break;
+        }
         std::string cache_key = ShapeCacheKey(change.relation.get(), shape);
         if (!coalesce || !CanCoalesce(*change.relation, shape)) {
-          if (!run_.changes.empty()) status = FlushRun(fragment);
-          if (status.ok()) status = SendRow(change, fragment, shape, cache_key);
+          if (!run_.changes.empty()) status = FlushRun(fallback_lsn);
+          if (status.ok()) status = SendRow(change, fallback_lsn, shape, cache_key);
           break;
         }
-        if (!run_.changes.empty() && run_.cache_key != cache_key) status = FlushRun(fragment);
+        if (!run_.changes.empty() && run_.cache_key != cache_key) status = FlushRun(fallback_lsn);
         if (!status.ok()) break;
         if (run_.changes.empty()) {
           run_.cache_key = std::move(cache_key);
@@ -780,7 +922,7 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
             // The same row again: it must follow the statement holding its earlier change.
             std::string kept_key = run_.cache_key;
             RowShape kept_shape = run_.shape;
-            status = FlushRun(fragment);
+            status = FlushRun(fallback_lsn);
             if (!status.ok()) break;
             run_.cache_key = std::move(kept_key);
             run_.shape = std::move(kept_shape);
@@ -788,24 +930,18 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
           run_.keys.insert(key_scratch_);
         }
         run_.changes.push_back(&change);
-        const size_t per_row =
-            change.op == Operation::kInsert ? change.relation->columns.size() : 1;
-        const size_t cap = std::min(
-            change.op == Operation::kInsert ? kMaxInsertRows : kMaxLocatingRows,
-            kMaxParams / std::max<size_t>(1, per_row + (change.op == Operation::kInsert
-                                                            ? 0
-                                                            : change.relation->columns.size())));
-        if (run_.changes.size() >= cap) status = FlushRun(fragment);
+        if (run_.changes.size() >= RunCap(change)) status = FlushRun(fallback_lsn);
         break;
       }
       case Operation::kTruncate: {
-        if (!run_.changes.empty()) status = FlushRun(fragment);
+        if (coalesce && !compactor_.empty()) status = FlushCompacted(fallback_lsn);
+        if (status.ok() && !run_.changes.empty()) status = FlushRun(fallback_lsn);
         if (!status.ok() || change.truncated.empty()) break;
         std::string tables;
         for (const auto& r : change.truncated) {
           tables += (tables.empty() ? "" : ", ") + r->QualifiedName();
         }
-        const core::Lsn lsn = change.lsn.valid() ? change.lsn : fragment.commit_lsn;
+        const core::Lsn lsn = change.lsn.valid() ? change.lsn : fallback_lsn;
         status = SendCommand(BuildTruncate(change),
                              "apply of truncate of " + tables + " at source LSN " + lsn.ToString());
         if (status.ok()) status = AfterSend();
@@ -820,7 +956,7 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
       return status;
     }
   }
-  if (!run_.changes.empty()) SLUICE_RETURN_IF_ERROR(FlushRun(fragment));
+  if (!run_.changes.empty()) SLUICE_RETURN_IF_ERROR(FlushRun(fallback_lsn));
   return pipeline_error_;
 }
 
@@ -860,6 +996,7 @@ core::Status PostgresSink::ReplayRowByRow(core::Status error) {
   if (status.ok()) status = SyncAndDrain();
   if (!status.ok()) return status;
   not_found_warnings_in_batch_ = 0;
+  compactor_.Clear();
   std::vector<core::Transaction> retained = std::move(retained_);
   retained_.clear();
   retained_complete_ = false;  // not needed any more: the batch goes on row by row
@@ -920,6 +1057,7 @@ core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
   SLUICE_RETURN_IF_ERROR(RequireConnection("CommitBatch"));
   if (!in_batch_) return core::Internal("CommitBatch outside a batch (BeginBatch first)");
   core::Status status = pipeline_error_;
+  if (status.ok() && coalesce_in_batch_) status = FlushCompacted(position.end_lsn);
   if (status.ok() && multi_row_in_batch_ && coalesce_in_batch_ && retained_complete_) {
     // Any error of a multi-row statement must show up before COMMIT is queued, so the batch
     // can still be replayed row by row.
@@ -948,6 +1086,7 @@ core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
   retained_.clear();
   retained_bytes_ = 0;
   ++stats_.batches_committed;
+  stats_.changes_netted = compactor_.netted();
   if (not_found_warnings_in_batch_ > kNotFoundWarningsPerBatch) {
     spdlog::warn("pipeline {}: {} updates/deletes in the batch up to {} found no row on the target",
                  options_.pipeline, not_found_warnings_in_batch_, lsn);
@@ -957,6 +1096,7 @@ core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
 
 void PostgresSink::AbortBatch() {
   in_batch_ = false;
+  compactor_.Clear();
   retained_.clear();
   retained_bytes_ = 0;
   multi_row_error_ = false;

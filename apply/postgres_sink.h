@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "apply/batch_compactor.h"
 #include "apply/pg_connection.h"
 #include "apply/sink.h"
 #include "apply/sql_builder.h"
@@ -29,6 +30,10 @@ struct PostgresSinkOptions {
   // Adjacent row changes of one shape on one relation share multi-row statements (see
   // PostgresSink); false sends every change as its own statement.
   bool coalesce = true;
+  // Row changes of a batch are netted per row before they are sent (see BatchCompactor), on
+  // tables where that cannot be told apart: needs coalesce and session_replication_role
+  // "replica".
+  bool compact = true;
 };
 
 // Counters since construction (read from the pipeline thread).
@@ -40,6 +45,8 @@ struct PostgresSinkStats {
   uint64_t multi_row_statements_prepared = 0;
   uint64_t multi_row_statements_sent = 0;  // each counts its rows in rows_applied
   uint64_t row_by_row_replays = 0;         // batches re-applied row by row after an error
+  uint64_t changes_compacted = 0;          // row changes absorbed by the compactor
+  uint64_t changes_netted = 0;             // ... of which no statement was needed for
 };
 
 // The PostgreSQL target. Writes each batch in one target transaction through libpq pipeline
@@ -56,6 +63,12 @@ struct PostgresSinkStats {
 // other change, and for upserts and updates at a key already in the run, so no statement touches
 // a row twice and the order of changes to any row is kept. Updates matched by the full old row
 // and key-changing updates go one row at a time.
+// Compaction (options.compact): on tables where no trigger or rule fires for the apply session
+// and every unique index covers the key, a batch's row changes are netted per row and sent
+// grouped by table and shape when the batch commits (or a change that must keep its place
+// arrives, or 8 MB are held), so a batch of many small transactions over a few tables becomes a
+// few multi-row statements; see BatchCompactor for the rules.
+//
 // Errors in a multi-row statement: the sink keeps a copy of the open batch's fragments (up to
 // kMaxRetainedBytes, 8 MB). When a multi-row statement fails permanently, it rolls the target
 // transaction back and re-applies the batch so far one row per statement, so the error it returns
@@ -111,6 +124,8 @@ class PostgresSink : public Sink {
     uint32_t row_count = 1;
     core::Lsn last_lsn;
     std::string last_key;
+    // kRow / kPrepare: the statement carries netted changes; an error replays the batch.
+    bool compacted = false;
   };
 
   // Adjacent changes waiting to share statements (pointers into the fragment being applied).
@@ -134,14 +149,19 @@ class PostgresSink : public Sink {
   core::Status SetUpOrigin();
   void DropConnection();
 
-  // Sends a row change (preparing its statement first if new).
-  core::Status SendRow(const core::Change& change, const core::Transaction& fragment,
-                       const RowShape& shape, const std::string& cache_key);
+  // Sends a row change (preparing its statement first if new); `fallback_lsn` names it in
+  // errors when the change has no LSN of its own.
+  core::Status SendRow(const core::Change& change, core::Lsn fallback_lsn, const RowShape& shape,
+                       const std::string& cache_key);
   // Sends `changes` (all of run_'s shape) as one statement of changes.size() rows.
   core::Status SendMultiRow(const core::Change* const* changes, size_t rows,
-                            const core::Transaction& fragment);
+                            core::Lsn fallback_lsn);
   // Sends the run in as few statements as the row-count buckets allow and empties it.
-  core::Status FlushRun(const core::Transaction& fragment);
+  core::Status FlushRun(core::Lsn fallback_lsn);
+  // Sends what the compactor holds (after the open run, which came first) and empties it.
+  core::Status FlushCompacted(core::Lsn fallback_lsn);
+  // Sends one drained group of net changes (one relation and shape, distinct keys).
+  core::Status SendCompactedGroup(const std::vector<const core::Change*>& group);
   // Queues every change of `fragment`, coalescing runs when `coalesce`.
   core::Status SendChanges(const core::Transaction& fragment, bool coalesce);
   // After each statement sent: syncs at pipeline depth, reads results now and then.
@@ -167,6 +187,7 @@ class PostgresSink : public Sink {
   core::Status RequireConnection(std::string_view what) const;
   bool NeedsCheck(const core::Relation& relation) const;
   core::Status CheckRelations(const std::vector<core::RelationPtr>& relations);
+  CompactionMode CompactionModeFor(const core::Relation& relation) const;
 
   const PostgresSinkOptions options_;  // const: OpenBulkLoad() reads it from other threads
   std::unique_ptr<PgConnection> conn_;
@@ -187,8 +208,12 @@ class PostgresSink : public Sink {
   std::unordered_map<core::Oid, core::Relation> checked_;
   // Per checked relation, the target's type name of each of its columns (in relation order).
   std::unordered_map<core::Oid, std::vector<std::string>> target_types_;
+  // Per checked relation, what the compactor may do with its changes.
+  std::unordered_map<core::Oid, CompactionMode> compaction_modes_;
   Run run_;
   std::string key_scratch_;
+  BatchCompactor compactor_;
+  bool sending_compacted_ = false;  // statements sent now carry netted changes
   // The batch so far, while coalescing and smaller than kMaxRetainedBytes.
   std::vector<core::Transaction> retained_;
   size_t retained_bytes_ = 0;

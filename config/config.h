@@ -59,7 +59,10 @@ struct ApplyConfig {
   std::chrono::milliseconds batch_max_delay{100};
   bool create_tables = false;
   std::string session_replication_role = "replica";  // replica | origin | local
-  int copy_jobs = 2;                                 // parallel COPY workers, >= 1
+  // Net a batch's row changes per row before sending them (PostgreSQL targets, tables where
+  // nothing fires on the target; see apply::BatchCompactor).
+  bool compact = true;
+  int copy_jobs = 2;  // parallel COPY workers, >= 1
 };
 
 struct TargetConfig {

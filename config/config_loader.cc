@@ -499,6 +499,7 @@ void ReadApply(Loader* loader, MapReader& m, ApplyConfig* apply) {
     Assign(&apply->session_replication_role, loader->OneOf(*f, {"replica", "origin", "local"}));
   }
   if (auto f = m.Take("copy_jobs")) Assign(&apply->copy_jobs, loader->Integer(*f, 1, 64));
+  if (auto f = m.Take("compact")) Assign(&apply->compact, loader->Bool(*f));
   m.Finish();
 }
 

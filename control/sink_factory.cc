@@ -11,6 +11,7 @@ core::Result<apply::SinkPtr> MakeSink(const config::PipelineConfig& pipeline) {
     options.pipeline = pipeline.name;
     options.dsn = target.dsn;
     options.session_replication_role = target.apply.session_replication_role;
+    options.compact = target.apply.compact;
     options.connect_timeout = pipeline.source.connect_timeout;
     return apply::SinkPtr(std::make_unique<apply::PostgresSink>(std::move(options)));
   }

@@ -505,7 +505,7 @@ core::Result<std::unique_ptr<PgCluster>> PgCluster::Start(Options options) {
       ConfQuoted(base_dir) +
       "\n"
       "wal_level = logical\n"
-      "max_replication_slots = 20\n"
+      "max_replication_slots = 40\n"
       "max_wal_senders = 20\n"
       "fsync = off\n"
       "full_page_writes = off\n"

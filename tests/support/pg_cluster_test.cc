@@ -56,7 +56,7 @@ TEST(PgClusterTest, StartsWithLogicalWalAndTestDatabase) {
   EXPECT_EQ(cluster->database(), "sluice_test");
   auto slots = cluster->QueryValue("SHOW max_replication_slots");
   ASSERT_TRUE(slots.ok()) << slots.status().ToString();
-  EXPECT_EQ(*slots, "20");
+  EXPECT_EQ(*slots, "40");
   auto listen = cluster->QueryValue("SHOW listen_addresses");
   ASSERT_TRUE(listen.ok()) << listen.status().ToString();
   EXPECT_EQ(*listen, "127.0.0.1");
