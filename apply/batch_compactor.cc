@@ -1,6 +1,9 @@
 #include "apply/batch_compactor.h"
 
+#include <functional>
 #include <map>
+#include <string_view>
+#include <utility>
 
 #include "apply/sql_builder.h"
 
@@ -21,6 +24,34 @@ bool KeyIsComplete(const core::Change& change) {
   return true;
 }
 
+// The tuple holding the key of the row a change addresses.
+const core::Tuple& KeyTuple(const core::Change& change) {
+  return change.op == Operation::kDelete ? change.old_tuple : change.new_tuple;
+}
+
+uint64_t KeyHash(const core::Change& change) {
+  const core::Tuple& tuple = KeyTuple(change);
+  const auto& columns = change.relation->columns;
+  uint64_t hash = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (!columns[i].is_key) continue;
+    const uint64_t value =
+        std::hash<std::string_view>{}(tuple[i].data) ^ (static_cast<uint64_t>(tuple[i].kind) << 56);
+    hash ^= value + 0x9e3779b97f4a7c15ull + (hash << 6) + (hash >> 2);
+  }
+  return hash;
+}
+
+bool SameKey(const core::Change& a, const core::Change& b) {
+  const core::Tuple& ta = KeyTuple(a);
+  const core::Tuple& tb = KeyTuple(b);
+  const auto& columns = a.relation->columns;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (columns[i].is_key && !(ta[i] == tb[i])) return false;
+  }
+  return true;
+}
+
 // Which columns an update sets (those not sent as unchanged TOAST): its statement's shape.
 std::vector<bool> SetColumns(const core::Change& change) {
   std::vector<bool> set(change.new_tuple.size());
@@ -30,12 +61,39 @@ std::vector<bool> SetColumns(const core::Change& change) {
 
 }  // namespace
 
+std::pair<uint32_t, bool> BatchCompactor::KeyIndex::FindOrInsert(uint64_t hash, uint32_t row) {
+  if ((used_ + 1) * 2 > slots_.size()) Grow();  // at most half full
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    Slot& slot = slots_[i];
+    if (slot.row == kEmpty) {
+      slot = {hash, row};
+      ++used_;
+      return {row, true};
+    }
+    if (slot.hash == hash) return {slot.row, false};
+  }
+}
+
+void BatchCompactor::KeyIndex::Grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
+  const size_t mask = slots_.size() - 1;
+  for (const Slot& slot : old) {
+    if (slot.row == kEmpty) continue;
+    size_t i = slot.hash & mask;
+    while (slots_[i].row != kEmpty) i = (i + 1) & mask;
+    slots_[i] = slot;
+  }
+}
+
 BatchCompactor::Table* BatchCompactor::TableFor(const core::Change& change, CompactionMode mode) {
   auto it = by_oid_.find(change.relation->oid);
   if (it == by_oid_.end()) {
     Table table;
     table.relation = change.relation;
     table.mode = mode;
+    table.rows.reserve(1024);
     by_oid_.emplace(change.relation->oid, tables_.size());
     tables_.push_back(std::move(table));
     return &tables_.back();
@@ -46,6 +104,15 @@ BatchCompactor::Table* BatchCompactor::TableFor(const core::Change& change, Comp
 }
 
 bool BatchCompactor::Add(const core::Change& change, CompactionMode mode, core::Lsn fallback_lsn) {
+  return AddImpl(change, mode, fallback_lsn);
+}
+
+bool BatchCompactor::Add(core::Change&& change, CompactionMode mode, core::Lsn fallback_lsn) {
+  return AddImpl(std::move(change), mode, fallback_lsn);
+}
+
+template <typename ChangeRef>
+bool BatchCompactor::AddImpl(ChangeRef&& change, CompactionMode mode, core::Lsn fallback_lsn) {
   if (change.relation == nullptr || mode == CompactionMode::kNone) return false;
   const core::Lsn lsn = change.lsn.valid() ? change.lsn : fallback_lsn;
   switch (mode) {
@@ -53,9 +120,9 @@ bool BatchCompactor::Add(const core::Change& change, CompactionMode mode, core::
       if (change.op != Operation::kInsert) return false;
       Table* table = TableFor(change, mode);
       if (table == nullptr) return false;
-      table->rows.push_back(change);
-      table->rows.back().lsn = lsn;
       bytes_ += change.ApproximateBytes();
+      table->rows.push_back(std::forward<ChangeRef>(change));
+      table->rows.back().lsn = lsn;
       ++absorbed_;
       return true;
     }
@@ -67,7 +134,7 @@ bool BatchCompactor::Add(const core::Change& change, CompactionMode mode, core::
       if (!absorbable || !HasUsableKey(*change.relation) || !KeyIsComplete(change)) return false;
       Table* table = TableFor(change, mode);
       if (table == nullptr) return false;
-      return AddByKey(*table, change, lsn);
+      return AddByKey(*table, std::forward<ChangeRef>(change), lsn);
     }
     case CompactionMode::kNone:
       break;
@@ -75,28 +142,33 @@ bool BatchCompactor::Add(const core::Change& change, CompactionMode mode, core::
   return false;
 }
 
-bool BatchCompactor::AddByKey(Table& table, const core::Change& change, core::Lsn lsn) {
-  key_scratch_.clear();
-  AppendRowKey(change, key_scratch_);
-  auto [it, inserted] = table.by_key.try_emplace(key_scratch_, table.rows.size());
+template <typename ChangeRef>
+bool BatchCompactor::AddByKey(Table& table, ChangeRef&& change, core::Lsn lsn) {
+  const auto [held_row, inserted] =
+      table.by_key.FindOrInsert(KeyHash(change), static_cast<uint32_t>(table.rows.size()));
+  if (!inserted && !SameKey(table.rows[held_row], change)) {
+    return false;  // another key with the same hash: let it keep its place in order
+  }
   ++absorbed_;
   if (inserted) {
-    table.rows.push_back(change);
-    table.rows.back().lsn = lsn;
     bytes_ += change.ApproximateBytes();
+    table.rows.push_back(std::forward<ChangeRef>(change));
+    table.rows.back().lsn = lsn;
     return true;
   }
   ++netted_;
-  core::Change& held = table.rows[it->second];
+  core::Change& held = table.rows[held_row];
   const size_t held_bytes = held.ApproximateBytes();
   if (change.op == Operation::kUpdate) {
     if (held.op == Operation::kDelete) return true;  // it would find no row
     // Upsert or update: next's columns replace the held ones, except unchanged TOAST.
     for (size_t i = 0; i < held.new_tuple.size(); ++i) {
-      if (!change.new_tuple[i].is_unchanged_toast()) held.new_tuple[i] = change.new_tuple[i];
+      if (!change.new_tuple[i].is_unchanged_toast()) {
+        held.new_tuple[i] = std::forward<ChangeRef>(change).new_tuple[i];  // moved if we may
+      }
     }
   } else {
-    held = change;  // insert: the whole row; delete: gone, whatever came before
+    held = std::forward<ChangeRef>(change);  // insert: the whole row; delete: gone
   }
   held.lsn = lsn;
   bytes_ = bytes_ - held_bytes + held.ApproximateBytes();

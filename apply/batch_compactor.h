@@ -53,8 +53,11 @@ class BatchCompactor {
  public:
   // Absorbs a copy of `change` and returns true, or returns false and changes nothing. Also
   // false for a relation already held under another version (ALTER TABLE) or mode: after a
-  // Drain() the same change is accepted. `fallback_lsn` stands in for an unknown change LSN.
+  // Drain() the same change is accepted (also after the rare key whose hash equals a held
+  // one's). `fallback_lsn` stands in for an unknown change LSN.
   bool Add(const core::Change& change, CompactionMode mode, core::Lsn fallback_lsn);
+  // The same, taking `change` (left valid but unspecified) when it is absorbed.
+  bool Add(core::Change&& change, CompactionMode mode, core::Lsn fallback_lsn);
 
   // Calls `send` with each group of net changes (one relation and shape, distinct keys), then
   // empties the compactor. Stops at, and returns, the first error of `send`.
@@ -69,21 +72,42 @@ class BatchCompactor {
   uint64_t netted() const { return netted_; }
 
  private:
+  // Open addressing with linear probing: one flat array, no allocation per row (this runs
+  // once per change on the apply thread).
+  class KeyIndex {
+   public:
+    // The row index held for `hash`, or inserts `row` for it; returns {index, inserted}.
+    std::pair<uint32_t, bool> FindOrInsert(uint64_t hash, uint32_t row);
+
+   private:
+    struct Slot {
+      uint64_t hash = 0;
+      uint32_t row = kEmpty;
+    };
+    static constexpr uint32_t kEmpty = UINT32_MAX;
+    void Grow();
+    std::vector<Slot> slots_;
+    size_t used_ = 0;
+  };
+
   struct Table {
     core::RelationPtr relation;
     CompactionMode mode = CompactionMode::kNone;
-    std::vector<core::Change> rows;                    // net changes, in first-seen order
-    std::unordered_map<std::string, uint32_t> by_key;  // kByKey: index into rows
+    std::vector<core::Change> rows;  // net changes, in first-seen order
+    // kByKey: hash of the key's values -> index into rows (a collision is never merged).
+    KeyIndex by_key;
   };
 
   // The table held for `change`'s relation, a new one, or nullptr when the relation is held
   // under another version or mode.
   Table* TableFor(const core::Change& change, CompactionMode mode);
-  bool AddByKey(Table& table, const core::Change& change, core::Lsn lsn);
+  template <typename ChangeRef>
+  bool AddImpl(ChangeRef&& change, CompactionMode mode, core::Lsn fallback_lsn);
+  template <typename ChangeRef>
+  bool AddByKey(Table& table, ChangeRef&& change, core::Lsn lsn);
 
   std::vector<Table> tables_;                     // in first-seen order
   std::unordered_map<core::Oid, size_t> by_oid_;  // index into tables_
-  std::string key_scratch_;
   size_t bytes_ = 0;
   uint64_t absorbed_ = 0;
   uint64_t netted_ = 0;

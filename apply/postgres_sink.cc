@@ -34,6 +34,9 @@ constexpr size_t kMaxParams = 65535;  // the protocol's limit per statement
 // The compactor sends what it holds once it holds this much: its copies add to the memory the
 // capture bounds.
 constexpr size_t kMaxCompactedBytes = 8u << 20;
+// Netted inserts of one table go by COPY from this many rows on: below it, the pipeline sync
+// that COPY needs costs more than it saves.
+constexpr size_t kMinCopyRows = 2000;
 // A batch larger than this is not kept for a row-by-row replay (see the header): the copy
 // adds to the memory the capture bounds, so it stays small.
 constexpr size_t kMaxRetainedBytes = 8u << 20;
@@ -384,17 +387,31 @@ core::Result<AppliedPosition> PostgresSink::Open() {
   if (core::Status s = SetUpSession(); !s.ok()) return fail(s);
   if (core::Status s = SetUpOrigin(); !s.ok()) return fail(s);
 
-  PGconn* raw = conn_->raw();
-  if (PQenterPipelineMode(raw) != 1 || PQsetnonblocking(raw, 1) != 0) {
-    return fail(core::Internal("cannot enter libpq pipeline mode on " + conn_->endpoint() + ": " +
-                               ResultErrorText(nullptr, raw)));
-  }
+  if (core::Status s = EnterPipelineMode(); !s.ok()) return fail(s);
   spdlog::info("pipeline {}: target {} applied up to {} (origin {})", options_.pipeline,
                conn_->endpoint(), position.end_lsn.ToString(), options_.origin_name);
   return position;
 }
 
 // --- Pipeline plumbing ------------------------------------------------------------------------
+
+core::Status PostgresSink::EnterPipelineMode() {
+  PGconn* raw = conn_->raw();
+  if (PQenterPipelineMode(raw) != 1 || PQsetnonblocking(raw, 1) != 0) {
+    return core::Internal("cannot enter libpq pipeline mode on " + conn_->endpoint() + ": " +
+                          ResultErrorText(nullptr, raw));
+  }
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::LeavePipelineMode() {
+  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  PGconn* raw = conn_->raw();
+  if (PQexitPipelineMode(raw) != 1 || PQsetnonblocking(raw, 0) != 0) {
+    return ConnectionLost("leaving pipeline mode");
+  }
+  return core::Status::Ok();
+}
 
 core::Status PostgresSink::SendCommand(const std::string& sql, std::string label,
                                        const std::vector<std::optional<std::string>>& params,
@@ -858,7 +875,112 @@ core::Status PostgresSink::FlushCompacted(core::Lsn fallback_lsn) {
   return status;
 }
 
+namespace {
+// COPY text format: tab-separated columns, \N for NULL, backslash escapes. An insert holds only
+// text and NULL values (ShapeOf refused the rest before the change was absorbed).
+void AppendCopyRow(const core::Tuple& tuple, std::string& out) {
+  for (size_t i = 0; i < tuple.size(); ++i) {
+    if (i > 0) out += '\t';
+    const core::Value& value = tuple[i];
+    if (value.kind != core::Value::Kind::kText) {
+      out += "\\N";
+      continue;
+    }
+    const std::string& text = value.data;
+    size_t plain_from = 0;
+    for (size_t j = 0; j < text.size(); ++j) {
+      const char c = text[j];
+      if (c != '\\' && c != '\n' && c != '\r' && c != '\t') continue;
+      out.append(text, plain_from, j - plain_from);
+      out += '\\';
+      out += c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+      plain_from = j + 1;
+    }
+    out.append(text, plain_from);
+  }
+  out += '\n';
+}
+}  // namespace
+
+core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& group) {
+  const core::Change& first = *group.front();
+  const core::Relation& relation = *first.relation;
+  const std::string name = relation.QualifiedName();
+  const std::string rows_text = std::to_string(group.size()) + " inserts into " + name +
+                                " at source LSNs " + first.lsn.ToString() + ".." +
+                                group.back()->lsn.ToString();
+  SLUICE_RETURN_IF_ERROR(LeavePipelineMode());
+  PGconn* raw = conn_->raw();
+  std::string columns;
+  for (const core::Column& column : relation.columns) {
+    columns += (columns.empty() ? "" : ", ") + QuoteIdentifier(column.name);
+  }
+  const std::string sql = "COPY " + QuoteQualifiedName(relation.schema, relation.name) + " (" +
+                          columns + ") FROM STDIN";
+  core::Status status;
+  PgResultPtr started(PQexec(raw, sql.c_str()));
+  if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
+    status =
+        core::Status(ClassifySqlState(ResultSqlState(started.get())),
+                     "starting COPY of " + rows_text + ": " + ResultErrorText(started.get(), raw));
+  } else {
+    constexpr size_t kChunk = 256 * 1024;
+    std::string buffer;
+    buffer.reserve(kChunk + 4096);
+    bool sent = true;
+    for (const core::Change* change : group) {
+      AppendCopyRow(change->new_tuple, buffer);
+      if (buffer.size() >= kChunk) {
+        sent = PQputCopyData(raw, buffer.data(), static_cast<int>(buffer.size())) == 1;
+        buffer.clear();
+        if (!sent) break;
+      }
+    }
+    if (sent && !buffer.empty()) {
+      sent = PQputCopyData(raw, buffer.data(), static_cast<int>(buffer.size())) == 1;
+    }
+    if (!sent || PQputCopyEnd(raw, nullptr) != 1) return ConnectionLost("COPY of " + rows_text);
+    while (PGresult* next = PQgetResult(raw)) {
+      PgResultPtr result(next);
+      if (PQresultStatus(next) == PGRES_COMMAND_OK || !status.ok()) continue;
+      const std::string sqlstate = ResultSqlState(next);
+      if (sqlstate.empty()) return ConnectionLost("COPY of " + rows_text, next);
+      status = core::Status(ClassifySqlState(sqlstate),
+                            "COPY of " + rows_text + ": " + ResultErrorText(next, raw));
+      if (sqlstate == "23505") {
+        // A key the stream inserts exists already: the target does not follow the source
+        // alone. Upserts from now on; the pipeline applies the batch again.
+        upsert_only_.insert(relation.oid);
+        ++stats_.copy_key_conflicts;
+        spdlog::warn(
+            "pipeline {}: {}; {} gets upserts from now on, and the batch is applied "
+            "again",
+            options_.pipeline, status.message(), name);
+        status = core::Unavailable(status.message() + " (applying the batch again with upserts)");
+      }
+    }
+  }
+  if (core::Status entered = EnterPipelineMode(); !entered.ok()) {
+    DropConnection();
+    return core::Unavailable(entered.message());
+  }
+  if (!status.ok()) {
+    if (!status.retryable()) multi_row_error_ = true;  // a replay names the row
+    if (pipeline_error_.ok()) pipeline_error_ = status;
+    return status;
+  }
+  ++stats_.copies;
+  stats_.rows_applied += group.size();
+  multi_row_in_batch_ = true;
+  return core::Status::Ok();
+}
+
 core::Status PostgresSink::SendCompactedGroup(const std::vector<const core::Change*>& group) {
+  const core::Change& first = *group.front();
+  if (first.op == Operation::kInsert && group.size() >= kMinCopyRows &&
+      !upsert_only_.contains(first.relation->oid)) {
+    return CopyInserts(group);
+  }
   SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(*group.front()));
   std::string cache_key = ShapeCacheKey(group.front()->relation.get(), shape);
   if (!CanCoalesce(*group.front()->relation, shape)) {
@@ -880,11 +1002,13 @@ core::Status PostgresSink::SendCompactedGroup(const std::vector<const core::Chan
   return core::Status::Ok();
 }
 
-core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool coalesce) {
+core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool coalesce,
+                                       core::Transaction* movable) {
   run_.changes.clear();
   run_.keys.clear();
   const core::Lsn fallback_lsn = fragment.commit_lsn;
-  for (const auto& change : fragment.changes) {
+  for (size_t index = 0; index < fragment.changes.size(); ++index) {
+    const core::Change& change = fragment.changes[index];
     core::Status status;
     switch (change.op) {
       case Operation::kInsert:
@@ -893,7 +1017,10 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
         SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(change));
         if (coalesce) {
           const CompactionMode mode = CompactionModeFor(*change.relation);
-          if (compactor_.Add(change, mode, fallback_lsn)) {
+          const bool absorbed =
+              movable ? compactor_.Add(std::move(movable->changes[index]), mode, fallback_lsn)
+                      : compactor_.Add(change, mode, fallback_lsn);
+          if (absorbed) {  // (and `change` may be gone now)
             ++stats_.changes_compacted;
             if (compactor_.bytes() >= kMaxCompactedBytes) status = FlushCompacted(fallback_lsn);
             break;
@@ -1017,6 +1144,15 @@ core::Status PostgresSink::ReplayRowByRow(core::Status error) {
 }
 
 core::Status PostgresSink::Apply(const core::Transaction& fragment) {
+  return ApplyFragment(fragment, nullptr);
+}
+
+core::Status PostgresSink::Apply(core::Transaction&& fragment) {
+  return ApplyFragment(fragment, &fragment);
+}
+
+core::Status PostgresSink::ApplyFragment(const core::Transaction& fragment,
+                                         core::Transaction* movable) {
   SLUICE_RETURN_IF_ERROR(RequireConnection("Apply"));
   if (!in_batch_) return core::Internal("Apply outside a batch (BeginBatch first)");
   if (!pipeline_error_.ok()) return pipeline_error_;
@@ -1047,7 +1183,7 @@ core::Status PostgresSink::Apply(const core::Transaction& fragment) {
   }
 
   if (coalesce_in_batch_) Retain(fragment);
-  core::Status status = SendChanges(fragment, coalesce_in_batch_);
+  core::Status status = SendChanges(fragment, coalesce_in_batch_, movable);
   if (!status.ok()) status = ReplayRowByRow(status);
   if (!status.ok() && pipeline_error_.ok()) pipeline_error_ = status;
   return status;

@@ -47,6 +47,8 @@ struct PostgresSinkStats {
   uint64_t row_by_row_replays = 0;         // batches re-applied row by row after an error
   uint64_t changes_compacted = 0;          // row changes absorbed by the compactor
   uint64_t changes_netted = 0;             // ... of which no statement was needed for
+  uint64_t copies = 0;                     // COPYs of netted inserts (rows in rows_applied)
+  uint64_t copy_key_conflicts = 0;         // ... that met an existing key (see PostgresSink)
 };
 
 // The PostgreSQL target. Writes each batch in one target transaction through libpq pipeline
@@ -69,6 +71,14 @@ struct PostgresSinkStats {
 // arrives, or 8 MB are held), so a batch of many small transactions over a few tables becomes a
 // few multi-row statements; see BatchCompactor for the rules.
 //
+// Large groups of netted inserts (kMinCopyRows and more) are written with COPY, which costs the
+// target about half of what INSERT ... ON CONFLICT does: the pipeline is synced, left for the
+// COPY, and entered again, all inside the batch's transaction. COPY cannot upsert, so it is
+// optimistic: rows the stream inserts do not exist on a target that follows the source. Should a
+// key exist all the same (a target written by someone else), the COPY fails, the table is
+// marked for upserts for the rest of the process (kept across Open()), and the batch fails with
+// a retryable error, so the pipeline applies it again, now with upserts.
+//
 // Errors in a multi-row statement: the sink keeps a copy of the open batch's fragments (up to
 // kMaxRetainedBytes, 8 MB). When a multi-row statement fails permanently, it rolls the target
 // transaction back and re-applies the batch so far one row per statement, so the error it returns
@@ -87,6 +97,7 @@ class PostgresSink : public Sink {
   core::Result<AppliedPosition> Open() override;
   core::Status BeginBatch() override;
   core::Status Apply(const core::Transaction& fragment) override;
+  core::Status Apply(core::Transaction&& fragment) override;
   core::Status CommitBatch(const AppliedPosition& position) override;
   void AbortBatch() override;
   core::Status CheckRelation(const core::Relation& relation) override;
@@ -162,8 +173,16 @@ class PostgresSink : public Sink {
   core::Status FlushCompacted(core::Lsn fallback_lsn);
   // Sends one drained group of net changes (one relation and shape, distinct keys).
   core::Status SendCompactedGroup(const std::vector<const core::Change*>& group);
-  // Queues every change of `fragment`, coalescing runs when `coalesce`.
-  core::Status SendChanges(const core::Transaction& fragment, bool coalesce);
+  // Writes a group of netted inserts with COPY (see above).
+  core::Status CopyInserts(const std::vector<const core::Change*>& group);
+  // Leaves pipeline mode (after a sync) for a synchronous step, and enters it again.
+  core::Status LeavePipelineMode();
+  core::Status EnterPipelineMode();
+  // Queues every change of `fragment`, coalescing runs when `coalesce`. `movable` is the same
+  // fragment when its changes may be taken (moved into the compactor), else null.
+  core::Status SendChanges(const core::Transaction& fragment, bool coalesce,
+                           core::Transaction* movable = nullptr);
+  core::Status ApplyFragment(const core::Transaction& fragment, core::Transaction* movable);
   // After each statement sent: syncs at pipeline depth, reads results now and then.
   core::Status AfterSend();
   // Keeps a copy of `fragment` for a row-by-row replay while the batch is small enough.
@@ -213,6 +232,8 @@ class PostgresSink : public Sink {
   Run run_;
   std::string key_scratch_;
   BatchCompactor compactor_;
+  // Tables (by OID) where an optimistic COPY met an existing key: upserts only. Survives Open().
+  std::unordered_set<core::Oid> upsert_only_;
   bool sending_compacted_ = false;  // statements sent now carry netted changes
   // The batch so far, while coalescing and smaller than kMaxRetainedBytes.
   std::vector<core::Transaction> retained_;

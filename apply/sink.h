@@ -52,6 +52,11 @@ class Sink {
   virtual core::Result<AppliedPosition> Open() = 0;
   virtual core::Status BeginBatch() = 0;
   virtual core::Status Apply(const core::Transaction& fragment) = 0;
+  // The same, for a caller that no longer needs the fragment: the sink may take its changes
+  // (the pipeline's hot path; saves a copy where the sink keeps changes until commit).
+  virtual core::Status Apply(core::Transaction&& fragment) {
+    return Apply(static_cast<const core::Transaction&>(fragment));
+  }
   virtual core::Status CommitBatch(const AppliedPosition& position) = 0;
   // Drops an open batch after an error; the connection may be closed (Open() again to retry).
   virtual void AbortBatch() = 0;

@@ -101,8 +101,10 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
       if (!message.ok()) {
         return message.status().WithContext(where + " at " + data.start_lsn.ToString());
       }
-      SLUICE_RETURN_IF_ERROR(assembler.Process(std::move(message).value(), data.start_lsn)
-                                 .WithContext(where + " at " + data.start_lsn.ToString()));
+      // The context is built only on error: this runs once per change.
+      if (core::Status s = assembler.Process(std::move(message).value(), data.start_lsn); !s.ok()) {
+        return s.WithContext(where + " at " + data.start_lsn.ToString());
+      }
     } else {
       if (!assembler.in_transaction() && connection_->server_wal_end().valid()) {
         std::lock_guard lock(idle_mu_);

@@ -610,13 +610,16 @@ core::Result<std::optional<XLogData>> ReplicationConnection::Next(
   if (!streaming_) {
     return core::FailedPrecondition("Next on " + endpoint() + ": not streaming");
   }
-  const auto deadline = Clock::now() + timeout;
+  const auto start = Clock::now();
+  const auto deadline = start + timeout;
   bool final_look = false;
+  bool first_look = true;  // `start` is still now (one clock read per frame on the hot path)
   while (true) {
-    if (status_update_unsent_ || Clock::now() >= next_status_at_) {
+    if (status_update_unsent_ || (first_look ? start : Clock::now()) >= next_status_at_) {
       SLUICE_RETURN_IF_ERROR(SendStatusUpdate(/*reply_requested=*/false));
     }
     if (output_pending_) SLUICE_RETURN_IF_ERROR(FlushOutput());
+    first_look = false;
 
     char* buf = nullptr;
     const int n = PQgetCopyData(pg_->raw(), &buf, /*async=*/1);

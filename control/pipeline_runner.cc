@@ -111,7 +111,12 @@ core::Status PipelineRunner::Run(const std::atomic<bool>& stop) {
 core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
   const std::string where = "pipeline " + pipeline_.name;
   metrics_.phase = PipelinePhase::kStarting;
-  SLUICE_ASSIGN_OR_RETURN(apply::SinkPtr sink, make_sink_());
+  // One sink for every attempt: Open() reconnects, and what the sink learned about the target
+  // (tables that need upserts) stays.
+  if (!sink_) {
+    SLUICE_ASSIGN_OR_RETURN(sink_, make_sink_());
+  }
+  apply::Sink* sink = sink_.get();
   SLUICE_ASSIGN_OR_RETURN(apply::AppliedPosition applied, sink->Open());
   SLUICE_ASSIGN_OR_RETURN(auto checkpoint, store_.LoadCheckpoint(pipeline_.name));
 
@@ -260,11 +265,11 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     if (metrics_.oldest_pending_commit_time.load() == 0 && txn.commit_time != 0) {
       metrics_.oldest_pending_commit_time = txn.commit_time;
     }
-    apply_status = sink->Apply(txn);
-    if (!apply_status.ok()) break;
-    metrics_.last_progress_unix_ms = UnixMillisNow();  // a huge transaction is progress too
     batch.changes += txn.changes.size();
     batch.bytes += FragmentBytes(txn);
+    apply_status = sink->Apply(std::move(txn));  // takes only its changes; the rest stays
+    if (!apply_status.ok()) break;
+    metrics_.last_progress_unix_ms = UnixMillisNow();  // a huge transaction is progress too
     batch.mid_transaction = !txn.last_fragment;
     if (txn.last_fragment) {
       ++batch.transactions;

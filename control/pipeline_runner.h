@@ -54,6 +54,7 @@ class PipelineRunner {
   const config::PipelineConfig& pipeline_;
   state::CheckpointStore& store_;
   SinkFactory make_sink_;
+  apply::SinkPtr sink_;  // made on the first attempt, reopened by each
   config::ApplyConfig CurrentLimits() const;
 
   PipelineMetrics metrics_;
