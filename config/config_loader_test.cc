@@ -64,6 +64,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_FALSE(p.target.apply.create_tables);
   EXPECT_EQ(p.target.apply.session_replication_role, "replica");
   EXPECT_EQ(p.target.apply.copy_jobs, 2);
+  EXPECT_TRUE(p.target.apply.compact);
 }
 
 TEST(ParseConfigTest, EveryKeySet) {
@@ -94,6 +95,7 @@ pipelines:
         create_tables: true
         session_replication_role: origin
         copy_jobs: 8
+        compact: false
     snapshot: never
     capture:
       memory_limit: 1GB
@@ -134,6 +136,7 @@ migrations:
   EXPECT_TRUE(p.target.apply.create_tables);
   EXPECT_EQ(p.target.apply.session_replication_role, "origin");
   EXPECT_EQ(p.target.apply.copy_jobs, 8);
+  EXPECT_FALSE(p.target.apply.compact);
   EXPECT_EQ(p.snapshot, "never");
   EXPECT_EQ(p.capture.memory_limit_bytes, kGiB);
   EXPECT_EQ(p.capture.spill_dir, "/fast/spill");
