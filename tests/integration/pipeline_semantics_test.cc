@@ -1,6 +1,6 @@
 // sluice run end to end over the awkward cases: primary-key updates, unchanged TOAST, truncate,
 // tables without a primary key, every type, odd identifiers, a transaction far larger than the
-// memory bound, and a permanent apply error.
+// memory bound, a permanent apply error, and a target that already holds streamed keys.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -160,6 +160,36 @@ TEST_F(PipelineSemanticsTest, PermanentApplyErrorStopsThePipelineAndNamesTableLs
   ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
   EXPECT_EQ(f_.Diff({"public.uniq_t"}), "");
   (void)confirmed_before;
+}
+
+// Inserts of a large batch go to the target by COPY, which cannot upsert. On a target that
+// already holds some of the streamed keys (written by someone else), the pipeline retries the
+// batch with upserts and converges, without stopping.
+TEST_F(PipelineSemanticsTest, TargetHoldingStreamedKeysConvergesThroughUpserts) {
+  Source("CREATE TABLE pre_t (id int PRIMARY KEY, v text)");
+  ASSERT_TRUE(f_.target()
+                  .Exec("CREATE TABLE public.sluice_marker (id int PRIMARY KEY);"
+                        "CREATE TABLE pre_t (id int PRIMARY KEY, v text);"
+                        "INSERT INTO pre_t SELECT g, 'stale' FROM generate_series(1000, 1999) g")
+                  .ok());
+  StartRun("    snapshot: never\n");
+  for (int i = 0; i < 300; ++i) {
+    auto slot = f_.source().Query(
+        "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sluice_sem' AND active");
+    if (slot.ok() && !slot->empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
+  Source("INSERT INTO pre_t SELECT g, 'fresh ' || g FROM generate_series(1, 5000) g");
+  Source("UPDATE pre_t SET v = 'updated' WHERE id % 7 = 0");
+  ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
+  EXPECT_EQ(f_.Diff({"public.pre_t"}), "");
+  const std::string log = ReadFile(Log());
+  EXPECT_NE(log.find("gets upserts from now on"), std::string::npos) << log;
+  run_.Kill(SIGTERM);
+  auto exit_code = run_.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 0) << log;
 }
 
 }  // namespace
