@@ -947,9 +947,10 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
       if (sqlstate.empty()) return ConnectionLost("COPY of " + rows_text, next);
       status = core::Status(ClassifySqlState(sqlstate),
                             "COPY of " + rows_text + ": " + ResultErrorText(next, raw));
-      if (sqlstate == "23505") {
+      if (sqlstate == "23505" && HasUsableKey(relation)) {
         // A key the stream inserts exists already: the target does not follow the source
-        // alone. Upserts from now on; the pipeline applies the batch again.
+        // alone. Upserts from now on; the pipeline applies the batch again. (A keyless table
+        // cannot upsert: a unique index of the target's own is a permanent conflict.)
         upsert_only_.insert(relation.oid);
         ++stats_.copy_key_conflicts;
         spdlog::warn(

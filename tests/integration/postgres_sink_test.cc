@@ -1005,5 +1005,27 @@ TEST_F(PostgresSinkTest, CopyMeetingAnExistingKeyFallsBackToUpserts) {
             txn.end_lsn.ToString());
 }
 
+// A keyless table cannot upsert: a unique index of the target's own that the COPY violates is a
+// permanent error, replayed change by change to name the row.
+TEST_F(PostgresSinkTest, CopyIntoKeylessTableMeetingATargetUniqueIndexIsPermanent) {
+  Exec("CREATE SCHEMA cpn; CREATE TABLE cpn.t (a int, b text); CREATE UNIQUE INDEX ON cpn.t (a)");
+  auto t = Rel(21100, "cpn", "t", {{"a"}, {"b"}}, ReplicaIdentity::kFull);
+  std::vector<Change> changes;
+  for (int i = 0; i < 2500; ++i) {
+    changes.push_back(Ins(t, {std::to_string(i == 2100 ? 7 : i), "x"}));
+  }
+  const Transaction txn = Txn(0xB000000, changes);
+  auto sink = OpenSink(Options("cpn"));
+  auto st = ApplyBatch(*sink, {txn});
+  ASSERT_FALSE(st.ok());
+  EXPECT_FALSE(st.retryable()) << st.ToString();
+  EXPECT_NE(st.message().find("at source LSN " + txn.changes[2100].lsn.ToString()),
+            std::string::npos)
+      << st.ToString();
+  EXPECT_EQ(sink->stats().copy_key_conflicts, 0u);
+  EXPECT_EQ(sink->stats().row_by_row_replays, 1u);
+  EXPECT_EQ(Value1("SELECT count(*) FROM cpn.t"), "0");
+}
+
 }  // namespace
 }  // namespace sluice::testing
