@@ -44,6 +44,15 @@ class PipelineSemanticsTest : public ::testing::Test {
         run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log()).ok());
   }
   std::string Log() const { return f_.dir().File("run.err"); }
+  // Until the run's slot exists and is streaming (up to 30 s).
+  void WaitForActiveSlot() {
+    for (int i = 0; i < 300; ++i) {
+      auto slot = f_.source().Query(
+          "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sluice_sem' AND active");
+      if (slot.ok() && !slot->empty()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
 
   PipelineFixture f_;
   TailConfig config_;
@@ -130,12 +139,7 @@ TEST_F(PipelineSemanticsTest, PermanentApplyErrorStopsThePipelineAndNamesTableLs
   ASSERT_TRUE(f_.target().Exec("CREATE TABLE public.sluice_marker (id int PRIMARY KEY)").ok());
   StartRun("    snapshot: never\n");
   // Without a copy, only changes after the slot exists are streamed: wait for it.
-  for (int i = 0; i < 300; ++i) {
-    auto slot = f_.source().Query(
-        "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sluice_sem' AND active");
-    if (slot.ok() && !slot->empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  WaitForActiveSlot();
   ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
   auto confirmed_before = f_.source().QueryValue(
       "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'sluice_sem'");
@@ -173,12 +177,7 @@ TEST_F(PipelineSemanticsTest, TargetHoldingStreamedKeysConvergesThroughUpserts) 
                         "INSERT INTO pre_t SELECT g, 'stale' FROM generate_series(1000, 1999) g")
                   .ok());
   StartRun("    snapshot: never\n");
-  for (int i = 0; i < 300; ++i) {
-    auto slot = f_.source().Query(
-        "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sluice_sem' AND active");
-    if (slot.ok() && !slot->empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  WaitForActiveSlot();
   ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
   Source("INSERT INTO pre_t SELECT g, 'fresh ' || g FROM generate_series(1, 5000) g");
   Source("UPDATE pre_t SET v = 'updated' WHERE id % 7 = 0");
