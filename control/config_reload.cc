@@ -31,6 +31,7 @@ void CompareFixed(const config::PipelineConfig& a, const config::PipelineConfig&
   check(a.target.apply.session_replication_role == b.target.apply.session_replication_role,
         "target.apply.session_replication_role");
   check(a.target.apply.copy_jobs == b.target.apply.copy_jobs, "target.apply.copy_jobs");
+  check(a.target.apply.compact == b.target.apply.compact, "target.apply.compact");
   check(a.snapshot == b.snapshot, "snapshot");
   check(a.capture.memory_limit_bytes == b.capture.memory_limit_bytes, "capture.memory_limit");
   check(a.capture.spill_dir == b.capture.spill_dir, "capture.spill_dir");

@@ -49,5 +49,13 @@ TEST(ConfigReloadTest, EverythingElseIsRefusedByKey) {
                                                     "pipelines[new] (added)"}));
 }
 
+// The sink is built once per pipeline (and kept across retries): its options need a restart.
+TEST(ConfigReloadTest, CompactionNeedsARestart) {
+  config::Config fresh = Base();
+  fresh.pipelines[0].target.apply.compact = false;
+  const ReloadPlan plan = PlanReload(Base(), fresh);
+  EXPECT_EQ(plan.refused, (std::vector<std::string>{"pipelines[orders].target.apply.compact"}));
+}
+
 }  // namespace
 }  // namespace sluice::control
