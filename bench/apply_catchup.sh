@@ -18,8 +18,12 @@
 #   CONSUMERS="native sluice"
 #   STREAMING=false   in-progress streaming for both consumers (subscription streaming = on,
 #                     sluice source.streaming: true)
+#   BINARY=false      binary transfer for both consumers (subscription binary = true, sluice
+#                     source.binary: true)
 #   SLUICE_APPLY=     YAML flow mapping for sluice's target.apply, e.g. "{ batch_max_delay: 20ms }"
 #   SLUICE_CAPTURE=   YAML flow mapping for sluice's capture section, e.g. "{ queue_capacity: 1024 }"
+#   REPEAT=1          runs of every workload, each on fresh clusters; the consumers take turns
+#                     going first, and the table reports each one's median (and range)
 #   TIMEOUT=900       seconds a consumer may take to catch up before the run fails
 #   OUT=FILE          also write the Markdown results table to FILE
 #   BUILD_DIR=build   where scripts/build.sh builds; SKIP_BUILD=1 uses an existing binary
@@ -40,8 +44,10 @@ TOAST_KB="${TOAST_KB:-20}"
 WORKLOADS="${WORKLOADS:-rows pgbench toast}"
 CONSUMERS="${CONSUMERS:-native sluice}"
 STREAMING="${STREAMING:-false}"
+BINARY="${BINARY:-false}"
 SLUICE_APPLY="${SLUICE_APPLY:-}"
 SLUICE_CAPTURE="${SLUICE_CAPTURE:-}"
+REPEAT="${REPEAT:-1}"
 TIMEOUT="${TIMEOUT:-900}"
 OUT="${OUT:-}"
 BUILD_DIR="${BUILD_DIR:-build}"
@@ -64,12 +70,14 @@ case "$STREAMING" in
   false) SUB_STREAMING=off ;;
   *) die "STREAMING must be true or false" ;;
 esac
+[ "$BINARY" = true ] || [ "$BINARY" = false ] || die "BINARY must be true or false"
 wants native || wants sluice || die "CONSUMERS names neither native nor sluice"
 if wants sluice; then ensure_sluice; fi
 ensure_gnu_time
 for tool in pgbench psql pg_dump; do
   [ -x "$PG_BIN/$tool" ] || die "missing $PG_BIN/$tool"
 done
+[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "REPEAT must be a positive integer"
 [ $((ROWS % ROW_TXNS)) = 0 ] || die "ROWS ($ROWS) must be a multiple of ROW_TXNS ($ROW_TXNS)"
 [ $((TXNS % CLIENTS)) = 0 ] || die "TXNS ($TXNS) must be a multiple of CLIENTS ($CLIENTS)"
 [ $((UPDATES % UPDATE_BATCH)) = 0 ] ||
@@ -104,7 +112,7 @@ current_lsn() { src -c "SELECT pg_current_wal_lsn()"; }
 # they are timed (and no background transaction lands after the backlog's last commit).
 start_clusters() {
   local name="$1"
-  DIR="$WORK/$name"
+  DIR="$WORK/$name.$REP"
   mkdir -p "$DIR"
   chmod 755 "$DIR"
   SRC_PORT="$(free_port)"
@@ -151,7 +159,7 @@ create_consumers() {
   if wants native; then
     PGOPTIONS="-c client_min_messages=warning" tgt native -q -c "CREATE SUBSCRIPTION native_sub CONNECTION '$SRC_DSN' PUBLICATION bench
       WITH (enabled = false, copy_data = false, create_slot = true, slot_name = 'native_slot',
-            streaming = $SUB_STREAMING)"
+            streaming = $SUB_STREAMING, binary = $BINARY)"
   fi
   if wants sluice; then
     local common
@@ -163,6 +171,7 @@ pipelines:
       publication: bench
       create_publication: false
       streaming: $STREAMING
+      binary: $BINARY
     snapshot: never"
     # The slot-creating run is a tail (it needs no target) with its own state directory, so the
     # timed run starts from the slot's position with a fresh state.
@@ -241,6 +250,26 @@ wait_applied() {
   cat "$DIR/reached.$db"
 }
 
+# proc_cpu PID: CPU seconds (user + system) process PID has used so far, "-" when it is gone.
+# Only meaningful here because the servers run on this machine.
+proc_cpu() {
+  local ticks
+  ticks="$(awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null)" || { echo -; return; }
+  calc "$ticks / $(getconf CLK_TCK)" '%.2f\n'
+}
+
+# server_cpu LABEL SLOT TARGET_PID_SQL: right after a consumer caught up (its processes still
+# run), the CPU used by the walsender serving SLOT and by the target's applying process, into
+# DIR/LABEL.walsender_cpu and DIR/LABEL.target_cpu. Each server process started with the run, so
+# its whole CPU time is the run's.
+server_cpu() {
+  local label="$1" slot="$2" target_sql="$3" pid
+  pid="$(src -c "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$slot'")"
+  proc_cpu "${pid:-0}" >"$DIR/$label.walsender_cpu"
+  pid="$(tgt "$label" -c "$target_sql")"
+  proc_cpu "${pid:-0}" >"$DIR/$label.target_cpu"
+}
+
 slot_confirmed() {
   src -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$1'"
 }
@@ -248,9 +277,10 @@ lsn_reached() { [ "$(src -c "SELECT '$1'::pg_lsn >= '$2'::pg_lsn")" = t ]; }
 
 # record WORKLOAD CONSUMER LABEL: one result row from the measurement files.
 record() {
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$EXPECTED_CHANGES" "$EXPECTED_TXNS" \
-    "$WAL_BYTES" "$(cat "$DIR/$3.wall")" "$(cat "$DIR/$3.rss" 2>/dev/null || echo -)" \
-    "$(cat "$DIR/$3.cpu" 2>/dev/null || echo -)" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$EXPECTED_CHANGES" \
+    "$EXPECTED_TXNS" "$WAL_BYTES" "$(cat "$DIR/$3.wall")" \
+    "$(cat "$DIR/$3.rss" 2>/dev/null || echo -)" "$(cat "$DIR/$3.cpu" 2>/dev/null || echo -)" \
+    "$(cat "$DIR/$3.walsender_cpu")" "$(cat "$DIR/$3.target_cpu")" >>"$RESULTS"
 }
 
 # The native subscription: enabled, then timed until the target committed the backlog's last
@@ -263,6 +293,7 @@ run_native() {
   reached="$(wait_applied native "$LAST_COMMIT")" ||
     die "the native subscription did not apply $LAST_COMMIT within ${TIMEOUT}s (target log: $DIR/target/server.log)"
   awk -v s="$start" -v e="$reached" 'BEGIN { printf "%.3f\n", e - s }' >"$DIR/native.wall"
+  server_cpu native native_slot "SELECT pid FROM pg_stat_subscription WHERE subname = 'native_sub'"
   tgt native -q -c "ALTER SUBSCRIPTION native_sub DISABLE"
   record "$workload" "native subscription" native
 }
@@ -282,6 +313,9 @@ run_sluice() {
     [ "$rc" = 2 ] && die "sluice run exited before the target applied $LAST_COMMIT"
     die "sluice run did not apply $LAST_COMMIT within ${TIMEOUT}s"
   fi
+  server_cpu sluice sluice_bench "SELECT pid FROM pg_stat_activity
+    WHERE datname = 'sluice' AND backend_type = 'client backend' AND application_name <> 'psql'
+    ORDER BY backend_start LIMIT 1"
   stop_timed "$SLUICE_TIME_PID" ||
     { SLUICE_TIME_PID=; tail -20 "$DIR/sluice.log" >&2; die "sluice run failed on SIGTERM"; }
   SLUICE_TIME_PID=
@@ -296,9 +330,20 @@ run_sluice() {
 # LAST_COMMIT, the end of the backlog's last transaction, is the WAL position read in the
 # session that committed it, right after the commit (nothing else writes on the source:
 # autovacuum is off). Both consumers are timed until their target committed it.
+# Between the two, a checkpoint on the target: the first consumer's rows are still dirty in the
+# target's shared buffers, and without it the second consumer's backend would pay for writing
+# them out while it is timed. Whoever goes second still finds the buffers holding the first
+# one's pages, so the consumers take turns going first (native in odd repetitions).
 run_consumers() {
-  ! wants native || run_native "$1"
-  ! wants sluice || run_sluice "$1"
+  local first=native second=sluice c
+  if [ $((REP % 2)) = 0 ]; then first=sluice second=native; fi
+  for c in "$first" "$second"; do
+    wants "$c" || continue
+    if [ "$c" = "$second" ] && wants "$first"; then
+      psql_at "$TGT_PORT" -d postgres -c "CHECKPOINT"
+    fi
+    "run_$c" "$1"
+  done
 }
 
 # verify TABLE...: every target database holds exactly the source's rows.
@@ -423,41 +468,55 @@ print_table() {
   local version=""
   if wants sluice; then version=", $("$SLUICE" --version)"; fi
   echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"\
-    "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}')$version, streaming=$STREAMING."
+    "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}')$version, streaming=$STREAMING, binary=$BINARY."
   echo "Source, target and sluice share the machine. Both consumers apply the same backlog from"
-  echo "their own slot into their own target database, one after the other (native first)."
+  echo "their own slot into their own target database, one after the other, taking turns going"
+  echo "first. $REPEAT run(s) of each workload on fresh clusters; each figure is the consumer's"
+  echo "median, with the range of its seconds and of the ratio over the runs."
   echo "Load average before the run: $LOAD_BEFORE; after: $(cut -d ' ' -f 1-3 /proc/loadavg)."
   echo
-  echo "| workload | consumer | changes | txns | WAL MB | seconds | changes/s | txns/s | vs native | sluice CPU s | sluice peak RSS MB |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  awk -F '\t' '
-    {
-      n++; workload[n] = $1; consumer[n] = $2; changes[n] = $3; txns[n] = $4; wal[n] = $5
-      seconds[n] = $6; rss[n] = $7; cpu[n] = $8
-      rate[n] = $6 > 0 ? $3 / $6 : 0
-      if ($2 == "native subscription") base[$1] = rate[n]
-    }
-    END {
-      for (i = 1; i <= n; i++) {
-        b = base[workload[i]]
-        ratio = b > 0 ? sprintf("%.2fx", rate[i] / b) : "-"
-        cpu_s = cpu[i] == "-" ? "-" : sprintf("%.2f", cpu[i])
-        rss_mb = rss[i] == "-" ? "-" : sprintf("%.1f", rss[i] / 1024)
-        txn_rate = seconds[i] > 0 ? txns[i] / seconds[i] : 0
-        printf "| %s | %s | %d | %d | %.1f | %.2f | %.0f | %.0f | %s | %s | %s |\n",
-          workload[i], consumer[i], changes[i], txns[i], wal[i] / 1048576, seconds[i],
-          rate[i], txn_rate, ratio, cpu_s, rss_mb
-      }
-    }' "$RESULTS"
+  echo "Walsender CPU is the source's process serving the consumer's slot; target CPU is the"
+  echo "native apply worker, or the target backend of sluice's apply session."
+  echo
+  echo "| workload | consumer | runs | changes | txns | WAL MB | seconds (range) | changes/s | txns/s | vs native (range) | sluice CPU s | sluice peak RSS MB | walsender CPU s | target CPU s |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  python3 - "$RESULTS" <<'PY'
+import statistics, sys
+runs = {}  # (workload, consumer) -> list of rows, in the order first seen
+for line in open(sys.argv[1]):
+    f = line.rstrip("\n").split("\t")
+    runs.setdefault((f[0], f[1]), []).append(f)
+
+def median(rows, i, scale=1.0, fmt="%.2f"):
+    values = [float(r[i]) / scale for r in rows if r[i] != "-"]
+    return fmt % statistics.median(values) if values else "-"
+
+for (workload, consumer), rows in runs.items():
+    seconds = [float(r[5]) for r in rows]
+    natives = runs.get((workload, "native subscription"), [])
+    ratio = "-"
+    if natives:
+        # One ratio per repetition (same clusters, same backlog), then their median and range.
+        pairs = [float(n[5]) / float(r[5]) for n, r in zip(natives, rows)]
+        ratio = "%.2fx (%.2f-%.2f)" % (statistics.median(pairs), min(pairs), max(pairs))
+    changes, txns, wal = int(rows[0][2]), int(rows[0][3]), int(rows[0][4])
+    mid = statistics.median(seconds)
+    print("| %s | %s | %d | %d | %d | %.1f | %.2f (%.2f-%.2f) | %.0f | %.0f | %s | %s | %s | %s | %s |" % (
+        workload, consumer, len(rows), changes, txns, wal / 1048576, mid, min(seconds),
+        max(seconds), changes / mid, txns / mid, ratio, median(rows, 7),
+        median(rows, 6, 1024, "%.1f"), median(rows, 8), median(rows, 9)))
+PY
 }
 
-for workload in $WORKLOADS; do
-  case "$workload" in
-    rows) workload_rows ;;
-    pgbench) workload_pgbench ;;
-    toast) workload_toast ;;
-    *) die "unknown workload '$workload' (rows, pgbench, toast)" ;;
-  esac
+for ((REP = 1; REP <= REPEAT; REP++)); do
+  for workload in $WORKLOADS; do
+    case "$workload" in
+      rows) workload_rows ;;
+      pgbench) workload_pgbench ;;
+      toast) workload_toast ;;
+      *) die "unknown workload '$workload' (rows, pgbench, toast)" ;;
+    esac
+  done
 done
 
 print_table >"$WORK/results.md"

@@ -91,6 +91,10 @@ struct MigrationConfig {
 struct Config {
   std::string source_file;  // the file (or source name) the config was read from
   std::string state_dir = "/var/lib/sluice";
+  // CPU priority of `sluice run`, as a nice value (-20..19). sluice's threads wait on the
+  // walsender most of the time; where they share CPUs with the PostgreSQL processes they drive,
+  // yielding to those moves the stream faster. Below the current value needs CAP_SYS_NICE.
+  int nice = 10;
   AdminConfig admin;
   LogConfig log;
   std::vector<PipelineConfig> pipelines;

@@ -649,6 +649,7 @@ void CheckMigrations(Loader* loader, const std::vector<Field>& items,
 void ReadConfig(Loader* loader, const Field& root, Config* config) {
   MapReader m(loader, root);
   if (auto f = m.Take("state_dir")) Assign(&config->state_dir, loader->String(*f));
+  if (auto f = m.Take("nice")) Assign(&config->nice, loader->Integer(*f, -20, 19));
   if (std::optional<MapReader> admin = SubMap(loader, m.Take("admin"))) {
     if (auto f = admin->Take("listen")) {
       if (auto s = loader->String(*f)) {

@@ -32,6 +32,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   Config c = ParseOrDie(kMinimal);
   EXPECT_EQ(c.source_file, "sluice.yaml");
   EXPECT_EQ(c.state_dir, "/var/lib/sluice");
+  EXPECT_EQ(c.nice, 10);
   EXPECT_EQ(c.admin.listen, "127.0.0.1:7878");
   EXPECT_EQ(c.log.level, "info");
   EXPECT_EQ(c.log.format, "text");
@@ -69,6 +70,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
 
 TEST(ParseConfigTest, EveryKeySet) {
   Config c = ParseOrDie(R"(state_dir: /srv/sluice/
+nice: -5
 admin: { listen: "0.0.0.0:9000" }
 log: { level: debug, format: json }
 pipelines:
@@ -110,6 +112,7 @@ migrations:
     tables: ["public.*"]
 )");
   EXPECT_EQ(c.state_dir, "/srv/sluice/");
+  EXPECT_EQ(c.nice, -5);
   EXPECT_EQ(c.admin.listen, "0.0.0.0:9000");
   EXPECT_EQ(c.log.level, "debug");
   EXPECT_EQ(c.log.format, "json");
@@ -276,7 +279,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "6:1: unknown key 'state_dri' (did you mean 'state_dir'?)"},
         BadConfig{"unknown top-level key", kHead + "frobnicate: 1\n",
                   "6:1: unknown key 'frobnicate' (expected one of: admin, log, migrations, "
-                  "pipelines, state_dir)"},
+                  "nice, pipelines, state_dir)"},
+        BadConfig{"nice out of range", kHead + "nice: 20\n",
+                  "6:7: nice: expected an integer from -20 to 19, got '20'"},
         BadConfig{"misspelt source key", R"(pipelines:
   - name: orders
     source:

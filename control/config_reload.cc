@@ -49,6 +49,7 @@ ReloadPlan PlanReload(const config::Config& running, const config::Config& fresh
   if (running.log.format != fresh.log.format) plan.log_format = fresh.log.format;
   if (running.state_dir != fresh.state_dir) plan.refused.push_back("state_dir");
   if (running.admin.listen != fresh.admin.listen) plan.refused.push_back("admin.listen");
+  if (running.nice != fresh.nice) plan.refused.push_back("nice");
 
   std::map<std::string, const config::PipelineConfig*> fresh_by_name;
   for (const auto& p : fresh.pipelines) fresh_by_name[p.name] = &p;

@@ -40,13 +40,15 @@ TEST(ConfigReloadTest, EverythingElseIsRefusedByKey) {
   fresh.pipelines[0].source.dsn = "host=c";
   fresh.pipelines[0].capture.queue_capacity = 3;
   fresh.state_dir = "/tmp/x";
+  fresh.nice = 0;
   config::PipelineConfig extra;
   extra.name = "new";
   fresh.pipelines.push_back(extra);
   const ReloadPlan plan = PlanReload(Base(), fresh);
-  EXPECT_EQ(plan.refused, (std::vector<std::string>{"state_dir", "pipelines[orders].source.dsn",
-                                                    "pipelines[orders].capture.queue_capacity",
-                                                    "pipelines[new] (added)"}));
+  EXPECT_EQ(plan.refused,
+            (std::vector<std::string>{"state_dir", "nice", "pipelines[orders].source.dsn",
+                                      "pipelines[orders].capture.queue_capacity",
+                                      "pipelines[new] (added)"}));
 }
 
 // The sink is built once per pipeline (and kept across retries): its options need a restart.

@@ -9,6 +9,7 @@
 
 #include "control/admin_server.h"
 #include "control/config_reload.h"
+#include "control/cpu_priority.h"
 #include "control/pipeline_runner.h"
 #include "control/pipeline_status.h"
 #include "control/sink_factory.h"
@@ -83,6 +84,10 @@ void Reload(const config::Config& running, const ReloadHooks& hooks,
 
 core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& stop,
                        const ReloadHooks& hooks) {
+  // Before any thread starts, so that every one inherits it.
+  if (core::Status st = SetProcessNice(config.nice); !st.ok()) {
+    spdlog::warn("{}; running at the inherited priority", st.message());
+  }
   SLUICE_ASSIGN_OR_RETURN(auto store, state::CheckpointStore::Open(config.state_dir));
   std::vector<std::unique_ptr<PipelineRunner>> runners;
   for (const auto& pipeline : config.pipelines) {

@@ -1,9 +1,12 @@
 // The daemon and its signals: SIGTERM under load stops after the in-flight batch with checkpoint
 // and feedback written and loses nothing; SIGHUP applies log and batching changes and refuses
-// the rest by name.
+// the rest by name. Also the daemon's CPU priority (`nice`), which every thread must carry.
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/pipeline_fixture.h"
@@ -23,6 +26,44 @@ TailConfig WriteConfig(PipelineFixture& f, const std::string& log_level = "info"
   text.replace(text.find("level: info"), 11, "level: " + log_level);
   WriteFile(config.path, text);
   return config;
+}
+
+// Thread id -> nice value of every thread of process `pid` (field 19 of /proc/PID/task/TID/stat).
+std::map<std::string, int> ThreadNiceValues(pid_t pid) {
+  std::map<std::string, int> values;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    const std::string stat = ReadFile(task.path().string() + "/stat");
+    std::istringstream after_name(stat.substr(stat.rfind(')') + 1));
+    std::string skipped;
+    for (int field = 3; field < 19; ++field) after_name >> skipped;
+    int nice = 0;
+    after_name >> nice;
+    values[task.path().filename().string()] = nice;
+  }
+  return values;
+}
+
+TEST(DaemonSignalsTest, EveryThreadRunsAtTheConfiguredNiceValue) {
+  PipelineFixture f;
+  ASSERT_TRUE(f.ok()) << f.error();
+  ASSERT_TRUE(f.InitPgbench(1).ok());
+  TailConfig config = WriteConfig(f);
+  WriteFile(config.path, "nice: 7\n" + ReadFile(config.path));
+  const std::string log = f.dir().File("run.err");
+  SluiceProcess run;
+  ASSERT_TRUE(run.Start({"run", "--config", config.path}, f.dir().File("run.out"), log).ok());
+  ASSERT_TRUE(f.WaitForCatchUp(kCatchUp)) << ReadFile(log);
+
+  // Streaming: the admin server, the pipeline and its capture thread all run by now.
+  const std::map<std::string, int> nice = ThreadNiceValues(run.pid());
+  EXPECT_GE(nice.size(), 3u);
+  for (const auto& [tid, value] : nice) EXPECT_EQ(value, 7) << "thread " << tid;
+
+  run.Kill(SIGTERM);
+  auto exit_code = run.Wait(std::chrono::seconds(60));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 0) << ReadFile(log);
 }
 
 TEST(DaemonSignalsTest, SigtermUnderLoadStopsCleanlyAndLosesNothing) {
