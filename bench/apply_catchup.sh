@@ -71,6 +71,8 @@ case "$STREAMING" in
   *) die "STREAMING must be true or false" ;;
 esac
 [ "$BINARY" = true ] || [ "$BINARY" = false ] || die "BINARY must be true or false"
+[ "$BINARY" = false ] || ! wants sluice ||
+  die "BINARY=true needs CONSUMERS=native: sluice's PostgreSQL sink does not take binary values yet"
 wants native || wants sluice || die "CONSUMERS names neither native nor sluice"
 if wants sluice; then ensure_sluice; fi
 ensure_gnu_time
