@@ -22,6 +22,7 @@
 #                     source.binary: true)
 #   SLUICE_APPLY=     YAML flow mapping for sluice's target.apply, e.g. "{ batch_max_delay: 20ms }"
 #   SLUICE_CAPTURE=   YAML flow mapping for sluice's capture section, e.g. "{ queue_capacity: 1024 }"
+#   SLUICE_NICE=      sluice's `nice` setting (default: sluice's own default)
 #   REPEAT=1          runs of every workload, each on fresh clusters; the consumers take turns
 #                     going first, and the table reports each one's median (and range)
 #   TIMEOUT=900       seconds a consumer may take to catch up before the run fails
@@ -47,6 +48,7 @@ STREAMING="${STREAMING:-false}"
 BINARY="${BINARY:-false}"
 SLUICE_APPLY="${SLUICE_APPLY:-}"
 SLUICE_CAPTURE="${SLUICE_CAPTURE:-}"
+SLUICE_NICE="${SLUICE_NICE:-}"
 REPEAT="${REPEAT:-1}"
 TIMEOUT="${TIMEOUT:-900}"
 OUT="${OUT:-}"
@@ -181,6 +183,7 @@ pipelines:
       >"$DIR/sluice-tail.yaml"
     printf 'state_dir: %s\nadmin: { listen: "127.0.0.1:%s" }\n%s\n' "$DIR/state" "$(free_port)" \
       "$common" >"$DIR/sluice.yaml"
+    [ -z "$SLUICE_NICE" ] || sed -i "1i nice: $SLUICE_NICE" "$DIR/sluice.yaml"
     cat >>"$DIR/sluice.yaml" <<YAML
     target:
       type: postgres

@@ -178,6 +178,13 @@ TEST_F(SystemdUnitsTest, UnitsKeepTheDaemonContract) {
     EXPECT_EQ(Only(d, "RestrictAddressFamilies"), "AF_UNIX AF_INET AF_INET6");
     EXPECT_EQ(Only(d, "MemoryDenyWriteExecute"), "yes");
     EXPECT_EQ(Only(d, "SystemCallArchitectures"), "native");
+    // sluice sets its own nice value (`nice:`): of @resources, only setpriority comes back.
+    std::vector<std::string> filters;
+    for (auto [it, end] = d.equal_range("SystemCallFilter"); it != end; ++it) {
+      filters.push_back(it->second);
+    }
+    EXPECT_EQ(filters, (std::vector<std::string>{"@system-service", "~@privileged @resources",
+                                                 "setpriority"}));
     // Only the state directory is writable: nothing may widen that.
     EXPECT_EQ(d.count("ReadWritePaths"), 0u);
   }
