@@ -230,6 +230,14 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
            batch.bytes >= limits.batch_max_bytes ||
            Clock::now() - batch.started >= limits.batch_max_delay;
   };
+  // The source went idle right after the last transaction the open batch holds (a keepalive
+  // past it, nothing emitted since): more is not on its way, and waiting out batch_max_delay
+  // would only add lag. Batches still fill while a backlog streams.
+  auto source_idle_after_batch = [&] {
+    const capture::IdlePosition idle = capture->idle_position();
+    return batch.end.end_lsn.valid() && idle.lsn.valid() && idle.lsn >= batch.end.end_lsn &&
+           idle.transactions_emitted == done + batch.positioned;
+  };
 
   while (true) {
     if (stop.load()) capture_stop = true;
@@ -237,7 +245,7 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     metrics_.source_wal_end = capture->stats().server_wal_end.load();
     if (!item) {
       if (batch.open && !batch.mid_transaction &&
-          (batch_full() || queue.closed() || capture_stop.load())) {
+          (batch_full() || queue.closed() || capture_stop.load() || source_idle_after_batch())) {
         apply_status = commit();
         if (!apply_status.ok()) break;
       }

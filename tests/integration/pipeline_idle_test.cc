@@ -1,6 +1,6 @@
 // A pipeline whose published tables are quiet while the source writes WAL elsewhere must still
 // advance its slot (the source must not retain WAL forever), without confirming anything that
-// is not durable on the target.
+// is not durable on the target. And a batch must not wait out its delay once the source is idle.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -75,6 +75,41 @@ TEST(PipelineIdleTest, QuietTablesStillAdvanceTheSlotWhileOtherDatabasesWrite) {
   EXPECT_TRUE(arrived);
   run.Kill(SIGTERM);
   ASSERT_TRUE(run.Wait(std::chrono::seconds(30)).ok());
+}
+
+// With limits no test would reach (an hour, a million transactions), each write still arrives
+// within seconds: the batch closes when the source goes idle after it.
+TEST(PipelineIdleTest, AnIdleSourceClosesTheOpenBatchWithoutWaitingForItsLimits) {
+  PipelineFixture f;
+  ASSERT_TRUE(f.ok()) << f.error();
+  ASSERT_TRUE(f.source().Exec("CREATE TABLE public.events (id int PRIMARY KEY, note text)").ok());
+  const std::string yaml =
+      "    target:\n      type: postgres\n      dsn: " + nlohmann::json(f.target().Dsn()).dump() +
+      "\n      apply: { create_tables: true, batch_max_delay: 1h, "
+      "batch_max_transactions: 1000000, batch_max_bytes: 1GB }\n";
+  TailConfig config = WriteTailConfig(f.dir(), f.source(), {"public.events"}, yaml, "prompt");
+  const std::string log = f.dir().File("run.err");
+  SluiceProcess run;
+  ASSERT_TRUE(run.Start({"run", "--config", config.path}, f.dir().File("run.out"), log).ok());
+
+  for (int id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(f.source()
+                    .Exec("INSERT INTO public.events VALUES (" + std::to_string(id) + ", 'n" +
+                          std::to_string(id) + "')")
+                    .ok());
+    bool arrived = false;
+    for (int i = 0; i < 600 && !arrived; ++i) {  // at most a minute, against the hour
+      auto n = f.target().QueryValue("SELECT count(*) FROM public.events");
+      arrived = n.ok() && *n == std::to_string(id);
+      if (!arrived) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_TRUE(arrived) << "insert " << id << " did not reach the target\n" << ReadFile(log);
+  }
+  EXPECT_EQ(f.Diff({"public.events"}), "");
+  run.Kill(SIGTERM);
+  auto exit_code = run.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 0) << ReadFile(log);
 }
 
 }  // namespace
