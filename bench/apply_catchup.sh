@@ -318,9 +318,8 @@ run_sluice() {
     [ "$rc" = 2 ] && die "sluice run exited before the target applied $LAST_COMMIT"
     die "sluice run did not apply $LAST_COMMIT within ${TIMEOUT}s"
   fi
-  server_cpu sluice sluice_bench "SELECT pid FROM pg_stat_activity
-    WHERE datname = 'sluice' AND backend_type = 'client backend' AND application_name <> 'psql'
-    ORDER BY backend_start LIMIT 1"
+  server_cpu sluice sluice_bench \
+    "SELECT pid FROM pg_stat_activity WHERE application_name = 'sluice-apply-bench'"
   stop_timed "$SLUICE_TIME_PID" ||
     { SLUICE_TIME_PID=; tail -20 "$DIR/sluice.log" >&2; die "sluice run failed on SIGTERM"; }
   SLUICE_TIME_PID=
