@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "core/thread_name.h"
+
 namespace sluice::control {
 
 core::Result<ListenAddress> ParseListenAddress(const std::string& listen) {
@@ -104,6 +106,7 @@ core::Status AdminServer::Start(const std::string& listen) {
     port_ = address.port;
   }
   server_thread_ = std::thread([http = http_.get()] {
+    core::NameCurrentThread("admin-http");
     http->server.listen_after_bind();
     http->finished = true;
   });
@@ -111,7 +114,10 @@ core::Status AdminServer::Start(const std::string& listen) {
     std::lock_guard lock(sampler_mu_);
     stopping_ = false;
   }
-  sampler_thread_ = std::thread([this] { Sample(); });
+  sampler_thread_ = std::thread([this] {
+    core::NameCurrentThread("admin-sampler");
+    Sample();
+  });
   return core::Status::Ok();
 }
 

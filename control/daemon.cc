@@ -14,6 +14,7 @@
 #include "control/pipeline_status.h"
 #include "control/sink_factory.h"
 #include "control/systemd_notifier.h"
+#include "core/thread_name.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
@@ -122,6 +123,7 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
   std::vector<std::thread> threads;
   for (auto& runner : runners) {
     threads.emplace_back([&, r = runner.get()] {
+      core::NameCurrentThread("apply", r->pipeline().name);
       core::Status status = r->Run(stop);
       if (!status.ok()) {
         spdlog::error("{}", status.message());

@@ -13,6 +13,7 @@
 
 #include "capture/snapshot_copier.h"
 #include "core/table_definition.h"
+#include "core/thread_name.h"
 
 namespace sluice::control {
 namespace {
@@ -281,7 +282,10 @@ core::Status InitialCopy::Run(const std::string& snapshot) {
   std::vector<std::thread> threads;
   threads.reserve(copiers.size());
   for (auto& copier : copiers) {
-    threads.emplace_back([this, c = copier.get()] { Worker(*c); });
+    threads.emplace_back([this, c = copier.get()] {
+      core::NameCurrentThread("copy", pipeline_.name);
+      Worker(*c);
+    });
   }
   for (auto& thread : threads) thread.join();
 

@@ -10,6 +10,7 @@
 #include "control/initial_copy.h"
 #include "core/bounded_queue.h"
 #include "core/pg_time.h"
+#include "core/thread_name.h"
 
 namespace sluice::control {
 namespace {
@@ -161,6 +162,7 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
   std::atomic<bool> capture_stop{false};
   core::Status capture_status;
   std::thread capture_thread([&] {
+    core::NameCurrentThread("cap", pipeline_.name);
     capture_status = capture->Run(
         resume, capture_stop,
         [&](core::Transaction&& txn) -> core::Status {

@@ -1,11 +1,13 @@
 // The daemon and its signals: SIGTERM under load stops after the in-flight batch with checkpoint
 // and feedback written and loses nothing; SIGHUP applies log and batching changes and refuses
-// the rest by name. Also the daemon's CPU priority (`nice`), which every thread must carry.
+// the rest by name. Also the daemon's threads: each named after its role and pipeline, and each
+// at the configured CPU priority (`nice`).
 #include <gtest/gtest.h>
 
 #include <csignal>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -44,7 +46,19 @@ std::map<std::string, int> ThreadNiceValues(pid_t pid) {
   return values;
 }
 
-TEST(DaemonSignalsTest, EveryThreadRunsAtTheConfiguredNiceValue) {
+// Names (/proc/PID/task/TID/comm) of every thread of process `pid`.
+std::set<std::string> ThreadNames(pid_t pid) {
+  std::set<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::string name = ReadFile(task.path().string() + "/comm");
+    while (!name.empty() && name.back() == '\n') name.pop_back();
+    names.insert(name);
+  }
+  return names;
+}
+
+TEST(DaemonSignalsTest, EveryThreadIsNamedAndRunsAtTheConfiguredNiceValue) {
   PipelineFixture f;
   ASSERT_TRUE(f.ok()) << f.error();
   ASSERT_TRUE(f.InitPgbench(1).ok());
@@ -55,7 +69,16 @@ TEST(DaemonSignalsTest, EveryThreadRunsAtTheConfiguredNiceValue) {
   ASSERT_TRUE(run.Start({"run", "--config", config.path}, f.dir().File("run.out"), log).ok());
   ASSERT_TRUE(f.WaitForCatchUp(kCatchUp)) << ReadFile(log);
 
-  // Streaming: the admin server, the pipeline and its capture thread all run by now.
+  // The marker may have come with the initial copy: wait for the stream's capture thread.
+  std::set<std::string> names;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!names.contains("cap:sig") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    names = ThreadNames(run.pid());
+  }
+  EXPECT_TRUE(names.contains("cap:sig")) << ::testing::PrintToString(names);
+  EXPECT_TRUE(names.contains("apply:sig")) << ::testing::PrintToString(names);
+
   const std::map<std::string, int> nice = ThreadNiceValues(run.pid());
   EXPECT_GE(nice.size(), 3u);
   for (const auto& [tid, value] : nice) EXPECT_EQ(value, 7) << "thread " << tid;
