@@ -46,16 +46,23 @@ core::Status PipelineFixture::StartLoad(SluiceProcess& load, int seconds, int cl
 }
 
 bool PipelineFixture::WaitForCatchUp(std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // A marker written before the slot's snapshot arrives with the initial copy of its table,
+  // which may end before other tables' copies do. A second marker, written once the first is
+  // on the target, is past that snapshot: it comes by the stream, which starts after the copy.
+  return WaitForMarker(deadline) && WaitForMarker(deadline);
+}
+
+bool PipelineFixture::WaitForMarker(std::chrono::steady_clock::time_point deadline) {
   const int id = ++marker_;
   if (!source_->Exec("INSERT INTO public.sluice_marker VALUES (" + std::to_string(id) + ")").ok()) {
     return false;
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     auto found =
         target_->Query("SELECT 1 FROM public.sluice_marker WHERE id = " + std::to_string(id));
     if (found.ok() && !found->empty()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return false;
 }

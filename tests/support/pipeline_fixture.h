@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,15 +30,18 @@ class PipelineFixture {
   // > 0), as a child process.
   core::Status StartLoad(SluiceProcess& load, int seconds, int clients = 2);
 
-  // Writes a marker row on the source (table public.sluice_marker, made by InitPgbench and
-  // published with public.*) and waits until the target has it: the target has then applied
-  // everything committed before. False on timeout.
+  // Writes marker rows on the source (table public.sluice_marker, made by InitPgbench and
+  // published with public.*) and waits until the target has them: the initial copy is then
+  // done and the target has applied everything committed before. False on timeout.
   bool WaitForCatchUp(std::chrono::seconds timeout);
 
   // "" when every table is identical row by row on both sides, else the differences.
   std::string Diff(const std::vector<std::string>& tables);
 
  private:
+  // Writes the next marker row on the source and waits for it on the target.
+  bool WaitForMarker(std::chrono::steady_clock::time_point deadline);
+
   std::unique_ptr<PgCluster> source_;
   std::unique_ptr<PgCluster> target_;
   std::string error_;
