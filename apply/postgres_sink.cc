@@ -1184,8 +1184,24 @@ core::Status PostgresSink::ApplyFragment(const core::Transaction& fragment,
   }
 
   if (coalesce_in_batch_) Retain(fragment);
+  last_fragment_lsn_ = fragment.commit_lsn;
   core::Status status = SendChanges(fragment, coalesce_in_batch_, movable);
   if (!status.ok()) status = ReplayRowByRow(status);
+  if (!status.ok() && pipeline_error_.ok()) pipeline_error_ = status;
+  return status;
+}
+
+core::Status PostgresSink::StreamPaused() {
+  if (!in_batch_ || !coalesce_in_batch_ || !pipeline_error_.ok()) return core::Status::Ok();
+  if (options_.flush_on_pause_bytes == 0 || compactor_.bytes() < options_.flush_on_pause_bytes) {
+    return core::Status::Ok();
+  }
+  ++stats_.pause_flushes;
+  core::Status status = FlushCompacted(last_fragment_lsn_);
+  // Hand what was queued to the server now, and take any results that are ready.
+  if (status.ok()) status = Pump(/*wait=*/false, /*max_pending=*/0);
+  if (status.ok()) status = pipeline_error_;
+  if (!status.ok()) status = ReplayRowByRow(status);  // as in Apply: find the row at fault
   if (!status.ok() && pipeline_error_.ok()) pipeline_error_ = status;
   return status;
 }

@@ -34,6 +34,11 @@ struct PostgresSinkOptions {
   // tables where that cannot be told apart: needs coalesce and session_replication_role
   // "replica".
   bool compact = true;
+  // When the stream pauses (StreamPaused) and the compactor holds at least this many bytes,
+  // they are sent before the batch ends: the target applies them while sluice waits for the
+  // walsender, and the commit finds little left to do. Rows changed again later in the batch
+  // are then sent twice, so small holdings (a few hot rows) keep waiting. 0: never.
+  uint64_t flush_on_pause_bytes = 256 * 1024;
 };
 
 // Counters since construction (read from the pipeline thread).
@@ -45,6 +50,7 @@ struct PostgresSinkStats {
   uint64_t multi_row_statements_prepared = 0;
   uint64_t multi_row_statements_sent = 0;  // each counts its rows in rows_applied
   uint64_t row_by_row_replays = 0;         // batches re-applied row by row after an error
+  uint64_t pause_flushes = 0;              // compactor contents sent while the stream paused
   uint64_t changes_compacted = 0;          // row changes absorbed by the compactor
   uint64_t changes_netted = 0;             // ... of which no statement was needed for
   uint64_t copies = 0;                     // COPYs of netted inserts (rows in rows_applied)
@@ -99,6 +105,8 @@ class PostgresSink : public Sink {
   core::Status Apply(const core::Transaction& fragment) override;
   core::Status Apply(core::Transaction&& fragment) override;
   core::Status CommitBatch(const AppliedPosition& position) override;
+  // Sends the compactor's contents once they reach options.flush_on_pause_bytes.
+  core::Status StreamPaused() override;
   void AbortBatch() override;
   core::Status CheckRelation(const core::Relation& relation) override;
   // Works on a short-lived connection of its own, so it may be called before Open() and does
@@ -232,6 +240,7 @@ class PostgresSink : public Sink {
   Run run_;
   std::string key_scratch_;
   BatchCompactor compactor_;
+  core::Lsn last_fragment_lsn_;  // commit LSN of the latest fragment, for messages
   // Tables (by OID) where an optimistic COPY met an existing key: upserts only. Survives Open().
   std::unordered_set<core::Oid> upsert_only_;
   bool sending_compacted_ = false;  // statements sent now carry netted changes

@@ -58,6 +58,10 @@ class Sink {
     return Apply(static_cast<const core::Transaction&>(fragment));
   }
   virtual core::Status CommitBatch(const AppliedPosition& position) = 0;
+  // The open batch waits for more of the stream. A sink that holds changes back (to net them
+  // or to group them) may send them now, so the target works while the pipeline waits; the
+  // batch stays open, and nothing of it is visible before CommitBatch.
+  virtual core::Status StreamPaused() { return core::Status::Ok(); }
   // Drops an open batch after an error; the connection may be closed (Open() again to retry).
   virtual void AbortBatch() = 0;
 

@@ -18,6 +18,8 @@
 #   CONSUMERS="native sluice"
 #   STREAMING=false   in-progress streaming for both consumers (subscription streaming = on,
 #                     sluice source.streaming: true)
+#   SOURCE_VIA=tcp    how both consumers reach the source: tcp (127.0.0.1) or unix (the source's
+#                     socket directory; see bench/README.md for why this matters on one machine)
 #   BINARY=false      binary transfer for both consumers (subscription binary = true, sluice
 #                     source.binary: true)
 #   SLUICE_APPLY=     YAML flow mapping for sluice's target.apply, e.g. "{ batch_max_delay: 20ms }"
@@ -43,6 +45,8 @@ UPDATES="${UPDATES:-100000}"
 UPDATE_BATCH="${UPDATE_BATCH:-1000}"
 TOAST_KB="${TOAST_KB:-20}"
 WORKLOADS="${WORKLOADS:-rows pgbench toast}"
+SOURCE_VIA="${SOURCE_VIA:-tcp}"
+case "$SOURCE_VIA" in tcp | unix) ;; *) echo "SOURCE_VIA must be tcp or unix" >&2; exit 64 ;; esac
 CONSUMERS="${CONSUMERS:-native sluice}"
 STREAMING="${STREAMING:-false}"
 BINARY="${BINARY:-false}"
@@ -125,7 +129,9 @@ start_clusters() {
   TGT_PORT="$(free_port)"
   pg_start "$DIR/target" "$TGT_PORT" "autovacuum = off"
   CLUSTERS+=("$DIR/target")
-  SRC_DSN="host=127.0.0.1 port=$SRC_PORT dbname=bench user=postgres"
+  local source_host=127.0.0.1
+  [ "$SOURCE_VIA" = unix ] && source_host="$DIR/source"
+  SRC_DSN="host=$source_host port=$SRC_PORT dbname=bench user=postgres"
   psql_at "$SRC_PORT" -d postgres -c "CREATE DATABASE bench"
   psql_at "$TGT_PORT" -d postgres -c "CREATE DATABASE native" -c "CREATE DATABASE sluice"
 }
@@ -472,7 +478,7 @@ print_table() {
   local version=""
   if wants sluice; then version=", $("$SLUICE" --version)"; fi
   echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"\
-    "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}')$version, streaming=$STREAMING, binary=$BINARY."
+    "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}')$version, source via $SOURCE_VIA, streaming=$STREAMING, binary=$BINARY."
   echo "Source, target and sluice share the machine. Both consumers apply the same backlog from"
   echo "their own slot into their own target database, one after the other, taking turns going"
   echo "first. $REPEAT run(s) of each workload on fresh clusters; each figure is the consumer's"

@@ -500,6 +500,9 @@ void ReadApply(Loader* loader, MapReader& m, ApplyConfig* apply) {
   }
   if (auto f = m.Take("copy_jobs")) Assign(&apply->copy_jobs, loader->Integer(*f, 1, 64));
   if (auto f = m.Take("compact")) Assign(&apply->compact, loader->Bool(*f));
+  if (auto f = m.Take("flush_on_pause")) {
+    Assign(&apply->flush_on_pause_bytes, loader->Size(*f, 0));
+  }
   m.Finish();
 }
 

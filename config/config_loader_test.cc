@@ -66,6 +66,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(p.target.apply.session_replication_role, "replica");
   EXPECT_EQ(p.target.apply.copy_jobs, 2);
   EXPECT_TRUE(p.target.apply.compact);
+  EXPECT_EQ(p.target.apply.flush_on_pause_bytes, 256 * kKiB);
 }
 
 TEST(ParseConfigTest, EveryKeySet) {
@@ -98,6 +99,7 @@ pipelines:
         session_replication_role: origin
         copy_jobs: 8
         compact: false
+        flush_on_pause: 0
     snapshot: never
     capture:
       memory_limit: 1GB
@@ -140,6 +142,7 @@ migrations:
   EXPECT_EQ(p.target.apply.session_replication_role, "origin");
   EXPECT_EQ(p.target.apply.copy_jobs, 8);
   EXPECT_FALSE(p.target.apply.compact);
+  EXPECT_EQ(p.target.apply.flush_on_pause_bytes, 0u);
   EXPECT_EQ(p.snapshot, "never");
   EXPECT_EQ(p.capture.memory_limit_bytes, kGiB);
   EXPECT_EQ(p.capture.spill_dir, "/fast/spill");

@@ -55,8 +55,11 @@ TEST(ConfigReloadTest, EverythingElseIsRefusedByKey) {
 TEST(ConfigReloadTest, CompactionNeedsARestart) {
   config::Config fresh = Base();
   fresh.pipelines[0].target.apply.compact = false;
+  fresh.pipelines[0].target.apply.flush_on_pause_bytes = 0;
   const ReloadPlan plan = PlanReload(Base(), fresh);
-  EXPECT_EQ(plan.refused, (std::vector<std::string>{"pipelines[orders].target.apply.compact"}));
+  EXPECT_EQ(plan.refused,
+            (std::vector<std::string>{"pipelines[orders].target.apply.compact",
+                                      "pipelines[orders].target.apply.flush_on_pause"}));
 }
 
 }  // namespace

@@ -243,6 +243,12 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
 
   while (true) {
     if (stop.load()) capture_stop = true;
+    // Nothing queued: the apply side is ahead of the stream. Let the sink send what it holds,
+    // so the target works during the wait instead of all at the batch's end.
+    if (batch.open && queue.size() == 0) {
+      apply_status = sink->StreamPaused();
+      if (!apply_status.ok()) break;
+    }
     auto item = queue.PopFor(std::chrono::milliseconds(20));
     metrics_.source_wal_end = capture->stats().server_wal_end.load();
     if (!item) {

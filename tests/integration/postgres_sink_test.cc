@@ -159,6 +159,19 @@ class PostgresSinkTest : public ::testing::Test {
     return status;
   }
 
+  // The same, with the stream pausing after every transaction (Sink::StreamPaused).
+  static core::Status ApplyBatchWithPauses(PostgresSink& sink,
+                                           const std::vector<Transaction>& txns) {
+    core::Status status = sink.BeginBatch();
+    for (const auto& txn : txns) {
+      if (status.ok()) status = sink.Apply(txn);
+      if (status.ok()) status = sink.StreamPaused();
+    }
+    if (status.ok()) status = sink.CommitBatch(PositionOf(txns.back()));
+    if (!status.ok()) sink.AbortBatch();
+    return status;
+  }
+
   static PgCluster* cluster_;
 };
 
@@ -892,6 +905,88 @@ TEST_F(PostgresSinkTest, CompactedBatchesLeaveTheSameRowsAsOneStatementPerChange
   EXPECT_EQ(stats.row_by_row_replays, 0u);
   EXPECT_LT(stats.rows_applied, single->stats().rows_applied);
   EXPECT_LT(stats.multi_row_statements_sent, 20u);
+}
+
+// Held changes sent while the stream pauses, then changed again, end up as if held to the end;
+// none of it shows before the commit.
+TEST_F(PostgresSinkTest, ChangesSentWhileTheStreamPausesLeaveTheSameRows) {
+  for (const char* schema : {"pause1", "pause2"}) {
+    const std::string s = schema;
+    Exec("CREATE SCHEMA " + s + "; CREATE TABLE " + s + ".acc (id int PRIMARY KEY, bal int); " +
+         "INSERT INTO " + s + ".acc SELECT g, 0 FROM generate_series(1, 50) g");
+  }
+  auto make = [](const std::string& schema, core::Oid base) {
+    auto acc = Rel(base, schema, "acc", {{"id", true}, {"bal"}});
+    std::vector<Transaction> txns;
+    std::map<int, int> bal;
+    for (int t = 0; t < 300; ++t) {
+      const int id = 1 + (t * 7) % 50;  // every row, again and again, across pauses
+      bal[id] += t;
+      std::vector<Change> c;
+      c.push_back(
+          Upd(acc, OldTupleKind::kNone, {}, Tup({std::to_string(id), std::to_string(bal[id])})));
+      if (t % 30 == 29) {  // a row that comes and goes within the batch, across a pause
+        c.push_back(Ins(acc, {std::to_string(1000 + t), "1"}));
+        if (t >= 59)
+          c.push_back(Del(acc, OldTupleKind::kKey, {std::to_string(1000 + t - 30), std::nullopt}));
+      }
+      txns.push_back(Txn(0x9000000 + base * 0x10000 + 0x100 * t, std::move(c)));
+    }
+    return txns;
+  };
+  auto held = OpenSink(Options("pause_held"));
+  auto st = ApplyBatch(*held, make("pause1", 20900));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+
+  auto options = Options("pause_sent");
+  options.flush_on_pause_bytes = 1;
+  auto sent = OpenSink(options);
+  const std::vector<Transaction> txns = make("pause2", 21000);
+  st = sent->BeginBatch();
+  for (const auto& txn : txns) {
+    if (st.ok()) st = sent->Apply(txn);
+    if (st.ok()) st = sent->StreamPaused();
+  }
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT sum(bal) FROM pause2.acc"), "0");  // sent, not committed
+  st = sent->CommitBatch(PositionOf(txns.back()));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+
+  EXPECT_EQ(Rows("SELECT * FROM pause1.acc ORDER BY 1"),
+            Rows("SELECT * FROM pause2.acc ORDER BY 1"));
+  EXPECT_EQ(Value1("SELECT count(*) FROM pause2.acc WHERE id >= 1000"), "1");
+  EXPECT_EQ(held->stats().pause_flushes, 0u);
+  EXPECT_EQ(sent->stats().pause_flushes, 300u);
+  EXPECT_GT(sent->stats().rows_applied, held->stats().rows_applied);  // the price of sending early
+
+  // Below the threshold (the default, 256 KB) a pause sends nothing.
+  auto small = OpenSink(Options("pause_small"));
+  st = ApplyBatchWithPauses(
+      *small, {Txn(0x9F00000, {Upd(Rel(21100, "pause1", "acc", {{"id", true}, {"bal"}}),
+                                   OldTupleKind::kNone, {}, Tup({"1", "7"}))})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(small->stats().pause_flushes, 0u);
+  EXPECT_EQ(Value1("SELECT bal FROM pause1.acc WHERE id = 1"), "7");
+}
+
+// An error in a statement sent during a pause is found row by row and named, like any other.
+TEST_F(PostgresSinkTest, ErrorInChangesSentWhileTheStreamPausesNamesTheSourceChange) {
+  Exec("CREATE SCHEMA perr; CREATE TABLE perr.t (id int PRIMARY KEY, n int CHECK (n >= 0))");
+  auto t = Rel(21200, "perr", "t", {{"id", true}, {"n"}});
+  auto options = Options("perr");
+  options.flush_on_pause_bytes = 1;
+  auto sink = OpenSink(options);
+  std::vector<Change> inserts;
+  for (int i = 1; i <= 50; ++i) inserts.push_back(Ins(t, {std::to_string(i), "1"}));
+  const Transaction update = Txn(0x9100100, {Upd(t, OldTupleKind::kNone, {}, Tup({"20", "-5"}))});
+  auto st = ApplyBatchWithPauses(*sink, {Txn(0x9100000, std::move(inserts)), update});
+  ASSERT_FALSE(st.ok());
+  EXPECT_FALSE(st.retryable());
+  const std::string expected_prefix = "apply to perr.t failed at source LSN " +
+                                      update.changes[0].lsn.ToString() + " for key (id)=(20)";
+  EXPECT_EQ(st.message().substr(0, expected_prefix.size()), expected_prefix) << st.ToString();
+  EXPECT_EQ(sink->stats().row_by_row_replays, 1u);
+  EXPECT_EQ(Value1("SELECT count(*) FROM perr.t"), "0");
 }
 
 // A unique index besides the key can see the order of rows: such a table keeps the source's
