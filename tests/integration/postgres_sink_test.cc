@@ -104,7 +104,7 @@ Transaction Txn(uint64_t end, std::vector<Change> changes) {
 AppliedPosition PositionOf(const Transaction& txn) { return {txn.end_lsn, txn.commit_time}; }
 
 class PostgresSinkTest : public ::testing::Test {
- protected:
+ public:  // shared by the tests and their helpers below
   static void SetUpTestSuite() {
     auto cluster = PgCluster::Start();
     ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
@@ -969,26 +969,6 @@ TEST_F(PostgresSinkTest, ChangesSentWhileTheStreamPausesLeaveTheSameRows) {
   EXPECT_EQ(Value1("SELECT bal FROM pause1.acc WHERE id = 1"), "7");
 }
 
-// An error in a statement sent during a pause is found row by row and named, like any other.
-TEST_F(PostgresSinkTest, ErrorInChangesSentWhileTheStreamPausesNamesTheSourceChange) {
-  Exec("CREATE SCHEMA perr; CREATE TABLE perr.t (id int PRIMARY KEY, n int CHECK (n >= 0))");
-  auto t = Rel(21200, "perr", "t", {{"id", true}, {"n"}});
-  auto options = Options("perr");
-  options.flush_on_pause_bytes = 1;
-  auto sink = OpenSink(options);
-  std::vector<Change> inserts;
-  for (int i = 1; i <= 50; ++i) inserts.push_back(Ins(t, {std::to_string(i), "1"}));
-  const Transaction update = Txn(0x9100100, {Upd(t, OldTupleKind::kNone, {}, Tup({"20", "-5"}))});
-  auto st = ApplyBatchWithPauses(*sink, {Txn(0x9100000, std::move(inserts)), update});
-  ASSERT_FALSE(st.ok());
-  EXPECT_FALSE(st.retryable());
-  const std::string expected_prefix = "apply to perr.t failed at source LSN " +
-                                      update.changes[0].lsn.ToString() + " for key (id)=(20)";
-  EXPECT_EQ(st.message().substr(0, expected_prefix.size()), expected_prefix) << st.ToString();
-  EXPECT_EQ(sink->stats().row_by_row_replays, 1u);
-  EXPECT_EQ(Value1("SELECT count(*) FROM perr.t"), "0");
-}
-
 // A unique index besides the key can see the order of rows: such a table keeps the source's
 // order (a swap through a temporary value would otherwise collide).
 TEST_F(PostgresSinkTest, SecondUniqueIndexKeepsTheSourceOrder) {
@@ -1026,21 +1006,38 @@ TEST_F(PostgresSinkTest, FiringTriggerSeesEveryChange) {
 
 // A netted statement that fails is replayed change by change, so the error names the source's
 // change (here an update of a row inserted earlier in the batch, netted into one upsert).
-TEST_F(PostgresSinkTest, ErrorInACompactedStatementNamesTheSourceChange) {
-  Exec("CREATE SCHEMA cerr; CREATE TABLE cerr.t (id int PRIMARY KEY, n int CHECK (n >= 0))");
-  auto t = Rel(20800, "cerr", "t", {{"id", true}, {"n"}});
-  auto sink = OpenSink(Options("cerr"));
+// 50 netted inserts and an update of one of them that a CHECK refuses, in one batch (with the
+// stream pausing after each transaction when `pauses`): the error names the update's LSN and
+// key, found by replaying the batch row by row, and nothing is written.
+void ExpectTheFailingChangeNamed(const std::string& schema, core::Oid oid, bool pauses) {
+  PostgresSinkTest::Exec("CREATE SCHEMA " + schema + "; CREATE TABLE " + schema +
+                         ".t (id int PRIMARY KEY, n int CHECK (n >= 0))");
+  auto t = Rel(oid, schema, "t", {{"id", true}, {"n"}});
+  auto options = PostgresSinkTest::Options(schema);
+  if (pauses) options.flush_on_pause_bytes = 1;
+  auto sink = PostgresSinkTest::OpenSink(options);
   std::vector<Change> inserts;
   for (int i = 1; i <= 50; ++i) inserts.push_back(Ins(t, {std::to_string(i), "1"}));
   const Transaction update = Txn(0x8000100, {Upd(t, OldTupleKind::kNone, {}, Tup({"20", "-5"}))});
-  auto st = ApplyBatch(*sink, {Txn(0x8000000, std::move(inserts)), update});
+  const std::vector<Transaction> batch = {Txn(0x8000000, std::move(inserts)), update};
+  auto st = pauses ? PostgresSinkTest::ApplyBatchWithPauses(*sink, batch)
+                   : PostgresSinkTest::ApplyBatch(*sink, batch);
   ASSERT_FALSE(st.ok());
   EXPECT_FALSE(st.retryable());
-  const std::string expected_prefix = "apply to cerr.t failed at source LSN " +
+  const std::string expected_prefix = "apply to " + schema + ".t failed at source LSN " +
                                       update.changes[0].lsn.ToString() + " for key (id)=(20)";
   EXPECT_EQ(st.message().substr(0, expected_prefix.size()), expected_prefix) << st.ToString();
   EXPECT_EQ(sink->stats().row_by_row_replays, 1u);
-  EXPECT_EQ(Value1("SELECT count(*) FROM cerr.t"), "0");
+  EXPECT_EQ(PostgresSinkTest::Value1("SELECT count(*) FROM " + schema + ".t"), "0");
+}
+
+TEST_F(PostgresSinkTest, ErrorInACompactedStatementNamesTheSourceChange) {
+  ExpectTheFailingChangeNamed("cerr", 20800, /*pauses=*/false);
+}
+
+// The same when the statements went out while the stream paused.
+TEST_F(PostgresSinkTest, ErrorInChangesSentWhileTheStreamPausesNamesTheSourceChange) {
+  ExpectTheFailingChangeNamed("perr", 21200, /*pauses=*/true);
 }
 
 // Large groups of netted inserts go by COPY: values needing COPY's escapes arrive intact.
