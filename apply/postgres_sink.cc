@@ -1185,7 +1185,10 @@ core::Status PostgresSink::ApplyFragment(const core::Transaction& fragment,
 
   if (coalesce_in_batch_) Retain(fragment);
   last_fragment_lsn_ = fragment.commit_lsn;
-  core::Status status = SendChanges(fragment, coalesce_in_batch_, movable);
+  return SettleSend(SendChanges(fragment, coalesce_in_batch_, movable));
+}
+
+core::Status PostgresSink::SettleSend(core::Status status) {
   if (!status.ok()) status = ReplayRowByRow(status);
   if (!status.ok() && pipeline_error_.ok()) pipeline_error_ = status;
   return status;
@@ -1201,9 +1204,7 @@ core::Status PostgresSink::StreamPaused() {
   // Hand what was queued to the server now, and take any results that are ready.
   if (status.ok()) status = Pump(/*wait=*/false, /*max_pending=*/0);
   if (status.ok()) status = pipeline_error_;
-  if (!status.ok()) status = ReplayRowByRow(status);  // as in Apply: find the row at fault
-  if (!status.ok() && pipeline_error_.ok()) pipeline_error_ = status;
-  return status;
+  return SettleSend(status);
 }
 
 core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {

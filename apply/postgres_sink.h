@@ -177,6 +177,9 @@ class PostgresSink : public Sink {
                             core::Lsn fallback_lsn);
   // Sends the run in as few statements as the row-count buckets allow and empties it.
   core::Status FlushRun(core::Lsn fallback_lsn);
+  // The end of every send (Apply, StreamPaused): a failed multi-row statement is replayed row
+  // by row, so the error names the row; the first error sticks to the batch.
+  core::Status SettleSend(core::Status status);
   // Sends what the compactor holds (after the open run, which came first) and empties it.
   core::Status FlushCompacted(core::Lsn fallback_lsn);
   // Sends one drained group of net changes (one relation and shape, distinct keys).

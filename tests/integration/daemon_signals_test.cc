@@ -30,31 +30,31 @@ TailConfig WriteConfig(PipelineFixture& f, const std::string& log_level = "info"
   return config;
 }
 
-// Thread id -> nice value of every thread of process `pid` (field 19 of /proc/PID/task/TID/stat).
-std::map<std::string, int> ThreadNiceValues(pid_t pid) {
-  std::map<std::string, int> values;
+// Every thread of process `pid`, by thread id: its name (/proc/PID/task/TID/comm) and nice
+// value (field 19 of .../stat).
+struct ThreadInfo {
+  std::string name;
+  int nice = 0;
+};
+std::map<std::string, ThreadInfo> Threads(pid_t pid) {
+  std::map<std::string, ThreadInfo> threads;
   const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
   for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    ThreadInfo& info = threads[task.path().filename().string()];
+    info.name = ReadFile(task.path().string() + "/comm");
+    while (!info.name.empty() && info.name.back() == '\n') info.name.pop_back();
     const std::string stat = ReadFile(task.path().string() + "/stat");
     std::istringstream after_name(stat.substr(stat.rfind(')') + 1));
     std::string skipped;
     for (int field = 3; field < 19; ++field) after_name >> skipped;
-    int nice = 0;
-    after_name >> nice;
-    values[task.path().filename().string()] = nice;
+    after_name >> info.nice;
   }
-  return values;
+  return threads;
 }
 
-// Names (/proc/PID/task/TID/comm) of every thread of process `pid`.
-std::set<std::string> ThreadNames(pid_t pid) {
+std::set<std::string> NamesOf(const std::map<std::string, ThreadInfo>& threads) {
   std::set<std::string> names;
-  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
-    std::string name = ReadFile(task.path().string() + "/comm");
-    while (!name.empty() && name.back() == '\n') name.pop_back();
-    names.insert(name);
-  }
+  for (const auto& [tid, info] : threads) names.insert(info.name);
   return names;
 }
 
@@ -74,14 +74,14 @@ TEST(DaemonSignalsTest, EveryThreadIsNamedAndRunsAtTheConfiguredNiceValue) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!names.contains("cap:sig") && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    names = ThreadNames(run.pid());
+    names = NamesOf(Threads(run.pid()));
   }
   EXPECT_TRUE(names.contains("cap:sig")) << ::testing::PrintToString(names);
   EXPECT_TRUE(names.contains("apply:sig")) << ::testing::PrintToString(names);
 
-  const std::map<std::string, int> nice = ThreadNiceValues(run.pid());
-  EXPECT_GE(nice.size(), 3u);
-  for (const auto& [tid, value] : nice) EXPECT_EQ(value, 7) << "thread " << tid;
+  const std::map<std::string, ThreadInfo> threads = Threads(run.pid());
+  EXPECT_GE(threads.size(), 3u);
+  for (const auto& [tid, info] : threads) EXPECT_EQ(info.nice, 7) << "thread " << tid;
 
   run.Kill(SIGTERM);
   auto exit_code = run.Wait(std::chrono::seconds(60));

@@ -83,11 +83,11 @@ TEST(PipelineIdleTest, AnIdleSourceClosesTheOpenBatchWithoutWaitingForItsLimits)
   PipelineFixture f;
   ASSERT_TRUE(f.ok()) << f.error();
   ASSERT_TRUE(f.source().Exec("CREATE TABLE public.events (id int PRIMARY KEY, note text)").ok());
-  const std::string yaml =
-      "    target:\n      type: postgres\n      dsn: " + nlohmann::json(f.target().Dsn()).dump() +
-      "\n      apply: { create_tables: true, batch_max_delay: 1h, "
-      "batch_max_transactions: 1000000, batch_max_bytes: 1GB }\n";
-  TailConfig config = WriteTailConfig(f.dir(), f.source(), {"public.events"}, yaml, "prompt");
+  TailConfig config =
+      WritePipelineConfig(f.dir(), f.source(), f.target(), {"public.events"},
+                          "      apply: { create_tables: true, batch_max_delay: 1h, "
+                          "batch_max_transactions: 1000000, batch_max_bytes: 1GB }\n",
+                          "prompt");
   const std::string log = f.dir().File("run.err");
   SluiceProcess run;
   ASSERT_TRUE(run.Start({"run", "--config", config.path}, f.dir().File("run.out"), log).ok());
