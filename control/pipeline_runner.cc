@@ -171,6 +171,9 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
         },
         [&] {
           metrics_.source_wal_end = capture->stats().server_wal_end.load();
+          // The source may just have gone idle after the open batch's last transaction: let
+          // apply look now rather than at the end of its current wait.
+          queue.Wake();
           return core::Status::Ok();
         });
     queue.Close();

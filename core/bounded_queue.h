@@ -11,7 +11,8 @@ namespace sluice::core {
 
 // A multi-producer multi-consumer FIFO with a capacity: Push blocks while full (backpressure),
 // Pop blocks while empty. Close() wakes everyone; after it Push fails and Pop drains what is
-// left, then returns nullopt. Thread-safe.
+// left, then returns nullopt. Wake() ends one PopFor wait early without an item, so a consumer
+// that also watches something besides the queue hears of it at once. Thread-safe.
 template <typename T>
 class BoundedQueue {
  public:
@@ -27,13 +28,23 @@ class BoundedQueue {
     return true;
   }
 
-  // Waits until an item is available, the queue is closed and drained, or `timeout` passes.
+  // Waits until an item is available, the queue is closed and drained, Wake() is called, or
+  // `timeout` passes. An item waiting is returned even when a wake-up is pending.
   std::optional<T> PopFor(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); })) {
-      return std::nullopt;
-    }
+    const bool ready =
+        not_empty_.wait_for(lock, timeout, [&] { return closed_ || woken_ || !items_.empty(); });
+    woken_ = false;
+    if (!ready) return std::nullopt;
     return PopLocked();
+  }
+
+  // Makes the current (or, if none waits, the next) PopFor return. A wake-up is never lost
+  // between a consumer's checks and its wait.
+  void Wake() {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+    not_empty_.notify_all();
   }
 
   std::optional<T> Pop() {
@@ -69,11 +80,12 @@ class BoundedQueue {
   }
 
   const size_t capacity_;
-  mutable std::mutex mu_;  // guards items_ and closed_
+  mutable std::mutex mu_;  // guards items_, closed_ and woken_
   std::condition_variable not_full_;
   std::condition_variable not_empty_;
   std::deque<T> items_;
   bool closed_ = false;
+  bool woken_ = false;
 };
 
 }  // namespace sluice::core

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <thread>
 
 namespace sluice::core {
@@ -37,6 +38,32 @@ TEST(BoundedQueueTest, CloseDrainsThenEnds) {
 TEST(BoundedQueueTest, PopForTimesOut) {
   BoundedQueue<int> queue(1);
   EXPECT_EQ(queue.PopFor(std::chrono::milliseconds(10)), std::nullopt);
+}
+
+TEST(BoundedQueueTest, WakeEndsAWaitingPopForWithoutAnItem) {
+  BoundedQueue<int> queue(1);
+  std::optional<int> popped = 1;
+  // Waits for an hour unless woken; the test would hang (and time out) if Wake did nothing.
+  std::thread consumer([&] { popped = queue.PopFor(std::chrono::hours(1)); });
+  queue.Wake();
+  consumer.join();
+  EXPECT_EQ(popped, std::nullopt);
+}
+
+TEST(BoundedQueueTest, WakeBeforeTheWaitIsNotLostAndIsUsedOnce) {
+  BoundedQueue<int> queue(1);
+  queue.Wake();
+  EXPECT_EQ(queue.PopFor(std::chrono::hours(1)), std::nullopt);
+  EXPECT_EQ(queue.PopFor(std::chrono::milliseconds(10)), std::nullopt);  // timed out this time
+  ASSERT_TRUE(queue.Push(5));
+  EXPECT_EQ(queue.PopFor(std::chrono::hours(1)), 5);
+}
+
+TEST(BoundedQueueTest, AnItemIsReturnedEvenWithAWakePending) {
+  BoundedQueue<int> queue(2);
+  ASSERT_TRUE(queue.Push(3));
+  queue.Wake();
+  EXPECT_EQ(queue.PopFor(std::chrono::hours(1)), 3);
 }
 
 }  // namespace
