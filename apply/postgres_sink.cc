@@ -258,6 +258,7 @@ PostgresSink::~PostgresSink() = default;
 void PostgresSink::DropConnection() {
   conn_.reset();
   pending_.clear();
+  syncs_in_flight_ = 0;
   prepared_.clear();  // prepared statements die with the session
   checked_.clear();   // the target may change while we are away
   target_types_.clear();
@@ -439,6 +440,7 @@ core::Status PostgresSink::SendSync() {
   Pending pending;
   pending.kind = Pending::Kind::kSync;
   pending_.push_back(std::move(pending));
+  ++syncs_in_flight_;
   since_sync_ = 0;
   return core::Status::Ok();
 }
@@ -465,6 +467,7 @@ core::Status PostgresSink::Pump(bool wait, size_t max_pending) {
         }
         if (PQresultStatus(result.get()) == PGRES_PIPELINE_SYNC) {
           pending_.pop_front();
+          --syncs_in_flight_;
         } else {
           // An error outside any statement (e.g. the server is shutting down).
           HandleResult(front, result.get());
@@ -1185,7 +1188,14 @@ core::Status PostgresSink::ApplyFragment(const core::Transaction& fragment,
 
   if (coalesce_in_batch_) Retain(fragment);
   last_fragment_lsn_ = fragment.commit_lsn;
-  return SettleSend(SendChanges(fragment, coalesce_in_batch_, movable));
+  core::Status status = SendChanges(fragment, coalesce_in_batch_, movable);
+  if (status.ok() && HoldsEnoughToSendEarly()) {
+    // The stream is busy (more is queued), but the target may have finished what it was sent
+    // and be waiting: give it the held changes rather than let it idle until the commit.
+    status = Pump(/*wait=*/false, /*max_pending=*/0);
+    if (status.ok() && syncs_in_flight_ == 0) status = SendHeldEarly();
+  }
+  return SettleSend(status);
 }
 
 core::Status PostgresSink::SettleSend(core::Status status) {
@@ -1195,16 +1205,24 @@ core::Status PostgresSink::SettleSend(core::Status status) {
 }
 
 core::Status PostgresSink::StreamPaused() {
-  if (!in_batch_ || !coalesce_in_batch_ || !pipeline_error_.ok()) return core::Status::Ok();
-  if (options_.flush_on_pause_bytes == 0 || compactor_.bytes() < options_.flush_on_pause_bytes) {
+  if (!in_batch_ || !pipeline_error_.ok() || !HoldsEnoughToSendEarly()) {
     return core::Status::Ok();
   }
-  ++stats_.pause_flushes;
-  core::Status status = FlushCompacted(last_fragment_lsn_);
+  return SettleSend(SendHeldEarly());
+}
+
+bool PostgresSink::HoldsEnoughToSendEarly() const {
+  return coalesce_in_batch_ && options_.flush_on_pause_bytes != 0 &&
+         compactor_.bytes() >= options_.flush_on_pause_bytes;
+}
+
+core::Status PostgresSink::SendHeldEarly() {
+  ++stats_.early_flushes;
+  SLUICE_RETURN_IF_ERROR(FlushCompacted(last_fragment_lsn_));
+  SLUICE_RETURN_IF_ERROR(SendSync());
   // Hand what was queued to the server now, and take any results that are ready.
-  if (status.ok()) status = Pump(/*wait=*/false, /*max_pending=*/0);
-  if (status.ok()) status = pipeline_error_;
-  return SettleSend(status);
+  SLUICE_RETURN_IF_ERROR(Pump(/*wait=*/false, /*max_pending=*/0));
+  return pipeline_error_;
 }
 
 core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {

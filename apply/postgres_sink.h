@@ -34,10 +34,11 @@ struct PostgresSinkOptions {
   // tables where that cannot be told apart: needs coalesce and session_replication_role
   // "replica".
   bool compact = true;
-  // When the stream pauses (StreamPaused) and the compactor holds at least this many bytes,
-  // they are sent before the batch ends: the target applies them while sluice waits for the
-  // walsender, and the commit finds little left to do. Rows changed again later in the batch
-  // are then sent twice, so small holdings (a few hot rows) keep waiting. 0: never.
+  // Once the compactor holds at least this many bytes, they are sent before the batch ends
+  // whenever one side pauses: the stream (StreamPaused: sluice waits for the walsender) or the
+  // target (it has finished everything sent so far). The target then works alongside the
+  // stream and the commit finds little left to do. Rows changed again later in the batch are
+  // sent twice, so small holdings (a few hot rows) keep waiting. 0: never.
   uint64_t flush_on_pause_bytes = 256 * 1024;
 };
 
@@ -50,7 +51,7 @@ struct PostgresSinkStats {
   uint64_t multi_row_statements_prepared = 0;
   uint64_t multi_row_statements_sent = 0;  // each counts its rows in rows_applied
   uint64_t row_by_row_replays = 0;         // batches re-applied row by row after an error
-  uint64_t pause_flushes = 0;              // compactor contents sent while the stream paused
+  uint64_t early_flushes = 0;              // compactor contents sent before the batch's end
   uint64_t changes_compacted = 0;          // row changes absorbed by the compactor
   uint64_t changes_netted = 0;             // ... of which no statement was needed for
   uint64_t copies = 0;                     // COPYs of netted inserts (rows in rows_applied)
@@ -182,6 +183,11 @@ class PostgresSink : public Sink {
   core::Status SettleSend(core::Status status);
   // Sends what the compactor holds (after the open run, which came first) and empties it.
   core::Status FlushCompacted(core::Lsn fallback_lsn);
+  // Whether the compactor holds enough to send before the batch's end (flush_on_pause_bytes).
+  bool HoldsEnoughToSendEarly() const;
+  // Sends the compactor's contents inside the open batch, then a sync point, so the target's
+  // answer to it tells when the target has done all of it.
+  core::Status SendHeldEarly();
   // Sends one drained group of net changes (one relation and shape, distinct keys).
   core::Status SendCompactedGroup(const std::vector<const core::Change*>& group);
   // Writes a group of netted inserts with COPY (see above).
@@ -227,6 +233,7 @@ class PostgresSink : public Sink {
   core::Status pipeline_error_;
 
   std::deque<Pending> pending_;
+  size_t syncs_in_flight_ = 0;  // sync points in pending_: 0 means the target has done all
   size_t since_sync_ = 0;
   size_t sends_since_pump_ = 0;
   std::vector<const char*> param_values_;  // scratch for PQsendQueryPrepared

@@ -62,8 +62,8 @@ struct ApplyConfig {
   // Net a batch's row changes per row before sending them (PostgreSQL targets, tables where
   // nothing fires on the target; see apply::BatchCompactor).
   bool compact = true;
-  // When the stream pauses, send netted changes once they reach this size instead of holding
-  // them to the end of the batch (0: hold them). YAML: flush_on_pause (a size).
+  // When the stream or the target pauses, send netted changes once they reach this size
+  // instead of holding them to the end of the batch (0: hold them). YAML: flush_on_pause.
   uint64_t flush_on_pause_bytes = 256 * 1024;
   int copy_jobs = 2;  // parallel COPY workers, >= 1
 };

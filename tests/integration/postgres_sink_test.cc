@@ -887,7 +887,11 @@ TEST_F(PostgresSinkTest, CompactedBatchesLeaveTheSameRowsAsOneStatementPerChange
   auto single = OpenSink(options);
   auto st = ApplyBatch(*single, make("tpc1", 20400));
   ASSERT_TRUE(st.ok()) << st.ToString();
-  auto compacted = OpenSink(Options("tpc_compacted"));
+  // Held to the batch's end (no early sends while the target idles), so the statement count
+  // below shows the netting alone.
+  auto compacted_options = Options("tpc_compacted");
+  compacted_options.flush_on_pause_bytes = 0;
+  auto compacted = OpenSink(compacted_options);
   st = ApplyBatch(*compacted, make("tpc2", 20500));
   ASSERT_TRUE(st.ok()) << st.ToString();
 
@@ -907,10 +911,11 @@ TEST_F(PostgresSinkTest, CompactedBatchesLeaveTheSameRowsAsOneStatementPerChange
   EXPECT_LT(stats.multi_row_statements_sent, 20u);
 }
 
-// Held changes sent while the stream pauses, then changed again, end up as if held to the end;
-// none of it shows before the commit.
-TEST_F(PostgresSinkTest, ChangesSentWhileTheStreamPausesLeaveTheSameRows) {
-  for (const char* schema : {"pause1", "pause2"}) {
+// Held changes sent before the batch's end (while the stream pauses, or once the target has
+// caught up), then changed again, end up as if held to the end; none of it shows before the
+// commit.
+TEST_F(PostgresSinkTest, ChangesSentBeforeTheBatchEndsLeaveTheSameRows) {
+  for (const char* schema : {"pause1", "pause2", "pause3"}) {
     const std::string s = schema;
     Exec("CREATE SCHEMA " + s + "; CREATE TABLE " + s + ".acc (id int PRIMARY KEY, bal int); " +
          "INSERT INTO " + s + ".acc SELECT g, 0 FROM generate_series(1, 50) g");
@@ -955,9 +960,29 @@ TEST_F(PostgresSinkTest, ChangesSentWhileTheStreamPausesLeaveTheSameRows) {
   EXPECT_EQ(Rows("SELECT * FROM pause1.acc ORDER BY 1"),
             Rows("SELECT * FROM pause2.acc ORDER BY 1"));
   EXPECT_EQ(Value1("SELECT count(*) FROM pause2.acc WHERE id >= 1000"), "1");
-  EXPECT_EQ(held->stats().pause_flushes, 0u);
-  EXPECT_EQ(sent->stats().pause_flushes, 300u);
+  EXPECT_EQ(held->stats().early_flushes, 0u);
+  // Once per transaction: by Apply when the target had caught up, else by the pause.
+  EXPECT_EQ(sent->stats().early_flushes, 300u);
   EXPECT_GT(sent->stats().rows_applied, held->stats().rows_applied);  // the price of sending early
+
+  // No pauses at all (the stream always busy): held changes go out whenever the target has
+  // done all it was sent, at least once (at the start it has nothing to do).
+  auto idle_options = Options("pause_idle");
+  idle_options.flush_on_pause_bytes = 1;
+  auto idle = OpenSink(idle_options);
+  const std::vector<Transaction> idle_txns = make("pause3", 21050);
+  st = idle->BeginBatch();
+  for (const auto& txn : idle_txns) {
+    if (st.ok()) st = idle->Apply(txn);
+  }
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT sum(bal) FROM pause3.acc"), "0");  // sent, not committed
+  st = idle->CommitBatch(PositionOf(idle_txns.back()));
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Rows("SELECT * FROM pause1.acc ORDER BY 1"),
+            Rows("SELECT * FROM pause3.acc ORDER BY 1"));
+  EXPECT_GE(idle->stats().early_flushes, 1u);
+  EXPECT_LE(idle->stats().early_flushes, 300u);
 
   // Below the threshold (the default, 256 KB) a pause sends nothing.
   auto small = OpenSink(Options("pause_small"));
@@ -965,7 +990,7 @@ TEST_F(PostgresSinkTest, ChangesSentWhileTheStreamPausesLeaveTheSameRows) {
       *small, {Txn(0x9F00000, {Upd(Rel(21100, "pause1", "acc", {{"id", true}, {"bal"}}),
                                    OldTupleKind::kNone, {}, Tup({"1", "7"}))})});
   ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(small->stats().pause_flushes, 0u);
+  EXPECT_EQ(small->stats().early_flushes, 0u);
   EXPECT_EQ(Value1("SELECT bal FROM pause1.acc WHERE id = 1"), "7");
 }
 
@@ -1006,15 +1031,23 @@ TEST_F(PostgresSinkTest, FiringTriggerSeesEveryChange) {
 
 // A netted statement that fails is replayed change by change, so the error names the source's
 // change (here an update of a row inserted earlier in the batch, netted into one upsert).
-// 50 netted inserts and an update of one of them that a CHECK refuses, in one batch (with the
-// stream pausing after each transaction when `pauses`): the error names the update's LSN and
-// key, found by replaying the batch row by row, and nothing is written.
-void ExpectTheFailingChangeNamed(const std::string& schema, core::Oid oid, bool pauses) {
+// When the held changes of a batch go out.
+enum class Sends {
+  kAtCommit,         // held to the batch's end (the default threshold is not reached)
+  kOnStreamPauses,   // the stream pauses after each transaction, threshold 1 byte
+  kWhenTargetIdles,  // no pauses, threshold 1 byte: sent whenever the target has caught up
+};
+
+// 50 netted inserts and an update of one of them that a CHECK refuses, in one batch: the error
+// names the update's LSN and key, found by replaying the batch row by row, and nothing is
+// written.
+void ExpectTheFailingChangeNamed(const std::string& schema, core::Oid oid, Sends sends) {
   PostgresSinkTest::Exec("CREATE SCHEMA " + schema + "; CREATE TABLE " + schema +
                          ".t (id int PRIMARY KEY, n int CHECK (n >= 0))");
   auto t = Rel(oid, schema, "t", {{"id", true}, {"n"}});
   auto options = PostgresSinkTest::Options(schema);
-  if (pauses) options.flush_on_pause_bytes = 1;
+  if (sends != Sends::kAtCommit) options.flush_on_pause_bytes = 1;
+  const bool pauses = sends == Sends::kOnStreamPauses;
   auto sink = PostgresSinkTest::OpenSink(options);
   std::vector<Change> inserts;
   for (int i = 1; i <= 50; ++i) inserts.push_back(Ins(t, {std::to_string(i), "1"}));
@@ -1028,16 +1061,22 @@ void ExpectTheFailingChangeNamed(const std::string& schema, core::Oid oid, bool 
                                       update.changes[0].lsn.ToString() + " for key (id)=(20)";
   EXPECT_EQ(st.message().substr(0, expected_prefix.size()), expected_prefix) << st.ToString();
   EXPECT_EQ(sink->stats().row_by_row_replays, 1u);
+  EXPECT_EQ(sink->stats().early_flushes > 0, sends != Sends::kAtCommit);
   EXPECT_EQ(PostgresSinkTest::Value1("SELECT count(*) FROM " + schema + ".t"), "0");
 }
 
 TEST_F(PostgresSinkTest, ErrorInACompactedStatementNamesTheSourceChange) {
-  ExpectTheFailingChangeNamed("cerr", 20800, /*pauses=*/false);
+  ExpectTheFailingChangeNamed("cerr", 20800, Sends::kAtCommit);
 }
 
 // The same when the statements went out while the stream paused.
 TEST_F(PostgresSinkTest, ErrorInChangesSentWhileTheStreamPausesNamesTheSourceChange) {
-  ExpectTheFailingChangeNamed("perr", 21200, /*pauses=*/true);
+  ExpectTheFailingChangeNamed("perr", 21200, Sends::kOnStreamPauses);
+}
+
+// The same when they went out because the target had caught up.
+TEST_F(PostgresSinkTest, ErrorInChangesSentWhileTheTargetIdlesNamesTheSourceChange) {
+  ExpectTheFailingChangeNamed("ierr", 21300, Sends::kWhenTargetIdles);
 }
 
 // Large groups of netted inserts go by COPY: values needing COPY's escapes arrive intact.
