@@ -1204,6 +1204,26 @@ core::Status PostgresSink::SettleSend(core::Status status) {
   return status;
 }
 
+std::vector<SinkCounter> PostgresSink::Counters() const {
+  const PostgresSinkStats& s = stats_;
+  return {
+      {"rows_applied", "Rows written by row statements and COPY on the target.", s.rows_applied},
+      {"rows_not_found", "Updates and deletes that found no row on the target (warned).",
+       s.rows_not_found},
+      {"multi_row_statements", "Statements sent that each carried several rows.",
+       s.multi_row_statements_sent},
+      {"copies", "COPYs of netted inserts.", s.copies},
+      {"changes_compacted", "Row changes held by the compactor to be netted per row.",
+       s.changes_compacted},
+      {"changes_netted", "Of those, changes no statement was needed for.", s.changes_netted},
+      {"early_flushes",
+       "Held changes sent before their batch's end (the stream or the target paused).",
+       s.early_flushes},
+      {"row_by_row_replays", "Batches replayed one row per statement to name a failing change.",
+       s.row_by_row_replays},
+  };
+}
+
 core::Status PostgresSink::StreamPaused() {
   if (!in_batch_ || !pipeline_error_.ok() || !HoldsEnoughToSendEarly()) {
     return core::Status::Ok();

@@ -122,6 +122,8 @@ class PostgresSink : public Sink {
   core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(const core::Relation& relation) override;
 
   const PostgresSinkStats& stats() const { return stats_; }
+  // stats(), named for /status and /metrics.
+  std::vector<SinkCounter> Counters() const override;
   const std::string& origin_name() const { return options_.origin_name; }
 
  private:

@@ -19,6 +19,16 @@ struct AppliedPosition {
   core::PgTimestamp commit_time = 0;
 };
 
+// A running total a sink keeps about its own work, shown by /status and /metrics (as
+// sluice_sink_<name>_total). `name` is lower_snake_case and stable; `help` is one sentence.
+struct SinkCounter {
+  std::string name;
+  std::string help;
+  uint64_t value = 0;
+
+  friend bool operator==(const SinkCounter&, const SinkCounter&) = default;
+};
+
 // Loads one table's rows during the initial copy (COPY on PostgreSQL). Rows arrive as
 // PostgreSQL COPY text-format data (what `COPY ... TO STDOUT` produced on the source).
 class BulkLoader {
@@ -62,6 +72,9 @@ class Sink {
   // or to group them) may send them now, so the target works while the pipeline waits; the
   // batch stays open, and nothing of it is visible before CommitBatch.
   virtual core::Status StreamPaused() { return core::Status::Ok(); }
+  // The sink's own counters since it was made (none by default). Called from the pipeline
+  // thread, which publishes them for the status readers.
+  virtual std::vector<SinkCounter> Counters() const { return {}; }
   // Drops an open batch after an error; the connection may be closed (Open() again to retry).
   virtual void AbortBatch() = 0;
 

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "apply/sink.h"
 #include "core/lsn.h"
 #include "core/transaction.h"
 
@@ -50,6 +52,16 @@ struct PipelineMetrics {
   std::atomic<uint64_t> copy_rows{0};
   std::atomic<uint64_t> copy_bytes{0};
 
+  // The sink's own counters as of the pipeline thread's last publication.
+  void SetSinkCounters(std::vector<apply::SinkCounter> counters) {
+    std::lock_guard lock(mu_);
+    sink_counters_ = std::move(counters);
+  }
+  std::vector<apply::SinkCounter> sink_counters() const {
+    std::lock_guard lock(mu_);
+    return sink_counters_;
+  }
+
   void SetLastError(std::string message) {
     std::lock_guard lock(mu_);
     last_error_ = std::move(message);
@@ -60,8 +72,9 @@ struct PipelineMetrics {
   }
 
  private:
-  mutable std::mutex mu_;  // guards last_error_
+  mutable std::mutex mu_;  // guards last_error_ and sink_counters_
   std::string last_error_;
+  std::vector<apply::SinkCounter> sink_counters_;
 };
 
 }  // namespace sluice::control

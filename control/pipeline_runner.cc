@@ -210,6 +210,7 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     metrics_.batches_committed.fetch_add(1);
     metrics_.RecordBatchLatency(
         std::chrono::duration<double>(Clock::now() - batch.started).count());
+    metrics_.SetSinkCounters(sink->Counters());
     metrics_.last_progress_unix_ms = UnixMillisNow();
     return core::Status::Ok();
   };
@@ -303,7 +304,8 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     }
   }
 
-  if (batch.open) sink->AbortBatch();  // a partial transaction never reaches the target
+  if (batch.open) sink->AbortBatch();          // a partial transaction never reaches the target
+  metrics_.SetSinkCounters(sink->Counters());  // also what a failed batch counted
   capture_stop = true;
   queue.Close();
   capture_thread.join();

@@ -93,6 +93,8 @@ nlohmann::json ToJson(const PipelineStatus& s) {
                     {"estimated_rows", t.estimated_rows},
                     {"done", t.done}});
   }
+  nlohmann::json sink = nlohmann::json::object();
+  for (const auto& counter : s.sink_counters) sink[counter.name] = counter.value;
   return {
       {"name", s.name},
       {"phase", s.phase},
@@ -117,6 +119,7 @@ nlohmann::json ToJson(const PipelineStatus& s) {
       {"snapshot_done", s.snapshot_done},
       {"copy_rows", s.copy_rows},
       {"copy", std::move(copy)},
+      {"sink", std::move(sink)},
   };
 }
 
@@ -173,6 +176,11 @@ core::Result<std::vector<PipelineStatus>> StatusesFromJson(const nlohmann::json&
       s.last_error = p.value("last_error", std::string());
       s.snapshot_done = p.value("snapshot_done", false);
       s.copy_rows = p.value("copy_rows", uint64_t{0});
+      if (p.contains("sink") && p["sink"].is_object()) {
+        for (const auto& [name, value] : p["sink"].items()) {
+          s.sink_counters.push_back({name, "", value.get<uint64_t>()});
+        }
+      }
       if (p.contains("copy") && p["copy"].is_array()) {
         for (const auto& t : p["copy"]) {
           s.copy.push_back(
@@ -412,6 +420,28 @@ std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses) {
           std::string(metric.name) + "{pipeline=\"" + LabelValue(s.name) + "\"} " + *value + "\n";
     }
   }
+  // Sink counters: one family per name, in order of first appearance (pipelines of different
+  // target types have different counters).
+  std::vector<const apply::SinkCounter*> families;
+  for (const auto& s : statuses) {
+    for (const auto& counter : s.sink_counters) {
+      const bool known = std::any_of(families.begin(), families.end(),
+                                     [&](const auto* f) { return f->name == counter.name; });
+      if (!known) families.push_back(&counter);
+    }
+  }
+  for (const apply::SinkCounter* family : families) {
+    const std::string name = "sluice_sink_" + family->name + "_total";
+    out += "# HELP " + name + " " + (family->help.empty() ? family->name : family->help) + "\n";
+    out += "# TYPE " + name + " counter\n";
+    for (const auto& s : statuses) {
+      for (const auto& counter : s.sink_counters) {
+        if (counter.name != family->name) continue;
+        out += name + "{pipeline=\"" + LabelValue(s.name) + "\"} " + std::to_string(counter.value) +
+               "\n";
+      }
+    }
+  }
   return out;
 }
 
@@ -612,6 +642,7 @@ core::Result<std::vector<PipelineStatus>> StatusCollector::Collect() {
         s.batch_latency_counts.push_back(bucket.load());
       }
       s.batch_latency_sum_seconds = static_cast<double>(m->batch_latency_sum_us.load()) / 1e6;
+      s.sink_counters = m->sink_counters();
       const core::PgTimestamp oldest_pending = m->oldest_pending_commit_time.load();
       s.lag_seconds =
           oldest_pending == 0

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "apply/sink.h"
 #include "config/config.h"
 #include "control/pipeline_metrics.h"
 #include "control/rate_meter.h"
@@ -72,6 +73,9 @@ struct PipelineStatus {
   // PipelineMetrics::kBatchLatencyBucketsSeconds plus +Inf, and the sum in seconds.
   std::vector<uint64_t> batch_latency_counts;
   double batch_latency_sum_seconds = 0;
+  // The sink's own counters (live daemon only), in the sink's order. JSON carries names and
+  // values ("sink": {"rows_applied": 12, ...}); the help texts serve /metrics.
+  std::vector<apply::SinkCounter> sink_counters;
   std::string last_error;  // "" = none; never holds a password
   bool snapshot_done = false;
   uint64_t copy_rows = 0;  // rows copied by the initial copy, all tables
@@ -110,8 +114,9 @@ std::string RenderStatusTable(
 // `name{pipeline="..."} value` line per pipeline for sluice_lag_bytes, sluice_lag_seconds,
 // sluice_transactions_applied_total, sluice_changes_applied_total, sluice_bytes_applied_total,
 // sluice_batches_committed_total, sluice_errors_total, sluice_slot_retained_wal_bytes,
-// sluice_copy_rows_total, plus sluice_pipeline_up (1 when the phase is healthy). Unknown
-// values are left out rather than reported as 0.
+// sluice_copy_rows_total, plus sluice_pipeline_up (1 when the phase is healthy), the
+// sluice_batch_latency_seconds histogram and each sink counter as sluice_sink_<name>_total.
+// Unknown values are left out rather than reported as 0.
 std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses);
 
 // True for the phases /healthz accepts: starting, copying, streaming, retrying.

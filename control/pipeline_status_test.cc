@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
 #include <sstream>
 
@@ -33,6 +34,7 @@ PipelineStatus Sample() {
   s.copy_rows = 1200000;
   s.copy = {{"public.orders", 1200000, 80000000, 2000000, false},
             {"public.users", 500, 4096, 480, true}};
+  s.sink_counters = {{"rows_applied", "Rows written.", 7}, {"early_flushes", "Sent early.", 2}};
   s.daemon_running = true;
   return s;
 }
@@ -61,6 +63,7 @@ TEST(PipelineStatusJsonTest, Shape) {
   EXPECT_EQ(p["copy"][0]["estimated_rows"], 2000000);
   EXPECT_EQ(p["copy"][0]["done"], false);
   EXPECT_EQ(p["copy"][1]["done"], true);
+  EXPECT_EQ(p["sink"], nlohmann::json::parse(R"({"rows_applied": 7, "early_flushes": 2})"));
 }
 
 TEST(PipelineStatusJsonTest, UnknownValuesAreNullAndDaemonDown) {
@@ -102,6 +105,13 @@ TEST(PipelineStatusJsonTest, RoundTrip) {
   EXPECT_EQ(a.last_progress_unix_ms, expected.last_progress_unix_ms);
   EXPECT_EQ(a.errors, expected.errors);
   EXPECT_EQ(a.copy, expected.copy);
+  ASSERT_EQ(a.sink_counters.size(), 2u);  // JSON keeps names and values, not help texts
+  for (const auto& counter : expected.sink_counters) {
+    const auto it = std::find_if(a.sink_counters.begin(), a.sink_counters.end(),
+                                 [&](const auto& c) { return c.name == counter.name; });
+    ASSERT_NE(it, a.sink_counters.end()) << counter.name;
+    EXPECT_EQ(it->value, counter.value) << counter.name;
+  }
   EXPECT_TRUE(a.daemon_running);
   const PipelineStatus& b = (*back)[1];
   EXPECT_FALSE(b.source_lsn.valid());
@@ -247,8 +257,43 @@ TEST(PrometheusTest, EveryLineParses) {
   EXPECT_EQ(values["sluice_slot_retained_wal_bytes"]["orders"], std::to_string(5 * config::kMiB));
   EXPECT_EQ(values["sluice_copy_rows_total"]["orders"], "1200000");
   EXPECT_EQ(values["sluice_pipeline_up"]["orders"], "1");
+  EXPECT_EQ(values["sluice_sink_rows_applied_total"]["orders"], "7");
+  EXPECT_EQ(values["sluice_sink_early_flushes_total"]["orders"], "2");
+  EXPECT_NE(text.find("# HELP sluice_sink_rows_applied_total Rows written.\n"
+                      "# TYPE sluice_sink_rows_applied_total counter\n"),
+            std::string::npos);
   EXPECT_NE(text.find("# TYPE sluice_errors_total counter\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE sluice_lag_bytes gauge\n"), std::string::npos);
+}
+
+// Pipelines whose sinks count different things: one family per counter name, each with the
+// pipelines that have it, HELP and TYPE once.
+TEST(PrometheusTest, SinkCountersOfDifferentSinksShareFamiliesByName) {
+  PipelineStatus pg = Sample();
+  PipelineStatus other = Sample();
+  other.name = "cache";
+  other.sink_counters = {{"keys_written", "Keys written.", 40}, {"rows_applied", "Rows.", 3}};
+  PipelineStatus none = Sample();
+  none.name = "tail";
+  none.sink_counters.clear();
+  const std::string text = RenderPrometheus({pg, other, none});
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count("# TYPE sluice_sink_rows_applied_total counter\n"), 1u);
+  EXPECT_EQ(count("# TYPE sluice_sink_keys_written_total counter\n"), 1u);
+  EXPECT_EQ(count("sluice_sink_rows_applied_total{pipeline=\"orders\"} 7\n"), 1u);
+  EXPECT_EQ(count("sluice_sink_rows_applied_total{pipeline=\"cache\"} 3\n"), 1u);
+  EXPECT_EQ(count("sluice_sink_keys_written_total{pipeline=\"cache\"} 40\n"), 1u);
+  EXPECT_EQ(count("sluice_sink_keys_written_total{pipeline=\"orders\"}"), 0u);
+  EXPECT_EQ(count("{pipeline=\"tail\"} 7"), 0u);  // no sink counters: no sink lines
+  // A family's samples follow its own TYPE line.
+  EXPECT_LT(text.find("# TYPE sluice_sink_rows_applied_total"),
+            text.find("sluice_sink_rows_applied_total{pipeline=\"cache\"}"));
 }
 
 TEST(HealthTest, Phases) {

@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <csignal>
+#include <regex>
 #include <thread>
 
 #include "tests/support/pipeline_fixture.h"
@@ -76,6 +77,11 @@ TEST(StatusLiveTest, LagWhileTargetIsDownZeroAfterCatchUpAndAnswersWhenDaemonIsD
   EXPECT_NE(metrics->body.find("sluice_slot_retained_wal_warning{pipeline=\"st\"} 0"),
             std::string::npos)
       << metrics->body;
+  // The PostgreSQL sink's own counters: the rows it wrote before the target went down.
+  const std::regex rows_applied(R"(\nsluice_sink_rows_applied_total\{pipeline="st"\} ([0-9]+)\n)");
+  std::smatch rows_match;
+  ASSERT_TRUE(std::regex_search(metrics->body, rows_match, rows_applied)) << metrics->body;
+  EXPECT_GT(std::stoull(rows_match[1]), 0u);
   SluiceRun table = RunSluice({"status", "--config", config.path});
   EXPECT_EQ(table.exit_code, 0);
   EXPECT_NE(table.out.find("st"), std::string::npos) << table.out;
@@ -91,6 +97,8 @@ TEST(StatusLiveTest, LagWhileTargetIsDownZeroAfterCatchUpAndAnswersWhenDaemonIsD
   }
   EXPECT_EQ(caught_up["lag_bytes"], 0) << caught_up.dump();
   EXPECT_EQ(caught_up["lag_seconds"], 0) << caught_up.dump();
+  ASSERT_TRUE(caught_up["sink"].is_object()) << caught_up.dump();
+  EXPECT_GE(caught_up["sink"]["rows_applied"].get<uint64_t>(), 20000u) << caught_up.dump();
   auto health = admin.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200) << health->body;
