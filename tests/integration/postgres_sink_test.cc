@@ -943,44 +943,37 @@ TEST_F(PostgresSinkTest, ChangesSentBeforeTheBatchEndsLeaveTheSameRows) {
   auto st = ApplyBatch(*held, make("pause1", 20900));
   ASSERT_TRUE(st.ok()) << st.ToString();
 
-  auto options = Options("pause_sent");
-  options.flush_on_pause_bytes = 1;
-  auto sent = OpenSink(options);
-  const std::vector<Transaction> txns = make("pause2", 21000);
-  st = sent->BeginBatch();
-  for (const auto& txn : txns) {
-    if (st.ok()) st = sent->Apply(txn);
-    if (st.ok()) st = sent->StreamPaused();
-  }
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(Value1("SELECT sum(bal) FROM pause2.acc"), "0");  // sent, not committed
-  st = sent->CommitBatch(PositionOf(txns.back()));
-  ASSERT_TRUE(st.ok()) << st.ToString();
-
-  EXPECT_EQ(Rows("SELECT * FROM pause1.acc ORDER BY 1"),
-            Rows("SELECT * FROM pause2.acc ORDER BY 1"));
-  EXPECT_EQ(Value1("SELECT count(*) FROM pause2.acc WHERE id >= 1000"), "1");
+  // Sends early at every chance (threshold 1 byte), with the stream pausing after each
+  // transaction or never; nothing shows before the commit, and the rows end up as held ones.
+  auto send_early = [&](const std::string& schema, core::Oid base, bool pauses) {
+    auto options = Options(schema + "_sink");
+    options.flush_on_pause_bytes = 1;
+    auto sink = OpenSink(options);
+    const std::vector<Transaction> txns = make(schema, base);
+    core::Status status = sink->BeginBatch();
+    for (const auto& txn : txns) {
+      if (status.ok()) status = sink->Apply(txn);
+      if (status.ok() && pauses) status = sink->StreamPaused();
+    }
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    EXPECT_EQ(Value1("SELECT sum(bal) FROM " + schema + ".acc"), "0");  // sent, not committed
+    if (status.ok()) status = sink->CommitBatch(PositionOf(txns.back()));
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    EXPECT_EQ(Rows("SELECT * FROM pause1.acc ORDER BY 1"),
+              Rows("SELECT * FROM " + schema + ".acc ORDER BY 1"));
+    EXPECT_EQ(Value1("SELECT count(*) FROM " + schema + ".acc WHERE id >= 1000"), "1");
+    return sink;
+  };
   EXPECT_EQ(held->stats().early_flushes, 0u);
+
+  auto sent = send_early("pause2", 21000, /*pauses=*/true);
   // Once per transaction: by Apply when the target had caught up, else by the pause.
   EXPECT_EQ(sent->stats().early_flushes, 300u);
   EXPECT_GT(sent->stats().rows_applied, held->stats().rows_applied);  // the price of sending early
 
   // No pauses at all (the stream always busy): held changes go out whenever the target has
   // done all it was sent, at least once (at the start it has nothing to do).
-  auto idle_options = Options("pause_idle");
-  idle_options.flush_on_pause_bytes = 1;
-  auto idle = OpenSink(idle_options);
-  const std::vector<Transaction> idle_txns = make("pause3", 21050);
-  st = idle->BeginBatch();
-  for (const auto& txn : idle_txns) {
-    if (st.ok()) st = idle->Apply(txn);
-  }
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(Value1("SELECT sum(bal) FROM pause3.acc"), "0");  // sent, not committed
-  st = idle->CommitBatch(PositionOf(idle_txns.back()));
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(Rows("SELECT * FROM pause1.acc ORDER BY 1"),
-            Rows("SELECT * FROM pause3.acc ORDER BY 1"));
+  auto idle = send_early("pause3", 21050, /*pauses=*/false);
   EXPECT_GE(idle->stats().early_flushes, 1u);
   EXPECT_LE(idle->stats().early_flushes, 300u);
 
