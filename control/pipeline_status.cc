@@ -329,6 +329,20 @@ std::string RenderStatusTable(const std::vector<PipelineStatus>& statuses, bool 
 
 // --- Prometheus ---------------------------------------------------------------------------------
 
+namespace {
+// The HELP and TYPE lines that open a metric family.
+void AppendFamilyHeader(std::string& out, const std::string& name, const std::string& type,
+                        const std::string& help) {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+// One sample labelled with its pipeline.
+void AppendSample(std::string& out, const std::string& name, const PipelineStatus& s,
+                  const std::string& value) {
+  out += name + "{pipeline=\"" + LabelValue(s.name) + "\"} " + value + "\n";
+}
+}  // namespace
+
 std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses) {
   struct Metric {
     const char* name;
@@ -387,9 +401,9 @@ std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses) {
   for (const Metric& metric : metrics) {
     if (std::string(metric.name) == "sluice_copy_rows_total") {
       // The batch latency histogram sits before the copy counter.
-      out +=
-          "# HELP sluice_batch_latency_seconds Time from a batch's first statement to its "
-          "durable commit on the target.\n# TYPE sluice_batch_latency_seconds histogram\n";
+      AppendFamilyHeader(out, "sluice_batch_latency_seconds", "histogram",
+                         "Time from a batch's first statement to its durable commit on the "
+                         "target.");
       for (const auto& s : statuses) {
         if (s.batch_latency_counts.size() !=
             PipelineMetrics::kBatchLatencyBucketsSeconds.size() + 1) {
@@ -411,13 +425,9 @@ std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses) {
                "\n";
       }
     }
-    out += std::string("# HELP ") + metric.name + " " + metric.help + "\n";
-    out += std::string("# TYPE ") + metric.name + " " + metric.type + "\n";
+    AppendFamilyHeader(out, metric.name, metric.type, metric.help);
     for (const auto& s : statuses) {
-      auto value = metric.value(s);
-      if (!value) continue;
-      out +=
-          std::string(metric.name) + "{pipeline=\"" + LabelValue(s.name) + "\"} " + *value + "\n";
+      if (auto value = metric.value(s)) AppendSample(out, metric.name, s, *value);
     }
   }
   // Sink counters: one family per name, in order of first appearance (pipelines of different
@@ -432,13 +442,10 @@ std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses) {
   }
   for (const apply::SinkCounter* family : families) {
     const std::string name = "sluice_sink_" + family->name + "_total";
-    out += "# HELP " + name + " " + (family->help.empty() ? family->name : family->help) + "\n";
-    out += "# TYPE " + name + " counter\n";
+    AppendFamilyHeader(out, name, "counter", family->help.empty() ? family->name : family->help);
     for (const auto& s : statuses) {
       for (const auto& counter : s.sink_counters) {
-        if (counter.name != family->name) continue;
-        out += name + "{pipeline=\"" + LabelValue(s.name) + "\"} " + std::to_string(counter.value) +
-               "\n";
+        if (counter.name == family->name) AppendSample(out, name, s, std::to_string(counter.value));
       }
     }
   }
