@@ -1437,4 +1437,16 @@ core::Result<std::unique_ptr<BulkLoader>> PostgresSink::OpenBulkLoad(
   return std::unique_ptr<BulkLoader>(new PostgresBulkLoader(std::move(conn), table));
 }
 
+core::Status PostgresSink::ForgetPosition() {
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                          PgConnection::Connect(options_.dsn, options_.connect_timeout,
+                                                "sluice-reset-" + options_.pipeline));
+  const std::string what = "forgetting the applied position of pipeline " + options_.pipeline;
+  SLUICE_ASSIGN_OR_RETURN(std::vector<PgRow> exists,
+                          conn->Query("SELECT to_regclass('sluice.applied') IS NOT NULL", {}, what));
+  if (exists.empty() || exists[0][0] != std::optional<std::string>("t")) return core::Status::Ok();
+  return conn->Query("DELETE FROM sluice.applied WHERE pipeline = $1", {options_.pipeline}, what)
+      .status();
+}
+
 }  // namespace sluice::apply

@@ -110,6 +110,8 @@ class PostgresSink : public Sink {
   core::Status StreamPaused() override;
   void AbortBatch() override;
   core::Status CheckRelation(const core::Relation& relation) override;
+  // Deletes the pipeline's row of sluice.applied, on a short-lived connection of its own.
+  core::Status ForgetPosition() override;
   // Works on a short-lived connection of its own, so it may be called before Open() and does
   // not disturb the apply session. Call from the pipeline thread.
   core::Status PrepareCopyTarget(const core::TableDefinition& table, bool create_missing,

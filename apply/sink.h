@@ -82,6 +82,10 @@ class Sink {
   // every column the source sends). Called by the pipeline when it first sees a relation.
   virtual core::Status CheckRelation(const core::Relation& relation) = 0;
 
+  // Forgets the position Open() would report (the pipeline starts over from a new slot, whose
+  // positions may be anywhere: `sluice snapshot`). Works without Open().
+  virtual core::Status ForgetPosition() = 0;
+
   // Initial copy, before any loader for the table: makes the target table ready to receive a
   // copy of `table`. Creates it from the definition when missing and `create_missing`
   // (otherwise a missing table is an error naming it), checks its columns (CheckRelation), and

@@ -5,6 +5,7 @@
 #include "capture/pgoutput_decoder.h"
 #include "capture/publication_manager.h"
 #include "capture/replication_connection.h"
+#include "capture/slot_check.h"
 #include "capture/slot_manager.h"
 
 namespace sluice::capture {
@@ -30,6 +31,9 @@ core::Result<std::unique_ptr<LogicalCapture>> LogicalCapture::Open(CaptureOption
     } else {
       SLUICE_RETURN_IF_ERROR(publications.CheckReplicaIdentity(o.publication).WithContext(where));
     }
+    auto published = publications.PublishedTables(o.publication);
+    if (!published.ok()) return published.status().WithContext(where);
+    capture->published_tables_ = std::move(published).value();
   }
 
   SLUICE_ASSIGN_OR_RETURN(capture->connection_,
@@ -39,12 +43,30 @@ core::Result<std::unique_ptr<LogicalCapture>> LogicalCapture::Open(CaptureOption
       o.protocol_version != 0 ? o.protocol_version : AutoProtocolVersion(server_version);
 
   SlotManager slots(*capture->connection_);
-  auto slot_or = slots.EnsureSlot(o.slot, /*export_snapshot=*/true);
+  if (!o.temporary_slot.empty()) {
+    auto temporary = slots.CreateTemporarySlot(o.temporary_slot);
+    if (!temporary.ok()) return temporary.status().WithContext(where);
+    capture->slot_created_ = true;
+    capture->consistent_point_ = temporary->consistent_point;
+    capture->exported_snapshot_ = temporary->snapshot_name;
+    spdlog::info("{}: temporary slot {} created at {}", where, o.temporary_slot,
+                 temporary->consistent_point.ToString());
+    return capture;
+  }
+  // The slot is checked on the connection that will stream from it, right before use.
+  auto found = slots.InspectSlot(o.slot);
+  if (!found.ok()) return found.status().WithContext(where);
+  capture->slot_found_ = std::move(found).value();
+  SLUICE_RETURN_IF_ERROR(
+      CheckSlotUsable(capture->slot_found_, o.slot, o.slot_policy, capture->connection_->endpoint())
+          .WithContext(where));
+  auto slot_or = slots.EnsureSlot(o.slot, /*export_snapshot=*/true, o.slot_policy.may_create);
   if (!slot_or.ok()) return slot_or.status().WithContext(where);
   SlotInfo slot = std::move(slot_or).value();
   if (slot.active) {
-    return core::FailedPrecondition(where + ": slot " + o.slot +
-                                    " is being streamed by another process (another sluice?)");
+    return core::Unavailable(where + ": slot " + o.slot + " on " +
+                             capture->connection_->endpoint() +
+                             " is being streamed by another process");
   }
   capture->slot_created_ = slot.created;
   capture->consistent_point_ = slot.consistent_point;
@@ -54,13 +76,22 @@ core::Result<std::unique_ptr<LogicalCapture>> LogicalCapture::Open(CaptureOption
   return capture;
 }
 
+core::Status LogicalCapture::VerifySlot(const SlotPolicy& policy) {
+  SlotManager slots(*connection_);
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SlotState> slot, slots.InspectSlot(options_.slot));
+  return CheckSlotUsable(slot, options_.slot, policy, connection_->endpoint())
+      .WithContext("pipeline " + options_.pipeline);
+}
+
+const std::string& LogicalCapture::source_endpoint() const { return connection_->endpoint(); }
+
 core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>& stop,
                                  const EmitFn& emit, const IdleFn& on_idle, core::Lsn end_lsn) {
   const std::string where = "pipeline " + options_.pipeline;
-  if (resume_after.valid()) connection_->SetDurableLsn(resume_after);
+  if (resume_after.valid() && !options_.read_only) connection_->SetDurableLsn(resume_after);
 
   StartOptions start;
-  start.slot = options_.slot;
+  start.slot = options_.temporary_slot.empty() ? options_.slot : options_.temporary_slot;
   start.start_lsn = resume_after;
   start.protocol_version = protocol_version_;
   start.publications = {options_.publication};
@@ -122,7 +153,9 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
   return FlushFeedback();
 }
 
-void LogicalCapture::SetDurableLsn(core::Lsn lsn) { connection_->SetDurableLsn(lsn); }
+void LogicalCapture::SetDurableLsn(core::Lsn lsn) {
+  if (!options_.read_only) connection_->SetDurableLsn(lsn);
+}
 
 IdlePosition LogicalCapture::idle_position() const {
   std::lock_guard lock(idle_mu_);
@@ -136,6 +169,15 @@ core::Status LogicalCapture::Finish() {
   // CopyDone handshake: the server has taken the final position when this returns, so the
   // slot shows it at once (a plain disconnect leaves a busy walsender behind for a moment).
   return connection_->Close();
+}
+
+core::Result<std::optional<SlotState>> LogicalCapture::InspectSlot(const CaptureOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(auto connection,
+                          ReplicationConnection::Connect(options.dsn, options.connect_timeout));
+  SlotManager slots(*connection);
+  auto slot = slots.InspectSlot(options.slot);
+  if (!slot.ok()) return slot.status().WithContext("pipeline " + options.pipeline);
+  return slot;
 }
 
 core::Status LogicalCapture::DropSlot(const CaptureOptions& options) {

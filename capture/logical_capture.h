@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "capture/publication_manager.h"
+#include "capture/slot_manager.h"
 #include "capture/transaction_assembler.h"
 #include "core/lsn.h"
 #include "core/status.h"
@@ -18,6 +20,23 @@
 namespace sluice::capture {
 
 class ReplicationConnection;
+
+// What the consumer's own durable state says about the pipeline's slot. A slot is only ever
+// created for a pipeline that has nothing to lose: once it has a position, a missing slot, a
+// slot that has confirmed more than the consumer made durable, or a slot whose WAL is gone
+// would silently skip changes, so Open() refuses them (kFailedPrecondition naming the slot,
+// the source, both positions and `remedy`).
+struct SlotPolicy {
+  bool may_create = true;
+  // The consumer's durable position; when valid, the slot's confirmed_flush_lsn must not be
+  // past it.
+  core::Lsn durable_lsn;
+  // The consumer never created a slot of this name: one that exists belongs to someone else
+  // (another sluice with the same pipeline name, another tool) and is neither used nor dropped.
+  bool refuse_existing = false;
+  // What the operator runs to get going again; appended to every refusal.
+  std::string remedy;
+};
 
 // Everything capture needs to know about one source.
 struct CaptureOptions {
@@ -33,6 +52,13 @@ struct CaptureOptions {
   std::chrono::milliseconds status_interval{10000};
   std::chrono::milliseconds connect_timeout{10000};
   AssemblerOptions assembler;
+  SlotPolicy slot_policy;
+  // Never confirm anything to the slot (a reader that must not move a position someone else
+  // depends on, such as `sluice tail` on a pipeline with a target).
+  bool read_only = false;
+  // Stream from a TEMPORARY slot of this name instead of `slot` (created at Open, starting
+  // now, dropped by the server when the connection ends).
+  std::string temporary_slot;
 };
 
 // Counters readable from any thread while Run() works.
@@ -74,9 +100,18 @@ class LogicalCapture {
   // Connects and prepares the source (publication, slot). Does not start streaming yet.
   static core::Result<std::unique_ptr<LogicalCapture>> Open(CaptureOptions options);
 
+  // The pipeline's slot as the source shows it now (nullopt: there is none), read on a
+  // connection of its own.
+  static core::Result<std::optional<SlotState>> InspectSlot(const CaptureOptions& options);
+
   // Drops the pipeline's slot (missing is fine): the next Open() creates it with a fresh
   // exported snapshot.
   static core::Status DropSlot(const CaptureOptions& options);
+
+  // Checks the pipeline's slot again, as Open() did, against `policy` (e.g. after a long
+  // initial copy, before the copy counts as done: someone may have dropped the slot meanwhile).
+  // Before Run() only.
+  core::Status VerifySlot(const SlotPolicy& policy);
 
   // Streams from `resume_after` (the durable position of a previous run; invalid = the slot's
   // own confirmed position) until `stop` becomes true, `end_lsn` (if valid) is reached, or an
@@ -95,6 +130,11 @@ class LogicalCapture {
 
   // True when the slot was created by this Open() (so a snapshot could be taken).
   bool slot_created() const { return slot_created_; }
+  // The slot as it was found before Open() used it (nullopt: it did not exist).
+  const std::optional<SlotState>& slot_found() const { return slot_found_; }
+  // The tables the publication publishes, as Open() found them.
+  const std::vector<TableInfo>& published_tables() const { return published_tables_; }
+  const std::string& source_endpoint() const;
   core::Lsn consistent_point() const { return consistent_point_; }
   const std::string& exported_snapshot() const { return exported_snapshot_; }
   int protocol_version() const { return protocol_version_; }
@@ -108,6 +148,8 @@ class LogicalCapture {
   CaptureOptions options_;
   std::unique_ptr<ReplicationConnection> connection_;
   bool slot_created_ = false;
+  std::optional<SlotState> slot_found_;
+  std::vector<TableInfo> published_tables_;
   core::Lsn consistent_point_;
   std::string exported_snapshot_;
   int protocol_version_ = 1;

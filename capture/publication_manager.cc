@@ -324,6 +324,32 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
   return CheckReplicaIdentity(name);
 }
 
+core::Result<std::vector<TableInfo>> PublicationManager::ResolveTables(
+    const std::vector<std::string>& patterns) {
+  std::vector<TableInfo> tables;
+  std::set<uint32_t> seen;
+  for (const auto& text : patterns) {
+    SLUICE_ASSIGN_OR_RETURN(TablePattern pattern, ParseTablePattern(text));
+    const std::string schema_literal = connection_.QuoteLiteralForSql(pattern.schema);
+    std::string sql = std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
+                      " AND c.relkind IN ('r', 'p')";
+    if (pattern.all_tables_in_schema) {
+      sql += " AND NOT c.relispartition ORDER BY c.relname";
+    } else {
+      sql += " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table);
+    }
+    SLUICE_ASSIGN_OR_RETURN(QueryResult rows, Sql(sql, "listing the tables of " + text));
+    if (rows.rows.empty() && !pattern.all_tables_in_schema) {
+      return core::NotFound("table " + pattern.ToString() + " not found on " +
+                            connection_.endpoint());
+    }
+    for (auto& info : ToTableInfos(rows)) {
+      if (seen.insert(info.oid).second) tables.push_back(std::move(info));
+    }
+  }
+  return tables;
+}
+
 core::Result<std::vector<TableInfo>> PublicationManager::PublishedTables(const std::string& name) {
   const std::string pub_literal = connection_.QuoteLiteralForSql(name);
   SLUICE_ASSIGN_OR_RETURN(

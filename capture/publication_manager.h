@@ -51,6 +51,11 @@ class PublicationManager {
   // Finally checks CheckReplicaIdentity().
   core::Status EnsurePublication(const std::string& name, const std::vector<std::string>& tables);
 
+  // The tables `patterns` name on the source now (a "schema.*" pattern: every ordinary and
+  // partitioned table of the schema that is not a partition), in pattern order without
+  // duplicates. A table or schema that does not exist → kNotFound naming it.
+  core::Result<std::vector<TableInfo>> ResolveTables(const std::vector<std::string>& patterns);
+
   // Every table the publication publishes (explicit, via schema, or FOR ALL TABLES).
   // Missing publication → kNotFound.
   core::Result<std::vector<TableInfo>> PublishedTables(const std::string& name);

@@ -12,6 +12,7 @@
 #include "config/config_loader.h"
 #include "control/check_runner.h"
 #include "control/daemon.h"
+#include "control/snapshot_command.h"
 #include "control/status_command.h"
 #include "control/tail_runner.h"
 
@@ -66,6 +67,19 @@ int RunCheckCommand(const std::string& config_path) {
   return Fail(control::RunCheck(*config, stdout));
 }
 
+int RunSnapshotCommand(const std::string& config_path, const control::SnapshotOptions& options) {
+  auto config = LoadConfigAndLogging(config_path);
+  if (!config.ok()) return Fail(config.status());
+  const std::atomic<bool>& stop = InstallStopSignals();
+  core::Status status = control::RunSnapshot(*config, options, stop, stdout);
+  if (status.code() == core::StatusCode::kAborted) {
+    // Interrupted: not done, and not an error either; running it again finishes it.
+    spdlog::warn("{}; run sluice snapshot again to finish it", status.message());
+    return kExitUnavailable;
+  }
+  return Fail(status);
+}
+
 int RunStatus(const std::string& config_path, bool json, bool watch) {
   auto config = config::LoadConfigFile(config_path);
   if (!config.ok()) return Fail(config.status());
@@ -97,10 +111,26 @@ int Main(int argc, char** argv) {
       "run", "Run every pipeline of the config: initial copy, then stream and apply (daemon)");
   run->add_option("-c,--config", config_path, "configuration file")->required();
 
+  control::SnapshotOptions snapshot_options;
+  CLI::App* snapshot = app.add_subcommand(
+      "snapshot",
+      "Copy tables again at a new consistent point (daemon stopped): every table from a new "
+      "slot, or --tables only, while the rest stream on without a gap");
+  snapshot->add_option("-c,--config", config_path, "configuration file")->required();
+  snapshot->add_option("-p,--pipeline", snapshot_options.pipeline,
+                       "pipeline to copy; default: the only one");
+  snapshot
+      ->add_option("-t,--tables", snapshot_options.tables,
+                   "only these tables (schema.table); they are emptied on the target first")
+      ->expected(1, -1);
+
   control::TailOptions tail_options;
   std::string end_lsn_text;
   CLI::App* tail = app.add_subcommand(
-      "tail", "Print the decoded, ordered stream of committed changes (JSON lines)");
+      "tail",
+      "Print the decoded, ordered stream of committed changes (JSON lines). On a pipeline with "
+      "a target it confirms and checkpoints nothing: it reads the slot from where run goes on, "
+      "or a temporary slot from now on while run streams");
   tail->add_option("-c,--config", config_path, "configuration file")->required();
   tail->add_option("-p,--pipeline", tail_options.pipeline,
                    "pipeline to tail (resumes after its checkpoint); default: the only one");
@@ -120,6 +150,7 @@ int Main(int argc, char** argv) {
   if (run->parsed()) return RunDaemonCommand(config_path);
   if (check->parsed()) return RunCheckCommand(config_path);
   if (status->parsed()) return RunStatus(config_path, status_json, status_watch);
+  if (snapshot->parsed()) return RunSnapshotCommand(config_path, snapshot_options);
   if (tail->parsed()) {
     tail_options.checkpoint_interval = std::chrono::milliseconds(checkpoint_ms);
     return RunTailCommand(config_path, tail_options, end_lsn_text);

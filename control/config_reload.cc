@@ -17,7 +17,6 @@ void CompareFixed(const config::PipelineConfig& a, const config::PipelineConfig&
   check(a.source.dsn == b.source.dsn, "source.dsn");
   check(a.source.slot == b.source.slot, "source.slot");
   check(a.source.publication == b.source.publication, "source.publication");
-  check(a.source.tables == b.source.tables, "source.tables");
   check(a.source.create_publication == b.source.create_publication, "source.create_publication");
   check(a.source.protocol_version == b.source.protocol_version, "source.protocol_version");
   check(a.source.streaming == b.source.streaming, "source.streaming");
@@ -64,6 +63,7 @@ ReloadPlan PlanReload(const config::Config& running, const config::Config& fresh
     }
     const auto& new_p = *it->second;
     CompareFixed(old_p, new_p, "pipelines[" + old_p.name + "]", &plan.refused);
+    if (old_p.source.tables != new_p.source.tables) plan.tables[old_p.name] = new_p.source.tables;
     if (!SameBatching(old_p.target.apply, new_p.target.apply)) {
       plan.apply_limits[old_p.name] = new_p.target.apply;
     }

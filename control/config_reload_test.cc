@@ -51,6 +51,19 @@ TEST(ConfigReloadTest, EverythingElseIsRefusedByKey) {
                                       "pipelines[new] (added)"}));
 }
 
+// New tables are copied before they are streamed, so the pipeline can take them while it runs.
+TEST(ConfigReloadTest, TablesApplyAtTheNextBoundary) {
+  config::Config running = Base();
+  running.pipelines[0].source.tables = {"public.a"};
+  config::Config fresh = running;
+  fresh.pipelines[0].source.tables = {"public.a", "public.b"};
+  const ReloadPlan plan = PlanReload(running, fresh);
+  EXPECT_TRUE(plan.refused.empty());
+  ASSERT_EQ(plan.tables.count("orders"), 1u);
+  EXPECT_EQ(plan.tables.at("orders"), (std::vector<std::string>{"public.a", "public.b"}));
+  EXPECT_TRUE(PlanReload(running, running).tables.empty());
+}
+
 // The sink is built once per pipeline (and kept across retries): its options need a restart.
 TEST(ConfigReloadTest, CompactionNeedsARestart) {
   config::Config fresh = Base();

@@ -71,12 +71,22 @@ void Reload(const config::Config& running, const ReloadHooks& hooks,
                    limits.batch_max_delay.count());
     }
   }
+  for (const auto& [name, tables] : plan.tables) {
+    for (auto& runner : runners) {
+      if (runner->pipeline().name != name) continue;
+      std::string list;
+      for (const auto& table : tables) list += (list.empty() ? "" : ", ") + table;
+      spdlog::info("reload: pipeline {} tables now {}: new tables are copied, then streamed", name,
+                   list);
+      runner->SetTables(tables);
+    }
+  }
   for (const auto& key : plan.refused) {
     spdlog::warn("reload: {} changed but cannot change while running; restart sluice to apply it",
                  key);
   }
   if (plan.log_level.empty() && plan.log_format.empty() && plan.apply_limits.empty() &&
-      plan.refused.empty()) {
+      plan.tables.empty() && plan.refused.empty()) {
     spdlog::info("reload: no change");
   }
 }

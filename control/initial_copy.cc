@@ -68,8 +68,13 @@ class InitialCopy {
  public:
   InitialCopy(const config::PipelineConfig& pipeline, apply::Sink& sink,
               state::CheckpointStore& store, PipelineMetrics& metrics,
-              const std::atomic<bool>& stop)
-      : pipeline_(pipeline), sink_(sink), store_(store), metrics_(metrics), stop_(stop) {}
+              const std::atomic<bool>& stop, const CopyScope& scope)
+      : pipeline_(pipeline),
+        sink_(sink),
+        store_(store),
+        metrics_(metrics),
+        stop_(stop),
+        scope_(scope) {}
 
   core::Status Run(const std::string& snapshot);
 
@@ -89,6 +94,7 @@ class InitialCopy {
   state::CheckpointStore& store_;
   PipelineMetrics& metrics_;
   const std::atomic<bool>& stop_;
+  const CopyScope& scope_;
 
   std::vector<core::TableDefinition> definitions_;
   std::deque<TableCopy> tables_;  // deque: TableCopy is not movable
@@ -111,6 +117,7 @@ core::Status InitialCopy::SaveLocked(TableCopy& table, bool done) {
       {"done", done},
       {"updated_at_unix_ms", UnixMillis()},
   };
+  if (done && scope_.snapshot_lsn.valid()) record["snapshot_lsn"] = scope_.snapshot_lsn.ToString();
   table.last_saved = Clock::now();
   return store_.Put(pipeline_.name, table.key, record.dump())
       .WithContext("pipeline " + pipeline_.name + ": saving copy progress of " +
@@ -122,7 +129,7 @@ core::Status InitialCopy::PrepareTable(TableCopy& table) {
   // An earlier attempt of this pipeline started copying here: whatever is in the table is ours
   // (a partial copy from an older snapshot) and must go.
   SLUICE_ASSIGN_OR_RETURN(auto earlier, store_.Get(pipeline_.name, table.key));
-  const bool truncate_first = earlier.has_value();
+  const bool truncate_first = earlier.has_value() || scope_.truncate_all;
   SLUICE_RETURN_IF_ERROR(
       sink_.PrepareCopyTarget(def, pipeline_.target.apply.create_tables, truncate_first)
           .WithContext("pipeline " + pipeline_.name + ": preparing the initial copy of " +
@@ -227,6 +234,22 @@ core::Status InitialCopy::Run(const std::string& snapshot) {
   auto described = first->DescribeTables(pipeline_.source.publication);
   if (!described.ok()) return described.status().WithContext(where + ": initial copy");
   definitions_ = std::move(described).value();
+  if (!scope_.tables.empty()) {
+    std::erase_if(definitions_, [&](const core::TableDefinition& def) {
+      return !scope_.tables.contains(def.relation.QualifiedName());
+    });
+    if (definitions_.size() != scope_.tables.size()) {
+      std::string missing;
+      for (const std::string& table : scope_.tables) {
+        const bool found =
+            std::any_of(definitions_.begin(), definitions_.end(),
+                        [&](const auto& d) { return d.relation.QualifiedName() == table; });
+        if (!found) missing += (missing.empty() ? "" : ", ") + table;
+      }
+      return core::NotFound(where + ": publication " + pipeline_.source.publication +
+                            " does not publish " + missing);
+    }
+  }
 
   metrics_.copy_tables_total.store(definitions_.size());
   metrics_.copy_tables_done.store(0);
@@ -313,9 +336,9 @@ core::Status InitialCopy::Run(const std::string& snapshot) {
 core::Status RunInitialCopy(const config::Config& config, const config::PipelineConfig& pipeline,
                             const std::string& snapshot, apply::Sink& sink,
                             state::CheckpointStore& store, PipelineMetrics& metrics,
-                            const std::atomic<bool>& stop) {
+                            const std::atomic<bool>& stop, const CopyScope& scope) {
   (void)config;
-  InitialCopy copy(pipeline, sink, store, metrics, stop);
+  InitialCopy copy(pipeline, sink, store, metrics, stop, scope);
   return copy.Run(snapshot);
 }
 

@@ -1,13 +1,20 @@
 #include "control/pipeline_runner.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "capture/logical_capture.h"
+#include "capture/slot_check.h"
 #include "control/capture_setup.h"
 #include "control/initial_copy.h"
+#include "control/pipeline_state.h"
+#include "control/stream_filter.h"
+#include "control/table_watcher.h"
 #include "core/bounded_queue.h"
 #include "core/pg_time.h"
 #include "core/thread_name.h"
@@ -17,8 +24,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr char kSnapshotKey[] = "snapshot";
-constexpr char kSnapshotDone[] = "done";
+// How often a streaming pipeline looks for tables that joined (see TableWatcher).
+constexpr auto kTableWatchInterval = std::chrono::seconds(10);
 
 int64_t UnixMillisNow() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -43,6 +50,19 @@ struct Batch {
   Clock::time_point started;
   apply::AppliedPosition end;  // last complete transaction in the batch
 };
+
+// "schema.name", as the stream's relations and the copy records name tables.
+std::string TableName(const capture::TableInfo& table) { return table.schema + "." + table.name; }
+
+// A name for a temporary slot beside the pipeline's: unique to this process and moment (a
+// crashed sluice's temporary slot lingers until its walsender notices), within PostgreSQL's 63.
+std::string TemporarySlotName(const std::string& slot) {
+  const auto now = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  char suffix[32];
+  std::snprintf(suffix, sizeof(suffix), "_copy_%x",
+                static_cast<unsigned>(now ^ static_cast<uint64_t>(::getpid())));
+  return slot.substr(0, 63 - std::strlen(suffix)) + suffix;
+}
 
 }  // namespace
 
@@ -70,7 +90,8 @@ PipelineRunner::PipelineRunner(const config::Config& config, const config::Pipel
       pipeline_(pipeline),
       store_(store),
       make_sink_(std::move(make_sink)),
-      limits_(pipeline.target.apply) {}
+      limits_(pipeline.target.apply),
+      tables_(pipeline.source.tables) {}
 
 void PipelineRunner::SetApplyLimits(const config::ApplyConfig& limits) {
   std::lock_guard lock(limits_mu_);
@@ -82,13 +103,36 @@ config::ApplyConfig PipelineRunner::CurrentLimits() const {
   return limits_;
 }
 
+void PipelineRunner::SetTables(std::vector<std::string> tables) {
+  {
+    std::lock_guard lock(limits_mu_);
+    if (tables == tables_) return;
+    tables_ = std::move(tables);
+  }
+  restart_.store(true);
+}
+
+std::vector<std::string> PipelineRunner::CurrentTables() const {
+  std::lock_guard lock(limits_mu_);
+  return tables_;
+}
+
 PipelineRunner::~PipelineRunner() = default;
+
+std::string PipelineRunner::SnapshotRemedy() const {
+  return "to copy the tables again from a new slot and stream on from there, run: sluice "
+         "snapshot --config " +
+         config_.source_file + " --pipeline " + pipeline_.name;
+}
 
 core::Status PipelineRunner::Run(const std::atomic<bool>& stop) {
   auto backoff = std::chrono::milliseconds(250);
   constexpr auto kMaxBackoff = std::chrono::milliseconds(10000);
   while (!stop.load()) {
     core::Status status = RunOnce(stop);
+    if (status.ok() && restart_.exchange(false) && !stop.load()) {
+      continue;  // tables changed: prepare again (copies them) and stream on
+    }
     if (status.ok() || stop.load()) break;
     metrics_.errors.fetch_add(1);
     metrics_.SetLastError(status.message());
@@ -109,7 +153,50 @@ core::Status PipelineRunner::Run(const std::atomic<bool>& stop) {
   return core::Status::Ok();
 }
 
+core::Status PipelineRunner::Prepare(const std::atomic<bool>& stop) {
+  SLUICE_ASSIGN_OR_RETURN(Start start, PrepareStream(stop));
+  if (start.stopped)
+    return core::Aborted("pipeline " + pipeline_.name + ": stopped during the copy");
+  return core::Status::Ok();
+}
+
 core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
+  SLUICE_ASSIGN_OR_RETURN(Start start, PrepareStream(stop));
+  if (start.stopped) return core::Status::Ok();  // interrupted copy: redone on next start
+  return Stream(std::move(start), stop);
+}
+
+core::Status PipelineRunner::StartOver(PipelineState& state) {
+  const std::string where = "pipeline " + pipeline_.name;
+  capture::CaptureOptions options = CaptureOptionsFor(config_, pipeline_);
+  SLUICE_ASSIGN_OR_RETURN(auto connection, capture::ReplicationConnection::Connect(
+                                               options.dsn, options.connect_timeout));
+  capture::SlotManager slots(*connection);
+  SLUICE_ASSIGN_OR_RETURN(std::optional<capture::SlotState> slot, slots.InspectSlot(options.slot));
+  if (slot && slot->active) {
+    return core::Unavailable(where + ": slot " + options.slot + " on " + connection->endpoint() +
+                             " is in use by process " + std::to_string(slot->active_pid) +
+                             "; stop whatever streams from it (another sluice?) first");
+  }
+  if (slot) {
+    spdlog::warn("{}: dropping slot {} on {} (confirmed {}) as `sluice snapshot` asked", where,
+                 options.slot, connection->endpoint(), slot->confirmed_flush_lsn.ToString());
+    core::Status dropped = slots.DropSlot(options.slot);
+    if (!dropped.ok() && dropped.code() != core::StatusCode::kNotFound) {
+      return dropped.WithContext(where);
+    }
+  }
+  SLUICE_RETURN_IF_ERROR(state.ForgetSlot());
+  SLUICE_RETURN_IF_ERROR(store_.DeleteCheckpoint(pipeline_.name));
+  SLUICE_RETURN_IF_ERROR(store_.Delete(pipeline_.name, "snapshot"));
+  SLUICE_RETURN_IF_ERROR(state.ForgetTables());
+  // The target's own record would otherwise win over the new slot's positions, which need not
+  // be higher (a source restored or replaced).
+  SLUICE_RETURN_IF_ERROR(sink_->ForgetPosition().WithContext(where));
+  return core::Status::Ok();
+}
+
+core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::atomic<bool>& stop) {
   const std::string where = "pipeline " + pipeline_.name;
   metrics_.phase = PipelinePhase::kStarting;
   // One sink for every attempt: Open() reconnects, and what the sink learned about the target
@@ -117,45 +204,229 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
   if (!sink_) {
     SLUICE_ASSIGN_OR_RETURN(sink_, make_sink_());
   }
-  apply::Sink* sink = sink_.get();
-  SLUICE_ASSIGN_OR_RETURN(apply::AppliedPosition applied, sink->Open());
-  SLUICE_ASSIGN_OR_RETURN(auto checkpoint, store_.LoadCheckpoint(pipeline_.name));
+  apply::Sink& sink = *sink_;
+  PipelineState state(store_, pipeline_.name);
 
-  capture::CaptureOptions capture_options = CaptureOptionsFor(config_, pipeline_);
-  SLUICE_ASSIGN_OR_RETURN(auto capture, capture::LogicalCapture::Open(capture_options));
-
-  SLUICE_ASSIGN_OR_RETURN(auto snapshot_state, store_.Get(pipeline_.name, kSnapshotKey));
-  const bool copy_needed = pipeline_.snapshot == "initial" && snapshot_state != kSnapshotDone;
-  if (copy_needed) {
-    if (!capture->slot_created()) {
-      // An earlier copy did not finish (or the slot predates this state directory): its
-      // snapshot is gone, so start over with a fresh slot and a fresh snapshot.
-      spdlog::info("{}: initial copy incomplete; recreating slot {} for a new snapshot", where,
-                   capture_options.slot);
-      capture.reset();
-      SLUICE_RETURN_IF_ERROR(capture::LogicalCapture::DropSlot(capture_options));
-      SLUICE_ASSIGN_OR_RETURN(capture, capture::LogicalCapture::Open(capture_options));
-    }
-    metrics_.phase = PipelinePhase::kCopying;
-    SLUICE_RETURN_IF_ERROR(RunInitialCopy(config_, pipeline_, capture->exported_snapshot(), *sink,
-                                          store_, metrics_, stop));
-    if (stop.load()) return core::Status::Ok();  // copy interrupted: redone on next start
-    // The copy holds everything up to the consistent point; the stream starts there.
-    SLUICE_RETURN_IF_ERROR(
-        store_.SaveCheckpoint(pipeline_.name, {capture->consistent_point(), 0, UnixMillisNow()}));
-    SLUICE_RETURN_IF_ERROR(store_.Put(pipeline_.name, kSnapshotKey, kSnapshotDone));
-    checkpoint = state::Checkpoint{capture->consistent_point(), 0, UnixMillisNow()};
-  } else if (pipeline_.snapshot == "never" && snapshot_state != kSnapshotDone) {
-    SLUICE_RETURN_IF_ERROR(store_.Put(pipeline_.name, kSnapshotKey, kSnapshotDone));
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SnapshotRequest> request, state.LoadRequest());
+  const bool start_over = request && request->all();
+  if (start_over) {
+    spdlog::info("{}: `sluice snapshot` asked for every table: starting over from a new slot",
+                 where);
+    SLUICE_RETURN_IF_ERROR(StartOver(state));
   }
+
+  SLUICE_ASSIGN_OR_RETURN(const bool has_local_state, state.HasPosition());
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SlotRecord> slot_record, state.LoadSlot());
+  const std::string& slot_name = pipeline_.source.slot;
+  const bool owned = slot_record && slot_record->name == slot_name;
+  capture::CaptureOptions options = CaptureOptionsFor(config_, pipeline_);
+  options.tables = CurrentTables();
+  options.slot_policy.remedy = SnapshotRemedy();
+  if (!has_local_state && !owned) {
+    // A state directory that never saw the pipeline's slot leaves one that exists alone, before
+    // it touches the target (another daemon with this pipeline name may be applying there).
+    SLUICE_ASSIGN_OR_RETURN(std::optional<capture::SlotState> existing,
+                            capture::LogicalCapture::InspectSlot(options));
+    capture::SlotPolicy foreign;
+    foreign.refuse_existing = true;
+    if (existing) {
+      SLUICE_RETURN_IF_ERROR(
+          capture::CheckSlotUsable(existing, slot_name, foreign, "the source").WithContext(where));
+    }
+  }
+
+  SLUICE_ASSIGN_OR_RETURN(apply::AppliedPosition applied, sink.Open());
+  SLUICE_ASSIGN_OR_RETURN(auto checkpoint, store_.LoadCheckpoint(pipeline_.name));
+  // A position here or on the target: either way a new slot could lose changes.
+  const bool has_position = has_local_state || applied.end_lsn.valid();
+  SLUICE_ASSIGN_OR_RETURN(const bool snapshot_done, state.SnapshotDone());
+  const bool copies = pipeline_.snapshot == "initial";
+  const bool copy_unfinished = copies && !snapshot_done;
 
   // The target's own record is the truth for what it holds; the RocksDB checkpoint can only be
   // behind it (a crash between target commit and checkpoint) or carry the copy's end.
-  core::Lsn resume = applied.end_lsn;
-  if (checkpoint && checkpoint->durable_lsn > resume) resume = checkpoint->durable_lsn;
+  Start start;
+  start.resume = applied.end_lsn;
+  if (checkpoint && checkpoint->durable_lsn > start.resume) start.resume = checkpoint->durable_lsn;
+
+  if (!has_position) {
+    // Nothing to lose yet: the slot may be made, but one this state directory did not make
+    // belongs to someone else.
+    options.slot_policy.may_create = true;
+    options.slot_policy.refuse_existing = !owned;
+  } else if (copy_unfinished) {
+    // An interrupted copy is redone from a fresh snapshot, in a slot made again, but only a
+    // slot this state directory made, and only while it is still there.
+    options.slot_policy.may_create = false;
+    options.slot_policy.refuse_existing = !owned;
+  } else {
+    options.slot_policy.may_create = false;
+    options.slot_policy.durable_lsn = start.resume;
+    // A state directory that never saw this slot (only the target knows the pipeline: another
+    // daemon's, or a lost state directory) does not take it over. One with a position but no
+    // record of the slot predates the records and takes it once it passes the checks.
+    options.slot_policy.refuse_existing = !owned && !has_local_state;
+  }
+  if (options.slot_policy.may_create && !owned) {
+    // Recorded before the slot exists, so a crash right after making it still leaves it ours.
+    SLUICE_RETURN_IF_ERROR(state.SaveSlot({slot_name, "creating", {}}));
+  }
+  SLUICE_ASSIGN_OR_RETURN(start.capture, capture::LogicalCapture::Open(options));
+
+  if (copy_unfinished && !start.capture->slot_created()) {
+    // An earlier copy did not finish (or crashed right after making the slot): its snapshot is
+    // gone, so start over with the slot made again for a fresh snapshot.
+    spdlog::info("{}: initial copy incomplete; making slot {} again for a new snapshot", where,
+                 slot_name);
+    start.capture.reset();
+    SLUICE_RETURN_IF_ERROR(capture::LogicalCapture::DropSlot(options));
+    SLUICE_RETURN_IF_ERROR(state.SaveSlot({slot_name, "creating", {}}));
+    options.slot_policy = capture::SlotPolicy{};
+    options.slot_policy.remedy = SnapshotRemedy();
+    SLUICE_ASSIGN_OR_RETURN(start.capture, capture::LogicalCapture::Open(options));
+  }
+  if (start.capture->slot_created()) {
+    SLUICE_RETURN_IF_ERROR(
+        state.SaveSlot({slot_name, "created", start.capture->consistent_point()}));
+  } else if (!owned || slot_record->state == "creating") {
+    // It passed every check against the durable position: streaming from it loses nothing.
+    SLUICE_RETURN_IF_ERROR(
+        state.SaveSlot({slot_name, "adopted", start.capture->consistent_point()}));
+  }
+
+  if (copy_unfinished) {
+    metrics_.phase = PipelinePhase::kCopying;
+    CopyScope scope;
+    scope.snapshot_lsn = start.capture->consistent_point();
+    scope.truncate_all = start_over;
+    SLUICE_RETURN_IF_ERROR(RunInitialCopy(config_, pipeline_, start.capture->exported_snapshot(),
+                                          sink, store_, metrics_, stop, scope));
+    if (stop.load()) {
+      start.stopped = true;
+      return start;
+    }
+    // The copy holds everything up to the consistent point; the stream starts there, so the
+    // slot must still be there (an operator may have dropped it during a long copy).
+    const core::Lsn point = start.capture->consistent_point();
+    capture::SlotPolicy after_copy;
+    after_copy.may_create = false;
+    after_copy.durable_lsn = point;
+    after_copy.remedy = SnapshotRemedy();
+    SLUICE_RETURN_IF_ERROR(start.capture->VerifySlot(after_copy));
+    SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(pipeline_.name, {point, 0, UnixMillisNow()}));
+    SLUICE_RETURN_IF_ERROR(state.MarkSnapshotDone());
+    start.resume = point;
+  } else if (!copies && !snapshot_done) {
+    // snapshot: never streams from the slot's position; recorded so a slot lost from now on is
+    // noticed.
+    const core::Lsn point = start.capture->consistent_point();
+    if (point.valid() && !start.resume.valid()) {
+      SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(pipeline_.name, {point, 0, UnixMillisNow()}));
+      start.resume = point;
+    }
+    SLUICE_RETURN_IF_ERROR(state.MarkSnapshotDone());
+  }
+
+  std::vector<StreamFilter::Table> published;
+  std::set<std::string> published_names;
+  for (const capture::TableInfo& table : start.capture->published_tables()) {
+    published.push_back({table.oid, TableName(table)});
+    published_names.insert(TableName(table));
+  }
+  if (copies) {
+    SLUICE_ASSIGN_OR_RETURN(auto records, state.LoadTables());
+    if (records.empty() && snapshot_done) {
+      // Copied before sluice kept a record per table: every table published then was copied.
+      for (const std::string& table : published_names) {
+        SLUICE_RETURN_IF_ERROR(state.MarkTableCopied(table, core::Lsn()));
+      }
+      SLUICE_ASSIGN_OR_RETURN(records, state.LoadTables());
+    }
+    if (request && !request->all()) {
+      for (const std::string& table : request->tables) {
+        if (!published_names.contains(table)) {
+          return core::NotFound(where + ": `sluice snapshot` asked for table " + table +
+                                ", which publication " + pipeline_.source.publication +
+                                " does not publish");
+        }
+        if (records[table].done) SLUICE_RETURN_IF_ERROR(state.MarkTableForCopy(table));
+      }
+      SLUICE_ASSIGN_OR_RETURN(records, state.LoadTables());
+    }
+    std::set<std::string> to_copy;
+    for (const std::string& table : published_names) {
+      auto it = records.find(table);
+      if (it == records.end() || !it->second.done) to_copy.insert(table);
+    }
+    if (!to_copy.empty()) {
+      // The pipeline's slot stays where it is: it is the stream of every other table.
+      SLUICE_RETURN_IF_ERROR(CopyTables(to_copy, stop));
+      if (stop.load()) {
+        start.stopped = true;
+        return start;
+      }
+      SLUICE_ASSIGN_OR_RETURN(records, state.LoadTables());
+    }
+    for (const auto& [table, record] : records) {
+      if (!record.done) continue;
+      start.known_tables.insert(table);
+      if (record.snapshot_lsn.valid() && record.snapshot_lsn > start.resume) {
+        start.table_starts[table] = record.snapshot_lsn;
+      }
+    }
+  }
+  if (request) SLUICE_RETURN_IF_ERROR(state.ClearRequest());
+  return start;
+}
+
+core::Status PipelineRunner::CopyTables(const std::set<std::string>& tables,
+                                        const std::atomic<bool>& stop) {
+  const std::string where = "pipeline " + pipeline_.name;
+  std::string list;
+  for (const std::string& table : tables) list += (list.empty() ? "" : ", ") + table;
+  capture::CaptureOptions options = CaptureOptionsFor(config_, pipeline_);
+  options.tables = CurrentTables();
+  options.temporary_slot = TemporarySlotName(pipeline_.source.slot);
+  // The temporary slot lives as long as this connection: its snapshot is what the copy reads,
+  // its consistent point where the copied tables' stream begins.
+  SLUICE_ASSIGN_OR_RETURN(auto snapshot, capture::LogicalCapture::Open(options));
+  spdlog::info("{}: copying {} at {} before streaming them", where, list,
+               snapshot->consistent_point().ToString());
+  metrics_.phase = PipelinePhase::kCopying;
+  CopyScope scope;
+  scope.tables = tables;
+  scope.snapshot_lsn = snapshot->consistent_point();
+  return RunInitialCopy(config_, pipeline_, snapshot->exported_snapshot(), *sink_, store_, metrics_,
+                        stop, scope);
+}
+
+core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) {
+  const std::string where = "pipeline " + pipeline_.name;
+  apply::Sink* sink = sink_.get();
+  capture::LogicalCapture* capture = start.capture.get();
+  const core::Lsn resume = start.resume;
   metrics_.durable_lsn = resume.value();
   spdlog::info("{}: streaming from {}", where,
                resume.valid() ? resume.ToString() : std::string("the slot's position"));
+
+  const bool copies = pipeline_.snapshot == "initial";
+  std::vector<StreamFilter::Table> published;
+  for (const capture::TableInfo& table : capture->published_tables()) {
+    published.push_back({table.oid, TableName(table)});
+  }
+  StreamFilter filter(std::move(published), start.known_tables, start.table_starts, copies);
+  std::unique_ptr<TableWatcher> watcher;
+  if (copies) {
+    TableWatcherOptions watch;
+    watch.pipeline = pipeline_.name;
+    watch.dsn = pipeline_.source.dsn;
+    watch.connect_timeout = pipeline_.source.connect_timeout;
+    watch.publication = pipeline_.source.publication;
+    if (pipeline_.source.create_publication) watch.patterns = CurrentTables();
+    watch.known = start.known_tables;
+    watch.interval = kTableWatchInterval;
+    watcher = std::make_unique<TableWatcher>(std::move(watch));
+  }
 
   metrics_.phase = PipelinePhase::kStreaming;
   core::BoundedQueue<core::Transaction> queue(pipeline_.capture.queue_capacity);
@@ -247,6 +518,13 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
 
   while (true) {
     if (stop.load()) capture_stop = true;
+    if (watcher && watcher->found() && !capture_stop.load()) {
+      apply_status = watcher->error();
+      if (!apply_status.ok()) break;
+      restart_ = true;  // new tables: copied by the next PrepareStream
+    }
+    // Tables changed: end at the next transaction boundary (the batch commits), start again.
+    if (restart_.load()) capture_stop = true;
     // Nothing queued: the apply side is ahead of the stream. Let the sink send what it holds,
     // so the target works during the wait instead of all at the batch's end.
     if (batch.open && queue.size() == 0) {
@@ -273,6 +551,21 @@ core::Status PipelineRunner::RunOnce(const std::atomic<bool>& stop) {
     if (resume.valid() && txn.commit_lsn.valid() && txn.commit_lsn < resume) {
       if (txn.last_fragment && txn.end_lsn.valid()) ++done;
       continue;
+    }
+    if (filter.active()) {
+      const std::string uncopied = filter.Filter(txn);
+      for (const std::string& table : filter.TakeUnpublished()) {
+        spdlog::warn("{}: changes to {} are skipped: the table is not published (any more)", where,
+                     table);
+      }
+      if (!uncopied.empty()) {
+        // Its earlier rows are in no copy: copy it first. The open batch is dropped and
+        // streamed again, with the new table's changes from the copy's position on.
+        spdlog::info("{}: table {} has changes but was never copied: copying it first", where,
+                     uncopied);
+        restart_ = true;
+        break;
+      }
     }
     if (!batch.open) {
       apply_status = sink->BeginBatch();

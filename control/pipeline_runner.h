@@ -2,8 +2,12 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "apply/sink.h"
 #include "config/config.h"
@@ -11,7 +15,13 @@
 #include "core/status.h"
 #include "state/checkpoint_store.h"
 
+namespace sluice::capture {
+class LogicalCapture;
+}
+
 namespace sluice::control {
+
+class PipelineState;
 
 using SinkFactory = std::function<core::Result<apply::SinkPtr>()>;
 
@@ -27,11 +37,21 @@ using SinkFactory = std::function<core::Result<apply::SinkPtr>()>;
 //   * Failures: a retryable error (either server gone, serialization failure, ...) tears the
 //     pipeline down and starts it again from the durable position after a capped backoff; a
 //     permanent one stops the pipeline and is returned.
+//   * The slot: made only for a pipeline with nothing to lose, and dropped only when this state
+//     directory made it (PipelineState's "slot" record). Once the pipeline has a position, a
+//     missing slot, one that confirmed more than sluice made durable, or one whose WAL is gone
+//     is a permanent error telling the operator to run `sluice snapshot`, on every start, until
+//     they do.
 //   * Initial copy: when `snapshot: initial` and the copy has not completed, the slot is (re)made
 //     with an exported snapshot, target tables are emptied and copied at that snapshot, and
 //     streaming starts at the slot's consistent point.
+//   * Tables that join later (added to `tables:`, created in a "schema.*", added to the
+//     publication, or asked for by `sluice snapshot --tables`) are copied before they are
+//     streamed, at the snapshot of a temporary slot; the stream then skips their changes
+//     committed before that snapshot, which the copy holds.
 //
-// Threads: Run() on the caller's thread plus one capture thread it owns; metrics() from any.
+// Threads: Run() on the caller's thread plus the capture thread it owns; metrics(),
+// SetApplyLimits() and SetTables() from any.
 class PipelineRunner {
  public:
   PipelineRunner(const config::Config& config, const config::PipelineConfig& pipeline,
@@ -41,14 +61,42 @@ class PipelineRunner {
   // Until `stop` (then finishes the in-flight batch, checkpoints, confirms) or a permanent error.
   core::Status Run(const std::atomic<bool>& stop);
 
+  // Everything Run() does before it streams (slot checks, a pending `sluice snapshot`, the
+  // initial copy, copies of tables that joined), then returns. For `sluice snapshot`.
+  core::Status Prepare(const std::atomic<bool>& stop);
+
   const PipelineMetrics& metrics() const { return metrics_; }
 
   // Batching limits take effect from the next batch (SIGHUP reload). Thread-safe.
   void SetApplyLimits(const config::ApplyConfig& limits);
+  // New table patterns (SIGHUP reload): the pipeline ends its batch, adds them to the
+  // publication and copies the new tables before it streams again. Thread-safe.
+  void SetTables(std::vector<std::string> tables);
   const config::PipelineConfig& pipeline() const { return pipeline_; }
 
  private:
+  // What streaming starts from, once Prepare() is done.
+  struct Start {
+    std::unique_ptr<capture::LogicalCapture> capture;
+    core::Lsn resume;  // skip transactions ending at or before it
+    // Tables copied later than `resume`: their changes in transactions committed before this
+    // position are in the copy.
+    std::map<std::string, core::Lsn> table_starts;
+    std::set<std::string> known_tables;  // copied or streamed from the start ("schema.name")
+    bool stopped = false;                // stop was requested during a copy
+  };
+
   core::Status RunOnce(const std::atomic<bool>& stop);
+  core::Result<Start> PrepareStream(const std::atomic<bool>& stop);
+  core::Status Stream(Start start, const std::atomic<bool>& stop);
+  // `sluice snapshot` without --tables: drops the slot (whoever made it, unless in use) and
+  // forgets the position and every table's copy, so the pipeline starts over from a new slot.
+  core::Status StartOver(PipelineState& state);
+  // Copies `tables` at the snapshot of a temporary slot; their records then say where their
+  // stream starts.
+  core::Status CopyTables(const std::set<std::string>& tables, const std::atomic<bool>& stop);
+  // "run: sluice snapshot ...": what every slot refusal ends with.
+  std::string SnapshotRemedy() const;
 
   const config::Config& config_;
   const config::PipelineConfig& pipeline_;
@@ -56,10 +104,15 @@ class PipelineRunner {
   SinkFactory make_sink_;
   apply::SinkPtr sink_;  // made on the first attempt, reopened by each
   config::ApplyConfig CurrentLimits() const;
+  std::vector<std::string> CurrentTables() const;
 
   PipelineMetrics metrics_;
-  mutable std::mutex limits_mu_;  // guards limits_
+  mutable std::mutex limits_mu_;  // guards limits_ and tables_
   config::ApplyConfig limits_;
+  std::vector<std::string> tables_;
+  // Set when the stream should end at the next transaction boundary and start again through
+  // PrepareStream (tables changed); cleared when it does.
+  std::atomic<bool> restart_{false};
 };
 
 }  // namespace sluice::control

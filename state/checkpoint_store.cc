@@ -224,6 +224,14 @@ core::Status CheckpointStore::SaveCheckpoint(const std::string& pipeline,
                    pipeline + "'");
 }
 
+core::Status CheckpointStore::DeleteCheckpoint(const std::string& pipeline) {
+  SLUICE_RETURN_IF_ERROR(CheckPipelineName(pipeline));
+  SLUICE_RETURN_IF_ERROR(CheckWritable("deleting a checkpoint"));
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  return Write(CheckpointKey(pipeline), nullptr,
+               "deleting the checkpoint of pipeline '" + pipeline + "'");
+}
+
 core::Result<std::optional<Checkpoint>> CheckpointStore::LoadCheckpoint(
     const std::string& pipeline) {
   SLUICE_RETURN_IF_ERROR(CheckPipelineName(pipeline));

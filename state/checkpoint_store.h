@@ -72,6 +72,10 @@ class CheckpointStore {
   // overwrites the record (refreshing commit_time / updated_at_unix_ms).
   core::Status SaveCheckpoint(const std::string& pipeline, const Checkpoint& checkpoint);
 
+  // Forgets the pipeline's checkpoint (missing is Ok): the one way a position goes back, for
+  // `sluice snapshot`, which starts the pipeline over from a new slot.
+  core::Status DeleteCheckpoint(const std::string& pipeline);
+
   // The pipeline's checkpoint, or nullopt if it never saved one.
   core::Result<std::optional<Checkpoint>> LoadCheckpoint(const std::string& pipeline);
 

@@ -176,6 +176,26 @@ TEST_F(CheckpointStoreTest, CheckpointNeverMovesBackwards) {
   EXPECT_EQ((*loaded)->durable_lsn, core::Lsn(300));
 }
 
+TEST_F(CheckpointStoreTest, DeletedCheckpointStartsOverAtAnyPosition) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->SaveCheckpoint("p", {core::Lsn(500), 5, 50}).ok());
+  ASSERT_TRUE(store->SaveCheckpoint("q", {core::Lsn(700), 7, 70}).ok());
+  ASSERT_TRUE(store->DeleteCheckpoint("p").ok());
+  auto gone = store->LoadCheckpoint("p");
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+  ASSERT_TRUE(store->DeleteCheckpoint("p").ok()) << "deleting a missing checkpoint is Ok";
+  // After the delete a lower position is taken (a new slot may start anywhere).
+  ASSERT_TRUE(store->SaveCheckpoint("p", {core::Lsn(100), 1, 80}).ok());
+  auto loaded = store->LoadCheckpoint("p");
+  ASSERT_TRUE(loaded.ok() && loaded->has_value());
+  EXPECT_EQ((*loaded)->durable_lsn, core::Lsn(100));
+  auto other = store->LoadCheckpoint("q");
+  ASSERT_TRUE(other.ok() && other->has_value());
+  EXPECT_EQ((*other)->durable_lsn, core::Lsn(700)) << "other pipelines keep theirs";
+}
+
 TEST_F(CheckpointStoreTest, ConcurrentSavesKeepTheHighest) {
   auto store = OpenOrDie();
   ASSERT_NE(store, nullptr);

@@ -115,7 +115,8 @@ class InitialCopyTest : public ::testing::Test {
     control::PipelineMetrics local_metrics;
     std::atomic<bool> no_stop{false};
     return control::RunInitialCopy(config, pipeline, snapshot, sink, *store_,
-                                   metrics ? *metrics : local_metrics, stop ? *stop : no_stop);
+                                   metrics ? *metrics : local_metrics, stop ? *stop : no_stop,
+                                   control::CopyScope{});
   }
 
   nlohmann::json Progress(const std::string& pipeline, const std::string& table) {
