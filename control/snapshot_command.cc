@@ -38,6 +38,33 @@ core::Status RunSnapshot(const config::Config& config, const SnapshotOptions& op
     }
   }
 
+  if (!request.all()) {
+    // Checked before anything is recorded: a request is kept until it is done.
+    SLUICE_ASSIGN_OR_RETURN(auto source,
+                            capture::PgConnection::Connect(pipeline->source.dsn, false,
+                                                           pipeline->source.connect_timeout));
+    capture::PublicationManager publications(*source);
+    std::set<std::string> known;
+    auto published = publications.PublishedTables(pipeline->source.publication);
+    if (published.ok()) {
+      for (const auto& table : *published) known.insert(table.schema + "." + table.name);
+    } else if (published.status().code() != core::StatusCode::kNotFound) {
+      return published.status().WithContext(where);
+    }
+    if (pipeline->source.create_publication) {
+      SLUICE_ASSIGN_OR_RETURN(auto named, publications.ResolveTables(pipeline->source.tables));
+      for (const auto& table : named) known.insert(table.schema + "." + table.name);
+    }
+    for (const std::string& table : request.tables) {
+      if (!known.contains(table)) {
+        std::string tables;
+        for (const std::string& name : known) tables += (tables.empty() ? "" : ", ") + name;
+        return core::InvalidArgument(where + ": --tables " + table +
+                                     " is not one of the pipeline's tables (" + tables + ")");
+      }
+    }
+  }
+
   auto store = state::CheckpointStore::Open(config.state_dir);
   if (!store.ok()) {
     return store.status().WithContext(
