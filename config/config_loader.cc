@@ -125,7 +125,8 @@ std::string WithoutSecretValue(const YAML::Node& node, std::string message) {
       const size_t close = message.find('\'', open + 1);
       if (close == std::string::npos) break;
       const std::string quoted = message.substr(open + 1, close - open - 1);
-      if (quoted.size() >= 2 && value.find(quoted) != std::string::npos) {
+      const bool names_variable = value.find("${" + quoted + "}") != std::string::npos;
+      if (quoted.size() >= 2 && !names_variable && value.find(quoted) != std::string::npos) {
         message.replace(open + 1, quoted.size(), kHiddenValue);
         open = message.find('\'', open + 1 + sizeof(kHiddenValue));
       } else {

@@ -557,6 +557,8 @@ TEST(ParseConfigTest, ErrorsNeverEchoAValueThatMayHoldAPassword) {
     source: { dsn: "host=x", tables: ["public.t password=Hunter4 x"] }
   - name: e
     source: { dsn: "postgresql://u:Hunter5@h/db?Hunter6", tables: [public.t] }
+  - name: f
+    source: { dsn: "host=x password=${SLUICE_TEST_UNSET_VAR}", tables: [public.t] }
 )",
                        "sluice.yaml");
   unsetenv("SLUICE_TEST_PW");
@@ -566,7 +568,8 @@ TEST(ParseConfigTest, ErrorsNeverEchoAValueThatMayHoldAPassword) {
        {"Hunter1", "Hunter2", "Hunter3", "third", "Hunter4", "Hunter5", "Hunter6"}) {
     EXPECT_EQ(m.find(secret), std::string::npos) << secret << " in:\n" << m;
   }
-  // Each error still names where and what.
+  // Each error still names where and what; a variable's name is no secret.
+  EXPECT_THAT(m, HasSubstr("environment variable 'SLUICE_TEST_UNSET_VAR' is not set"));
   EXPECT_THAT(m, HasSubstr("pipelines[0].source: expected a mapping, got a string <not shown"));
   EXPECT_THAT(m, HasSubstr("pipelines[1].source.dsn: expected a libpq connection string"));
   EXPECT_THAT(m, HasSubstr("pipelines[2].source.slot: expected a replication slot name"));
