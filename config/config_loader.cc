@@ -70,12 +70,16 @@ std::string Join(const std::vector<std::string>& items, const std::string& separ
   return out;
 }
 
+// Stands for a value that is not shown in a message because it may hold a password.
+constexpr char kHiddenValue[] = "<not shown: it may hold a password>";
+
 std::string Describe(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
       return "nothing";
     case YAML::NodeType::Scalar:
-      return "'" + node.Scalar() + "'";
+      return MayHoldSecret(node.Scalar()) ? std::string("a string ") + kHiddenValue
+                                          : "'" + node.Scalar() + "'";
     case YAML::NodeType::Sequence:
       return "a list";
     case YAML::NodeType::Map:
@@ -99,6 +103,40 @@ bool IsValidSlotName(const std::string& name) {
          });
 }
 
+void ReplaceAll(std::string* text, const std::string& what, const std::string& with) {
+  for (size_t pos = 0; (pos = text->find(what, pos)) != std::string::npos; pos += with.size()) {
+    text->replace(pos, what.size(), with);
+  }
+}
+
+// `message` about the value `node` without that value, or any quoted part of it, when the value
+// may hold a password (say, a DSN given where a mapping or a name was expected).
+std::string WithoutSecretValue(const YAML::Node& node, std::string message) {
+  if (!node.IsScalar()) return message;
+  std::vector<std::string> spellings = {node.Scalar()};
+  if (auto expanded = ExpandEnvironment(node.Scalar()); expanded.ok()) {
+    spellings.push_back(*expanded);
+  }
+  for (const std::string& value : spellings) {
+    if (value.empty() || !MayHoldSecret(value)) continue;
+    ReplaceAll(&message, value, kHiddenValue);
+    // Parts of it quoted on their own, as in "unexpected '...' after the table in '...'".
+    for (size_t open = message.find('\''); open != std::string::npos;) {
+      const size_t close = message.find('\'', open + 1);
+      if (close == std::string::npos) break;
+      const std::string quoted = message.substr(open + 1, close - open - 1);
+      const bool names_variable = value.find("${" + quoted + "}") != std::string::npos;
+      if (quoted.size() >= 2 && !names_variable && value.find(quoted) != std::string::npos) {
+        message.replace(open + 1, quoted.size(), kHiddenValue);
+        open = message.find('\'', open + 1 + sizeof(kHiddenValue));
+      } else {
+        open = message.find('\'', close + 1);
+      }
+    }
+  }
+  return message;
+}
+
 // A value in the document and where to point at it.
 struct Field {
   YAML::Node node;
@@ -120,7 +158,9 @@ class Loader {
     if (!path.empty()) line += path + ": ";
     errors_.push_back({mark.line, mark.column, line + message});
   }
-  void Error(const Field& f, const std::string& message) { Error(f.mark, f.path, message); }
+  void Error(const Field& f, const std::string& message) {
+    Error(f.mark, f.path, WithoutSecretValue(f.node, message));
+  }
 
   bool ok() const { return errors_.empty(); }
   size_t error_count() const { return errors_.size(); }
@@ -139,7 +179,9 @@ class Loader {
       shown.push_back("(" + std::to_string(errors_.size() - kMaxReportedErrors) +
                       " more errors not shown)");
     }
-    return core::InvalidArgument(Join(shown, "\n"));
+    // A password read from a DSN may also have been given (by mistake, or through the same
+    // ${VAR}) to a value that a message quotes.
+    return core::InvalidArgument(RedactSecrets(Join(shown, "\n"), dsns_));
   }
 
   // The scalar of `f` with ${VAR} expanded; nullopt (reported) if not a scalar.
@@ -153,6 +195,26 @@ class Loader {
       Error(f, expanded.status().message());
       return std::nullopt;
     }
+    return std::move(expanded).value();
+  }
+
+  // The scalar of `f` as a libpq connection string, ${VAR} expanded as ExpandDsnEnvironment
+  // does (so any password reaches libpq as it is); nullopt (reported) if not a non-empty scalar.
+  std::optional<std::string> Dsn(const Field& f) {
+    if (!f.node.IsScalar()) {
+      Error(f, "expected a string, got " + Describe(f.node));
+      return std::nullopt;
+    }
+    auto expanded = ExpandDsnEnvironment(f.node.Scalar());
+    if (!expanded.ok()) {
+      Error(f, expanded.status().message());
+      return std::nullopt;
+    }
+    if (expanded->empty()) {
+      Error(f, "expected a non-empty string");
+      return std::nullopt;
+    }
+    dsns_.push_back(*expanded);
     return std::move(expanded).value();
   }
 
@@ -272,6 +334,7 @@ class Loader {
 
   std::string source_;
   std::vector<Located> errors_;
+  std::vector<std::string> dsns_;  // every connection string read, for redacting messages
 };
 
 // The keys of one mapping. Each Take() declares a key as known; Finish() reports the keys
@@ -392,7 +455,7 @@ void ReadTables(Loader* loader, const Field& f, std::vector<std::string>* out) {
 }
 
 void ReadDsn(Loader* loader, const Field& f, std::string* out) {
-  auto s = loader->String(f);
+  auto s = loader->Dsn(f);
   if (!s) return;
   core::Status valid = ValidateDsn(*s);
   if (!valid.ok()) {
@@ -845,43 +908,6 @@ core::Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   constexpr uint64_t kMaxMs = uint64_t{366} * 24 * 3600 * 1000;
   if (number > kMaxMs / factor) return core::InvalidArgument("duration '" + text + "' is too long");
   return std::chrono::milliseconds(static_cast<int64_t>(number * factor));
-}
-
-core::Result<std::string> ExpandEnvironment(const std::string& text) {
-  std::string out;
-  size_t i = 0;
-  while (i < text.size()) {
-    if (text.compare(i, 3, "$${") == 0) {
-      out += "${";
-      i += 3;
-      continue;
-    }
-    if (text.compare(i, 2, "${") != 0) {
-      out.push_back(text[i++]);
-      continue;
-    }
-    const size_t close = text.find('}', i + 2);
-    if (close == std::string::npos) {
-      return core::InvalidArgument("unterminated '${' at offset " + std::to_string(i) +
-                                   " (write $${ for a literal ${)");
-    }
-    const std::string name = text.substr(i + 2, close - i - 2);
-    const bool valid_name = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
-                            std::all_of(name.begin(), name.end(), [](char c) {
-                              return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-                            });
-    if (!valid_name) {
-      return core::InvalidArgument("invalid environment variable name '" + name +
-                                   "' in ${...} (letters, digits and _)");
-    }
-    const char* value = std::getenv(name.c_str());
-    if (value == nullptr) {
-      return core::InvalidArgument("environment variable '" + name + "' is not set");
-    }
-    out += value;
-    i = close + 1;
-  }
-  return out;
 }
 
 core::Result<Config> ParseConfig(const std::string& yaml_text, const std::string& source_name) {

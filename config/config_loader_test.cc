@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -210,7 +211,8 @@ TEST(ParseConfigTest, ExpandsEnvironmentVariables) {
       memory_limit: ${SLUICE_TEST_MEM}
 )");
   ASSERT_EQ(c.pipelines.size(), 1u);
-  EXPECT_EQ(c.pipelines[0].source.dsn, "host=db.example password='s3 cret'");
+  // A reference inside a connection string value is quoted for libpq.
+  EXPECT_EQ(c.pipelines[0].source.dsn, "host='db.example' password='s3 cret'");
   EXPECT_EQ(c.pipelines[0].source.publication, "cost${NOT_EXPANDED}$1");
   EXPECT_EQ(c.pipelines[0].capture.memory_limit_bytes, 32 * kMiB);
 }
@@ -506,6 +508,73 @@ TEST(ParseConfigTest, ErrorsNeverContainDsnPasswords) {
   EXPECT_EQ(c.status().message().find("hunter2"), std::string::npos) << c.status().message();
   EXPECT_EQ(c.status().message().find("hunt%zz"), std::string::npos) << c.status().message();
   EXPECT_THAT(c.status().message(), HasSubstr("pipelines[1].source.dsn"));
+}
+
+// The README's pattern, password=${VAR}, with passwords that need quoting or encoding.
+TEST(ParseConfigTest, PasswordsFromTheEnvironmentReachLibpqAsTheyAre) {
+  const std::string passwords[] = {"with space", "it's",     R"(back\slash)", R"(dq"uote)",
+                                   "eq=ual",     "hash#tag", "ünï©ødé 密码",  R"(a'b\c "d" =#)"};
+  for (const std::string& password : passwords) {
+    setenv("SLUICE_TEST_PW", password.c_str(), 1);
+    Config c = ParseOrDie(R"(pipelines:
+  - name: kv
+    source: { dsn: "host=a dbname=app user=sluice password=${SLUICE_TEST_PW}", tables: [public.t] }
+    target: { dsn: "postgresql://sluice:${SLUICE_TEST_PW}@b:5433/app" }
+migrations:
+  - name: m
+    old: { dsn: "host=a password='${SLUICE_TEST_PW}'" }
+    new: { dsn: "postgres://b/app?password=${SLUICE_TEST_PW}" }
+    tables: [public.t]
+)");
+    ASSERT_EQ(c.pipelines.size(), 1u);
+    ASSERT_EQ(c.migrations.size(), 1u);
+    for (const std::string& dsn : {c.pipelines[0].source.dsn, c.pipelines[0].target.dsn,
+                                   c.migrations[0].old_dsn, c.migrations[0].new_dsn}) {
+      char* error = nullptr;
+      PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+      ASSERT_NE(options, nullptr) << dsn << ": " << (error ? error : "");
+      std::string read;
+      for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+        if (std::string(o->keyword) == "password" && o->val != nullptr) read = o->val;
+      }
+      PQconninfoFree(options);
+      EXPECT_EQ(read, password) << dsn;
+    }
+  }
+  unsetenv("SLUICE_TEST_PW");
+}
+
+TEST(ParseConfigTest, ErrorsNeverEchoAValueThatMayHoldAPassword) {
+  setenv("SLUICE_TEST_PW", "Hunter2 x", 1);
+  auto c = ParseConfig(R"(pipelines:
+  - name: a
+    source: "host=x password=Hunter1"
+  - name: b
+    source: { dsn: "host=x password=Hunter3 third", tables: [public.t] }
+  - name: c
+    source: { dsn: "host=x password=${SLUICE_TEST_PW}", tables: [public.t], slot: "${SLUICE_TEST_PW}" }
+  - name: d
+    source: { dsn: "host=x", tables: ["public.t password=Hunter4 x"] }
+  - name: e
+    source: { dsn: "postgresql://u:Hunter5@h/db?Hunter6", tables: [public.t] }
+  - name: f
+    source: { dsn: "host=x password=${SLUICE_TEST_UNSET_VAR}", tables: [public.t] }
+)",
+                       "sluice.yaml");
+  unsetenv("SLUICE_TEST_PW");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  for (const char* secret :
+       {"Hunter1", "Hunter2", "Hunter3", "third", "Hunter4", "Hunter5", "Hunter6"}) {
+    EXPECT_EQ(m.find(secret), std::string::npos) << secret << " in:\n" << m;
+  }
+  // Each error still names where and what; a variable's name is no secret.
+  EXPECT_THAT(m, HasSubstr("environment variable 'SLUICE_TEST_UNSET_VAR' is not set"));
+  EXPECT_THAT(m, HasSubstr("pipelines[0].source: expected a mapping, got a string <not shown"));
+  EXPECT_THAT(m, HasSubstr("pipelines[1].source.dsn: expected a libpq connection string"));
+  EXPECT_THAT(m, HasSubstr("pipelines[2].source.slot: expected a replication slot name"));
+  EXPECT_THAT(m, HasSubstr("pipelines[3].source.tables[0]"));
+  EXPECT_THAT(m, HasSubstr("pipelines[4].source.dsn"));
 }
 
 TEST(ParseConfigTest, ManyErrorsAreCapped) {

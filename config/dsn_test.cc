@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <stdlib.h>
 
 #include <map>
 #include <string>
@@ -178,11 +179,27 @@ TEST(ValidateDsnTest, AcceptsBothForms) {
 }
 
 TEST(ValidateDsnTest, RejectsMalformedWithoutLeakingSecrets) {
-  auto missing_equals = ValidateDsn("host=h password=hunter2 bogus");
-  EXPECT_EQ(missing_equals.code(), core::StatusCode::kInvalidArgument);
-  EXPECT_NE(missing_equals.message().find("bogus"), std::string::npos) << missing_equals.message();
+  // Without a secret in the string, libpq's message is shown whole.
   auto unknown = ValidateDsn("host=h hots=x");
   EXPECT_NE(unknown.message().find("hots"), std::string::npos) << unknown.message();
+  // What libpq quotes from before the password is kept.
+  auto before = ValidateDsn("hots=x password=hunter2");
+  EXPECT_NE(before.message().find("invalid connection option \"hots\""), std::string::npos)
+      << before.message();
+  EXPECT_EQ(before.message().find("hunter2"), std::string::npos) << before.message();
+  // After it, anything may be part of the password: "bogus" may be its second word.
+  auto missing_equals = ValidateDsn("host=h password=hunter2 bogus");
+  EXPECT_EQ(missing_equals.code(), core::StatusCode::kInvalidArgument);
+  EXPECT_EQ(missing_equals.message().find("hunter2"), std::string::npos);
+  EXPECT_EQ(missing_equals.message().find("bogus"), std::string::npos) << missing_equals.message();
+  EXPECT_NE(missing_equals.message().find("missing \"=\" after \"********\""), std::string::npos)
+      << missing_equals.message();
+  EXPECT_NE(missing_equals.message().find("single quotes"), std::string::npos);
+  auto spaced = ValidateDsn("host=h password=s3cr3t p4rt user=u");
+  EXPECT_EQ(spaced.message().find("s3cr3t"), std::string::npos) << spaced.message();
+  EXPECT_EQ(spaced.message().find("p4rt"), std::string::npos) << spaced.message();
+  auto option_like = ValidateDsn("host=h password=x host2=y");
+  EXPECT_EQ(option_like.message().find("host2"), std::string::npos) << option_like.message();
   auto unterminated = ValidateDsn("host=h password='hunter2");
   EXPECT_FALSE(unterminated.ok());
   EXPECT_EQ(unterminated.message().find("hunter2"), std::string::npos);
@@ -190,6 +207,119 @@ TEST(ValidateDsnTest, RejectsMalformedWithoutLeakingSecrets) {
   EXPECT_FALSE(bad_uri.ok());
   EXPECT_EQ(bad_uri.message().find("hunt%zzer2"), std::string::npos) << bad_uri.message();
   EXPECT_EQ(bad_uri.message().find("hunt"), std::string::npos) << bad_uri.message();
+  auto uri_query = ValidateDsn("postgresql://u:s3cr3t@h/db?oops");
+  EXPECT_FALSE(uri_query.ok());
+  EXPECT_EQ(uri_query.message().find("s3cr3t"), std::string::npos) << uri_query.message();
+  EXPECT_EQ(uri_query.message().find("oops"), std::string::npos) << uri_query.message();
+  EXPECT_NE(uri_query.message().find("percent-encode"), std::string::npos) << uri_query.message();
+  auto encoded_key = ValidateDsn("postgresql://h/db?pass%77ord=s3cr3t&oops");
+  EXPECT_FALSE(encoded_key.ok());
+  EXPECT_EQ(encoded_key.message().find("oops"), std::string::npos) << encoded_key.message();
+}
+
+TEST(MayHoldSecretTest, NamesPasswordsAndUriUserInformation) {
+  EXPECT_TRUE(MayHoldSecret("host=h password=x"));
+  EXPECT_TRUE(MayHoldSecret("host=h PassWord = x"));
+  EXPECT_TRUE(MayHoldSecret("sslpassword=x"));
+  EXPECT_TRUE(MayHoldSecret("postgresql://u:x@h/db"));
+  EXPECT_TRUE(MayHoldSecret("postgresql://u@h/db"));  // conservative: any user information
+  EXPECT_TRUE(MayHoldSecret("postgresql://h/db?pass%77ord=x"));
+  EXPECT_FALSE(MayHoldSecret("host=h user=u"));
+  EXPECT_FALSE(MayHoldSecret("postgresql://h/db?sslmode=require"));
+  EXPECT_FALSE(MayHoldSecret("64MB"));
+}
+
+// Passwords with every character that means something to libpq or YAML, and non-ASCII.
+const std::string kAwkwardPasswords[] = {
+    "with space",   "it's",      R"(back\slash)", R"(dq"uote)", "eq=ual",       "hash#tag",
+    "ünï©ødé 密码", "",          "  lead",        R"(trail\)",  "${NOT_A_VAR}", "a&b?c/d@e:f",
+    "' OR 1=1 --",  R"(\'\\'')", "%41%zz",
+};
+
+class ExpandDsnEnvironmentTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    unsetenv("SLUICE_TEST_PW");
+    unsetenv("SLUICE_TEST_USER");
+    unsetenv("SLUICE_TEST_DB");
+  }
+};
+
+TEST_F(ExpandDsnEnvironmentTest, KeyValuePasswordsReachLibpqExactly) {
+  for (const std::string& password : kAwkwardPasswords) {
+    setenv("SLUICE_TEST_PW", password.c_str(), 1);
+    const std::pair<std::string, std::string> cases[] = {
+        {"host=h password=${SLUICE_TEST_PW} user=u", password},
+        {"host=h password='${SLUICE_TEST_PW}' user=u", password},
+        {"host=h password = ${SLUICE_TEST_PW}\tuser=u", password},
+        {R"(host=h password=a\ b${SLUICE_TEST_PW}c user=u)", "a b" + password + "c"},
+        {"host=h password='x y ${SLUICE_TEST_PW}' user=u", "x y " + password},
+        {"host=h user=u password=${SLUICE_TEST_PW}", password},
+    };
+    for (const auto& [dsn_template, want] : cases) {
+      auto expanded = ExpandDsnEnvironment(dsn_template);
+      ASSERT_TRUE(expanded.ok()) << expanded.status().message();
+      auto parsed = LibpqParse(*expanded);
+      EXPECT_EQ(parsed["password"], want) << dsn_template << " -> " << *expanded;
+      EXPECT_EQ(parsed["user"], "u") << *expanded;
+      EXPECT_EQ(parsed["host"], "h") << *expanded;
+      // What libpq reads, RedactDsn hides.
+      if (!want.empty()) {
+        EXPECT_EQ(RedactDsn(*expanded).find(want), std::string::npos) << *expanded;
+        EXPECT_EQ(RedactSecrets("said " + want, {*expanded}), "said ********") << *expanded;
+      }
+    }
+  }
+}
+
+TEST_F(ExpandDsnEnvironmentTest, UriValuesArePercentEncoded) {
+  for (const std::string& password : kAwkwardPasswords) {
+    setenv("SLUICE_TEST_PW", password.c_str(), 1);
+    setenv("SLUICE_TEST_USER", "us er@x:y", 1);
+    setenv("SLUICE_TEST_DB", "my db/x?y", 1);
+    for (const std::string& dsn_template :
+         {std::string("postgresql://${SLUICE_TEST_USER}:${SLUICE_TEST_PW}@h:5433/"
+                      "${SLUICE_TEST_DB}?sslmode=disable"),
+          std::string("postgres://${SLUICE_TEST_USER}@h:5433/${SLUICE_TEST_DB}?password=${"
+                      "SLUICE_TEST_PW}&sslmode=disable")}) {
+      auto expanded = ExpandDsnEnvironment(dsn_template);
+      ASSERT_TRUE(expanded.ok()) << expanded.status().message();
+      auto parsed = LibpqParse(*expanded);
+      EXPECT_EQ(parsed["password"], password) << *expanded;
+      EXPECT_EQ(parsed["user"], "us er@x:y") << *expanded;
+      EXPECT_EQ(parsed["dbname"], "my db/x?y") << *expanded;
+      EXPECT_EQ(parsed["host"], "h") << *expanded;
+      EXPECT_EQ(parsed["port"], "5433") << *expanded;
+      EXPECT_EQ(parsed["sslmode"], "disable") << *expanded;
+      if (!password.empty()) {
+        EXPECT_EQ(RedactSecrets("said " + password, {*expanded}), "said ********") << *expanded;
+      }
+    }
+  }
+}
+
+TEST_F(ExpandDsnEnvironmentTest, ReferencesOutsideValuesExpandAsTheyAre) {
+  setenv("SLUICE_TEST_PW", "host=h port=6000 password='a b'", 1);
+  EXPECT_EQ(*ExpandDsnEnvironment("${SLUICE_TEST_PW}"), "host=h port=6000 password='a b'");
+  setenv("SLUICE_TEST_PW", "sslmode=disable", 1);
+  EXPECT_EQ(*ExpandDsnEnvironment("host=h ${SLUICE_TEST_PW}"), "host=h sslmode=disable");
+  // The host list of a URI may hold host:port pairs.
+  setenv("SLUICE_TEST_PW", "h1:5432,h2:5433", 1);
+  auto hosts = LibpqParse(*ExpandDsnEnvironment("postgresql://u@${SLUICE_TEST_PW}/db"));
+  EXPECT_EQ(hosts["host"], "h1,h2");
+  EXPECT_EQ(hosts["port"], "5432,5433");
+  // Without references nothing changes but $${.
+  EXPECT_EQ(*ExpandDsnEnvironment("host=h application_name=$${x}"), "host=h application_name=${x}");
+  EXPECT_EQ(*ExpandDsnEnvironment("host=h  port=1"), "host=h  port=1");
+}
+
+TEST_F(ExpandDsnEnvironmentTest, ErrorsNameTheVariableNeverAValue) {
+  unsetenv("SLUICE_TEST_PW");
+  auto unset = ExpandDsnEnvironment("host=h password=${SLUICE_TEST_PW}");
+  EXPECT_EQ(unset.status().message(), "environment variable 'SLUICE_TEST_PW' is not set");
+  auto unterminated = ExpandDsnEnvironment("host=h password=${SLUICE_TEST_PW");
+  EXPECT_FALSE(unterminated.ok());
+  EXPECT_EQ(unterminated.status().code(), core::StatusCode::kInvalidArgument);
 }
 
 TEST(IsUriDsnTest, Detects) {

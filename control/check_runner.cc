@@ -1,11 +1,15 @@
 #include "control/check_runner.h"
 
+#include <algorithm>
+#include <cctype>
+#include <iterator>
 #include <map>
 #include <set>
 
 #include "capture/publication_manager.h"
 #include "capture/replication_connection.h"
 #include "config/dsn.h"
+#include "config/runnable.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
@@ -13,22 +17,30 @@ namespace {
 
 using capture::PgConnection;
 
-// Collects check results for one pipeline and prints them as they come.
+// Collects check results for one pipeline and prints them as they come, with every secret of
+// the pipeline's connection strings redacted (server messages may quote what they were given).
 class Report {
  public:
-  Report(std::FILE* out, std::string pipeline) : out_(out), pipeline_(std::move(pipeline)) {}
+  Report(std::FILE* out, std::string pipeline, std::vector<std::string> dsns)
+      : out_(out), pipeline_(std::move(pipeline)), dsns_(std::move(dsns)) {}
 
-  void Ok(const std::string& what) { std::fprintf(out_, "  ok    %s\n", what.c_str()); }
-  void Plan(const std::string& what) { std::fprintf(out_, "  plan  %s\n", what.c_str()); }
+  void Ok(const std::string& what) { Print("ok   ", what); }
+  void Plan(const std::string& what) { Print("plan ", what); }
   void Fail(const core::Status& status) {
-    std::fprintf(out_, "  FAIL  %s\n", status.message().c_str());
-    if (first_.ok()) first_ = status.WithContext("pipeline " + pipeline_);
+    const core::Status redacted(status.code(), config::RedactSecrets(status.message(), dsns_));
+    Print("FAIL ", redacted.message());
+    if (first_.ok()) first_ = redacted.WithContext("pipeline " + pipeline_);
   }
   const core::Status& first_failure() const { return first_; }
 
  private:
+  void Print(const char* tag, const std::string& what) {
+    std::fprintf(out_, "  %s %s\n", tag, config::RedactSecrets(what, dsns_).c_str());
+  }
+
   std::FILE* out_;
   std::string pipeline_;
+  std::vector<std::string> dsns_;
   core::Status first_;
 };
 
@@ -173,24 +185,324 @@ void CheckSource(const config::Config& config, const config::PipelineConfig& p, 
   (void)config;
 }
 
+// An SQL identifier as a GRANT statement needs it: bare when PostgreSQL reads it unchanged.
+std::string SqlName(const std::string& name) {
+  const bool bare = !name.empty() &&
+                    (std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_') &&
+                    std::all_of(name.begin(), name.end(), [](char c) {
+                      return std::islower(static_cast<unsigned char>(c)) ||
+                             std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '$';
+                    });
+  return bare ? name : capture::QuoteIdentifier(name);
+}
+
+std::string Join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : separator) + item;
+  return out;
+}
+
+// What the target role may do, read in one round trip (see CheckTargetRole).
+struct TargetRole {
+  std::string role;      // SQL spelling, for GRANT ... TO <role>
+  std::string database;  // SQL spelling
+  bool create_on_database = false;
+  std::vector<std::string> origin_functions_missing;  // signatures lacking EXECUTE
+  bool may_set_replication_role = false;
+  bool sluice_schema_exists = false;
+  bool sluice_schema_create = false;
+  bool sluice_schema_usage = false;
+  bool applied_exists = false;
+  std::vector<std::string> applied_missing;  // of SELECT, INSERT, UPDATE on sluice.applied
+  long origins = 0;                          // rows of pg_replication_origin
+  bool own_origin_exists = false;
+  long origin_capacity = 0;
+  std::string origin_capacity_setting;
+};
+
+// What apply::PostgresSink does on the target as this role: replication origin functions (it
+// creates and sets up origin sluice_<pipeline>, and stamps each batch with
+// pg_replication_origin_xact_setup), SET session_replication_role, and sluice.applied (created
+// with CREATE SCHEMA IF NOT EXISTS when missing).
+constexpr const char* kOriginFunctions[] = {
+    "pg_catalog.pg_replication_origin_create(text)",
+    "pg_catalog.pg_replication_origin_session_setup(text)",
+    "pg_catalog.pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)",
+};
+
+core::Result<TargetRole> ReadTargetRole(PgConnection& target, const std::string& origin) {
+  const int version = target.server_version();
+  std::string sql = "SELECT r.rolsuper, has_database_privilege(current_database(), 'CREATE')";
+  for (const char* function : kOriginFunctions) {
+    // Before PostgreSQL 14 the origin functions check for superuser themselves.
+    sql += version >= 140000
+               ? ", has_function_privilege(" + capture::QuoteLiteral(function) + ", 'EXECUTE')"
+               : std::string(", r.rolsuper");
+  }
+  // GRANT SET ON PARAMETER exists from PostgreSQL 15; before, a superuser-only setting.
+  sql += version >= 150000 ? ", has_parameter_privilege('session_replication_role', 'SET')"
+                           : ", r.rolsuper";
+  sql +=
+      ", (SELECT count(*) FROM pg_catalog.pg_replication_origin),"
+      " EXISTS (SELECT 1 FROM pg_catalog.pg_replication_origin WHERE roname = " +
+      capture::QuoteLiteral(origin) +
+      "), coalesce(current_setting('max_active_replication_origins', true),"
+      " current_setting('max_replication_slots'))::int,"
+      " n.oid IS NOT NULL, has_schema_privilege(n.oid, 'CREATE'),"
+      " has_schema_privilege(n.oid, 'USAGE'), c.oid IS NOT NULL,"
+      " has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'),"
+      " has_table_privilege(c.oid, 'UPDATE'), current_user, current_database()"
+      " FROM pg_catalog.pg_roles r"
+      " LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'sluice'"
+      " LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'applied'"
+      " WHERE r.rolname = current_user";
+  SLUICE_ASSIGN_OR_RETURN(auto rows, target.Query(sql, "reading the target role's privileges"));
+  if (rows.rows.empty()) {
+    return core::NotFound("role " + target.user() + " not found in pg_roles on " +
+                          target.endpoint());
+  }
+  auto yes = [&](size_t col) { return Value(rows, 0, col) == "t"; };
+  TargetRole r;
+  r.create_on_database = yes(1);
+  for (size_t i = 0; i < std::size(kOriginFunctions); ++i) {
+    if (!yes(2 + i)) r.origin_functions_missing.push_back(kOriginFunctions[i]);
+  }
+  r.may_set_replication_role = yes(5);
+  r.origins = std::stol(Value(rows, 0, 6));
+  r.own_origin_exists = yes(7);
+  r.origin_capacity = std::stol(Value(rows, 0, 8));
+  r.origin_capacity_setting =
+      version >= 180000 ? "max_active_replication_origins" : "max_replication_slots";
+  r.sluice_schema_exists = yes(9);
+  r.sluice_schema_create = yes(10);
+  r.sluice_schema_usage = yes(11);
+  r.applied_exists = yes(12);
+  const char* applied_privileges[] = {"SELECT", "INSERT", "UPDATE"};
+  for (size_t i = 0; i < 3; ++i) {
+    if (!yes(13 + i)) r.applied_missing.push_back(applied_privileges[i]);
+  }
+  r.role = SqlName(Value(rows, 0, 16));
+  r.database = SqlName(Value(rows, 0, 17));
+  return r;
+}
+
+// Replication origins, session_replication_role, sluice.applied and room for the origin.
+void CheckTargetRole(const config::PipelineConfig& p, PgConnection& target, Report& report) {
+  // apply::PostgresSinkOptions::origin_name's default, which control::MakeSink keeps.
+  const std::string origin = "sluice_" + p.name;
+  auto read = ReadTargetRole(target, origin);
+  if (!read.ok()) {
+    report.Fail(read.status());
+    return;
+  }
+  const TargetRole& r = *read;
+  const std::string who = "role " + r.role + " on target " + target.endpoint();
+  const bool old_server = target.server_version() < 140000;
+
+  if (r.origin_functions_missing.empty()) {
+    report.Ok("role " + r.role + " may use replication origins (apply records origin " + origin +
+              ")");
+  } else {
+    report.Fail(core::FailedPrecondition(
+        who + " may not use replication origins, which apply needs for origin " + origin + ": " +
+        (old_server ? "ALTER ROLE " + r.role + " SUPERUSER"
+                    : "GRANT EXECUTE ON FUNCTION " + Join(r.origin_functions_missing, ", ") +
+                          " TO " + r.role)));
+  }
+
+  const std::string& replication_role = p.target.apply.session_replication_role;
+  if (r.may_set_replication_role) {
+    report.Ok("role " + r.role + " may SET session_replication_role (to " + replication_role + ")");
+  } else {
+    report.Fail(core::FailedPrecondition(
+        who + " may not SET session_replication_role (target.apply.session_replication_role: " +
+        replication_role + "): " +
+        (target.server_version() < 150000
+             ? "ALTER ROLE " + r.role + " SUPERUSER"
+             : "GRANT SET ON PARAMETER session_replication_role TO " + r.role)));
+  }
+
+  if (r.applied_exists) {
+    std::vector<std::string> grants;
+    if (!r.sluice_schema_usage) grants.push_back("GRANT USAGE ON SCHEMA sluice TO " + r.role);
+    if (!r.applied_missing.empty()) {
+      grants.push_back("GRANT " + Join(r.applied_missing, ", ") + " ON sluice.applied TO " +
+                       r.role);
+    }
+    if (grants.empty()) {
+      report.Ok("role " + r.role + " may write sluice.applied (the applied position)");
+    } else {
+      report.Fail(core::FailedPrecondition(
+          who + " may not write sluice.applied, where apply records its position: " +
+          Join(grants, "; ")));
+    }
+  } else {
+    report.Plan(
+        "create table sluice.applied on the target (the applied position, written with "
+        "each batch)");
+    std::vector<std::string> grants;
+    // The sink runs CREATE SCHEMA IF NOT EXISTS, which needs CREATE on the database even when
+    // the schema exists.
+    if (!r.create_on_database) {
+      grants.push_back("GRANT CREATE ON DATABASE " + r.database + " TO " + r.role);
+    }
+    if (r.sluice_schema_exists && !(r.sluice_schema_create && r.sluice_schema_usage)) {
+      grants.push_back("GRANT CREATE, USAGE ON SCHEMA sluice TO " + r.role);
+    }
+    if (grants.empty()) {
+      report.Ok("role " + r.role + " may create schema sluice and table sluice.applied");
+    } else {
+      report.Fail(core::FailedPrecondition(
+          who + " may not create " +
+          (r.sluice_schema_exists ? "sluice.applied" : "schema sluice and sluice.applied") +
+          " (CREATE SCHEMA IF NOT EXISTS sluice, then the table): " + Join(grants, "; ")));
+    }
+  }
+
+  // Each origin in use takes a replication state slot, and there are as many as the setting.
+  if (r.own_origin_exists) {
+    report.Ok("replication origin " + origin + " exists on the target");
+  } else if (r.origins < r.origin_capacity) {
+    report.Ok("room for replication origin " + origin + " on the target (" +
+              std::to_string(r.origins) + " of " + r.origin_capacity_setting + " = " +
+              std::to_string(r.origin_capacity) + " in use)");
+  } else {
+    report.Fail(core::ResourceExhausted(
+        "no room for replication origin " + origin + " on target " + target.endpoint() + ": " +
+        std::to_string(r.origins) + " replication origin(s) exist and " +
+        r.origin_capacity_setting + " = " + std::to_string(r.origin_capacity) +
+        " (each origin takes a replication state slot); raise it and restart the target: "
+        "ALTER SYSTEM SET " +
+        r.origin_capacity_setting + " = " + std::to_string(r.origins + 1)));
+  }
+}
+
+// SQL VALUES rows ('schema', 'table') for `tables`.
+std::string TableValues(const std::vector<capture::TableInfo>& tables) {
+  std::string values;
+  for (const auto& t : tables) {
+    values += std::string(values.empty() ? "" : ", ") + "(" + capture::QuoteLiteral(t.schema) +
+              ", " + capture::QuoteLiteral(t.name) + ")";
+  }
+  return values;
+}
+
+// SELECT, INSERT, UPDATE, DELETE and TRUNCATE on every existing target table (apply writes
+// them; the initial copy checks them empty, COPYs into them, and empties a table an
+// interrupted copy left behind), and USAGE on their schemas.
+void CheckTableWrites(PgConnection& target, const std::vector<capture::TableInfo>& tables,
+                      Report& report) {
+  if (tables.empty()) return;
+  static const char* kPrivileges[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"};
+  std::string sql = "SELECT v.s, v.t, has_schema_privilege(n.oid, 'USAGE')";
+  for (const char* privilege : kPrivileges) {
+    sql += std::string(", has_table_privilege(c.oid, '") + privilege + "')";
+  }
+  sql += ", current_user FROM (VALUES " + TableValues(tables) +
+         ") v(s, t) JOIN pg_catalog.pg_namespace n ON n.nspname = v.s"
+         " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = v.t"
+         " ORDER BY 1, 2";
+  auto rows = target.Query(sql, "reading privileges on the target tables");
+  if (!rows.ok()) {
+    report.Fail(rows.status());
+    return;
+  }
+  bool all = true;
+  std::set<std::string> schemas_reported;
+  for (size_t i = 0; i < rows->rows.size(); ++i) {
+    const std::string schema = SqlName(Value(*rows, i, 0));
+    const std::string table = schema + "." + SqlName(Value(*rows, i, 1));
+    const std::string role = SqlName(Value(*rows, i, 8));
+    std::vector<std::string> grants;
+    if (Value(*rows, i, 2) != "t" && schemas_reported.insert(schema).second) {
+      grants.push_back("GRANT USAGE ON SCHEMA " + schema + " TO " + role);
+    }
+    std::vector<std::string> missing;
+    for (size_t k = 0; k < std::size(kPrivileges); ++k) {
+      if (Value(*rows, i, 3 + k) != "t") missing.push_back(kPrivileges[k]);
+    }
+    if (!missing.empty()) {
+      grants.push_back("GRANT " + Join(missing, ", ") + " ON " + table + " TO " + role);
+    }
+    if (grants.empty()) continue;
+    all = false;
+    report.Fail(core::FailedPrecondition("role " + role + " on target " + target.endpoint() +
+                                         " may not write target table " + table + ": " +
+                                         Join(grants, "; ")));
+  }
+  if (all) {
+    report.Ok("role " + target.user() + " may SELECT, INSERT, UPDATE, DELETE and TRUNCATE the " +
+              std::to_string(tables.size()) + " existing target table(s)");
+  }
+}
+
+// CREATE on the schema of each missing table (USAGE too), or on the database when the schema
+// is missing as well (the sink creates both).
+void CheckTableCreation(PgConnection& target, const std::vector<capture::TableInfo>& missing,
+                        Report& report) {
+  if (missing.empty()) return;
+  std::set<std::string> schemas;
+  for (const auto& t : missing) schemas.insert(t.schema);
+  std::string values;
+  for (const std::string& schema : schemas) {
+    values += std::string(values.empty() ? "" : ", ") + "(" + capture::QuoteLiteral(schema) + ")";
+  }
+  auto rows = target.Query(
+      "SELECT v.s, n.oid IS NOT NULL, has_schema_privilege(n.oid, 'CREATE'),"
+      " has_schema_privilege(n.oid, 'USAGE'),"
+      " has_database_privilege(current_database(), 'CREATE'), current_user, current_database()"
+      " FROM (VALUES " +
+          values + ") v(s) LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = v.s ORDER BY 1",
+      "reading privileges to create the missing target tables");
+  if (!rows.ok()) {
+    report.Fail(rows.status());
+    return;
+  }
+  bool all = true;
+  for (size_t i = 0; i < rows->rows.size(); ++i) {
+    const std::string schema = SqlName(Value(*rows, i, 0));
+    const std::string role = SqlName(Value(*rows, i, 5));
+    std::string grant;
+    if (Value(*rows, i, 1) != "t") {
+      if (Value(*rows, i, 4) != "t") {
+        grant = "GRANT CREATE ON DATABASE " + SqlName(Value(*rows, i, 6)) + " TO " + role;
+      }
+    } else if (Value(*rows, i, 2) != "t" || Value(*rows, i, 3) != "t") {
+      grant = "GRANT CREATE, USAGE ON SCHEMA " + schema + " TO " + role;
+    }
+    if (grant.empty()) continue;
+    all = false;
+    report.Fail(core::FailedPrecondition("role " + role + " on target " + target.endpoint() +
+                                         " may not create the missing " + "tables in schema " +
+                                         schema + " (target.apply.create_tables): " + grant));
+  }
+  if (all) {
+    report.Ok("role " + target.user() + " may create the " + std::to_string(missing.size()) +
+              " missing target table(s)");
+  }
+}
+
 void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::TableInfo>& tables,
                  PgConnection* source, Report& report) {
-  if (p.target.type == "none") {
+  if (!config::RunStartsPipeline(p)) {
     report.Plan("no target: `sluice tail` shows the stream; `run` skips this pipeline");
     return;
   }
-  if (p.target.type != "postgres") {
-    report.Fail(core::Unsupported("target type " + p.target.type + " is not available yet"));
-    return;
-  }
+  // Other types are refused by config::CheckRunnable, reported above the pipelines.
+  if (p.target.type != "postgres") return;
   auto connected = PgConnection::Connect(p.target.dsn, false, p.source.connect_timeout);
   if (!connected.ok()) {
     report.Fail(connected.status());
     return;
   }
   PgConnection& target = **connected;
-  report.Ok("target " + target.endpoint() + " reachable (database " + target.dbname() + ")");
-  size_t missing_tables = 0;
+  report.Ok("target " + target.endpoint() + " reachable (PostgreSQL " +
+            std::to_string(target.server_version() / 10000) + ", database " + target.dbname() +
+            ", role " + target.user() + ")");
+  CheckTargetRole(p, target, report);
+
+  std::vector<capture::TableInfo> existing;
+  std::vector<capture::TableInfo> missing;
   for (const auto& t : tables) {
     const std::string cols_sql =
         "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN"
@@ -203,7 +515,7 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
       return;
     }
     if (target_cols->rows.empty()) {
-      ++missing_tables;
+      missing.push_back(t);
       if (!p.target.apply.create_tables) {
         report.Fail(core::FailedPrecondition("target table " + t.QualifiedName() +
                                              " does not exist on " + target.endpoint() +
@@ -211,6 +523,7 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
       }
       continue;
     }
+    existing.push_back(t);
     if (source == nullptr) continue;
     auto source_cols = source->Query(cols_sql, "columns of " + t.QualifiedName() + " on source");
     if (!source_cols.ok()) continue;
@@ -224,12 +537,14 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
       }
     }
   }
-  if (missing_tables > 0 && p.target.apply.create_tables) {
-    report.Plan("create " + std::to_string(missing_tables) +
+  if (!missing.empty() && p.target.apply.create_tables) {
+    report.Plan("create " + std::to_string(missing.size()) +
                 " missing table(s) on the target from the source's definitions");
-  } else if (missing_tables == 0) {
+    CheckTableCreation(target, missing, report);
+  } else if (missing.empty() && !tables.empty()) {
     report.Ok("every table exists on the target with the source's columns");
   }
+  CheckTableWrites(target, existing, report);
 }
 
 }  // namespace
@@ -237,18 +552,18 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
 core::Status RunCheck(const config::Config& config, std::FILE* out) {
   std::fprintf(out, "config %s: %zu pipeline(s), state in %s\n", config.source_file.c_str(),
                config.pipelines.size(), config.state_dir.c_str());
-  core::Status first;
+  // What `run` refuses outright, in `run`'s own words.
+  core::Status first = config::CheckRunnable(config);
+  if (!first.ok()) std::fprintf(out, "  FAIL  %s\n", first.message().c_str());
   for (const auto& p : config.pipelines) {
     std::fprintf(out, "pipeline %s  (%s -> %s)\n", p.name.c_str(),
                  config::RedactDsn(p.source.dsn).c_str(),
                  p.target.type == "none" ? "no target" : config::RedactDsn(p.target.dsn).c_str());
-    Report report(out, p.name);
+    Report report(out, p.name, {p.source.dsn, p.target.dsn});
     std::vector<capture::TableInfo> tables;
     CheckSource(config, p, report, &tables);
     auto source = PgConnection::Connect(p.source.dsn, false, p.source.connect_timeout);
-    if (!tables.empty()) {
-      CheckTarget(p, tables, source.ok() ? source->get() : nullptr, report);
-    }
+    CheckTarget(p, tables, source.ok() ? source->get() : nullptr, report);
     // The replication connection itself: privilege and a free WAL sender, for real.
     if (report.first_failure().ok()) {
       auto replication =

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/runnable.h"
 #include "control/admin_server.h"
 #include "control/config_reload.h"
 #include "control/cpu_priority.h"
@@ -95,6 +96,8 @@ void Reload(const config::Config& running, const ReloadHooks& hooks,
 
 core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& stop,
                        const ReloadHooks& hooks) {
+  // The one decision `sluice check` also reports, before anything is opened or started.
+  SLUICE_RETURN_IF_ERROR(config::CheckRunnable(config));
   // Before any thread starts, so that every one inherits it.
   if (core::Status st = SetProcessNice(config.nice); !st.ok()) {
     spdlog::warn("{}; running at the inherited priority", st.message());
@@ -102,17 +105,13 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
   SLUICE_ASSIGN_OR_RETURN(auto store, state::CheckpointStore::Open(config.state_dir));
   std::vector<std::unique_ptr<PipelineRunner>> runners;
   for (const auto& pipeline : config.pipelines) {
-    if (pipeline.target.type == "none") {
+    if (!config::RunStartsPipeline(pipeline)) {
       spdlog::info("pipeline {} has no target; skipped by run (see `sluice tail`)", pipeline.name);
       continue;
     }
     runners.push_back(std::make_unique<PipelineRunner>(config, pipeline, *store,
                                                        [&pipeline] { return MakeSink(pipeline); }));
   }
-  if (runners.empty()) {
-    return core::InvalidArgument(config.source_file + " has no pipeline with a target to run");
-  }
-
   // Status, metrics and health over HTTP for `sluice status`, Prometheus and load balancers.
   std::vector<StatusCollector::PipelineEntry> live;
   for (const auto& runner : runners) live.push_back({&runner->pipeline(), &runner->metrics()});

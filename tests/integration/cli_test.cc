@@ -89,7 +89,7 @@ TEST(CliTest, CheckReportsThePlanAndFailsWithTheRightExitCodes) {
   WriteFile(f.dir().File("dead.yaml"),
             "state_dir: " + f.dir().File("dead-state") +
                 "\npipelines:\n  - name: dead\n    source:\n      dsn: \"" + dead +
-                "\"\n      tables: [public.t]\n");
+                "\"\n      tables: [public.t]\n" + target_yaml);
   SluiceRun unreachable = RunSluice({"check", "--config", f.dir().File("dead.yaml")});
   EXPECT_EQ(unreachable.exit_code, 69) << unreachable.out << unreachable.err;
 }
@@ -101,9 +101,13 @@ TEST(CliTest, WalLevelReplicaIsNamedWithItsFix) {
   ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
   ASSERT_TRUE((*cluster)->Exec("CREATE TABLE public.t (id int PRIMARY KEY)").ok());
   TempDir dir;
-  TailConfig config = WriteTailConfig(dir, **cluster, {"public.t"});
+  // With a target, so that check's 78 is about the source, not a config `run` refuses.
+  const std::string target_yaml =
+      "    target: { dsn: " + nlohmann::json((*cluster)->Dsn()).dump() + " }\n";
+  TailConfig config = WriteTailConfig(dir, **cluster, {"public.t"}, target_yaml);
   SluiceRun check = RunSluice({"check", "--config", config.path});
   EXPECT_EQ(check.exit_code, 78);
+  EXPECT_EQ(check.out.find("sluice run refuses"), std::string::npos) << check.out;
   EXPECT_NE(check.out.find("wal_level=replica; set wal_level=logical"), std::string::npos)
       << check.out;
   SluiceRun tail = RunSluice({"tail", "--config", config.path});
