@@ -102,19 +102,31 @@ core::Result<RowLocator> LocatorFor(const Relation& relation, const RowShape& sh
   return core::Internal("unknown old tuple kind");
 }
 
-// Appends "WHERE ..." for `locator`, adding its parameters to `statement`.
+// Appends "WHERE ..." for `locator`, adding its parameters to `statement`. With the target's
+// types, each parameter is cast to its column's type: a comparison (unlike an assignment) gives
+// an untyped parameter no column type to take, and for a composite column PostgreSQL would
+// resolve it to an anonymous record, which it cannot read.
 void AppendWhere(const Relation& relation, const std::string& table, const RowLocator& locator,
-                 RowStatement& statement) {
+                 RowStatement& statement, const TargetTable* target) {
+  auto next_param = [&](uint32_t column) {
+    statement.params.push_back({locator.side, column});
+    std::string param = "$" + std::to_string(statement.params.size());
+    if (target != nullptr && column < target->types.size() && !target->types[column].empty()) {
+      param += "::" + target->types[column];
+    }
+    return param;
+  };
   if (locator.full_row) {
     statement.sql += " WHERE ctid = (SELECT ctid FROM " + table;
     const char* separator = " WHERE ";
     for (uint32_t column : locator.columns) {
-      statement.params.push_back({locator.side, column});
-      const std::string param = "$" + std::to_string(statement.params.size());
+      const std::string param = next_param(column);
       const std::string name = QuoteIdentifier(relation.columns[column].name);
       statement.sql += separator;
       if (LacksEquality(relation.columns[column].type_oid)) {
-        statement.sql += name + "::text IS NOT DISTINCT FROM " + param + "::text";
+        const bool cast = param.find(':') != std::string::npos;
+        statement.sql +=
+            name + "::text IS NOT DISTINCT FROM " + (cast ? "(" + param + ")" : param) + "::text";
       } else {
         statement.sql += name + " IS NOT DISTINCT FROM " + param;
       }
@@ -125,10 +137,8 @@ void AppendWhere(const Relation& relation, const std::string& table, const RowLo
   }
   const char* separator = " WHERE ";
   for (uint32_t column : locator.columns) {
-    statement.params.push_back({locator.side, column});
     statement.sql += separator;
-    statement.sql += QuoteIdentifier(relation.columns[column].name) + " = $" +
-                     std::to_string(statement.params.size());
+    statement.sql += QuoteIdentifier(relation.columns[column].name) + " = " + next_param(column);
     separator = " AND ";
   }
 }
@@ -222,7 +232,7 @@ RowStatement MoveStatement(const Relation& relation, const RowShape& shape,
   const std::string table = QuoteQualifiedName(relation.schema, relation.name);
   RowStatement statement;
   statement.sql = "WITH sluice_old AS (DELETE FROM " + table;
-  AppendWhere(relation, table, locator, statement);
+  AppendWhere(relation, table, locator, statement, &target);
   std::string columns;
   std::string values;
   for (uint32_t i = 0; i < relation.columns.size(); ++i) {
@@ -375,13 +385,13 @@ core::Result<RowStatement> BuildRowStatement(const Relation& relation, const Row
       }
       if (sets.empty()) return RowStatement{};
       statement.sql = "UPDATE " + table + " SET " + sets;
-      AppendWhere(relation, table, locator, statement);
+      AppendWhere(relation, table, locator, statement, target);
       return statement;
     }
     case Operation::kDelete: {
       SLUICE_ASSIGN_OR_RETURN(RowLocator locator, LocatorFor(relation, shape));
       statement.sql = "DELETE FROM " + table;
-      AppendWhere(relation, table, locator, statement);
+      AppendWhere(relation, table, locator, statement, target);
       return statement;
     }
     default:

@@ -74,9 +74,10 @@ std::string ShapeCacheKey(const core::Relation* relation, const RowShape& shape)
 // full old row (kFull) `ctid = (SELECT ctid FROM t WHERE col IS NOT DISTINCT FROM $.. AND ...
 // LIMIT 1)` over the old columns that are not unchanged TOAST, so exactly one of several
 // identical rows changes. Types without an equality operator (json, xml, geometric) compare as
-// text there. An update SETs the columns that are not unchanged TOAST, without the key when it
-// keeps the key (kNone) and without the target's GENERATED ALWAYS identity columns (ShapeOf
-// moved the row when one of those changes).
+// text there. With `target`, every parameter of <row> is cast to the target column's type (a
+// comparison gives it no type to infer, and a composite one would fail). An update SETs the columns
+// that are not unchanged TOAST, without the key when it keeps the key (kNone) and without the
+// target's GENERATED ALWAYS identity columns (ShapeOf moved the row when one of those changes).
 // With a `target` that has GENERATED ALWAYS identity columns, inserts say OVERRIDING SYSTEM
 // VALUE (the source's values are kept, as PostgreSQL's own subscriber does) and their
 // ON CONFLICT DO UPDATE leaves those columns out (UPDATE cannot set them).

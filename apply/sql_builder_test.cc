@@ -428,7 +428,8 @@ TEST(TargetIdentityTest, UpdateKeepingAnAlwaysKeyLeavesItOutOfSet) {
   EXPECT_FALSE(shape.move);
   EXPECT_TRUE(CanCoalesce(*update.relation, shape));
   EXPECT_EQ(TargetSql(update, kItemsKeyOnlyTarget),
-            "UPDATE \"public\".\"items\" SET \"seq\" = $1, \"note\" = $2 WHERE \"id\" = $3");
+            "UPDATE \"public\".\"items\" SET \"seq\" = $1, \"note\" = $2 WHERE \"id\" = "
+            "$3::bigint");
 }
 
 TEST(TargetIdentityTest, UpdateOfANonKeyAlwaysColumnMovesTheRow) {
@@ -443,7 +444,7 @@ TEST(TargetIdentityTest, UpdateOfANonKeyAlwaysColumnMovesTheRow) {
   ASSERT_TRUE(statement.ok()) << statement.status().ToString();
   // The unchanged TOAST value and the target's own column come from the deleted row.
   EXPECT_EQ(statement->sql,
-            "WITH sluice_old AS (DELETE FROM \"public\".\"items\" WHERE \"id\" = $1 "
+            "WITH sluice_old AS (DELETE FROM \"public\".\"items\" WHERE \"id\" = $1::bigint "
             "RETURNING *) INSERT INTO \"public\".\"items\" (\"id\", \"seq\", \"note\", "
             "\"extra\") OVERRIDING SYSTEM VALUE SELECT $2, $3, sluice_old.\"note\", "
             "sluice_old.\"extra\" FROM sluice_old");
@@ -460,7 +461,7 @@ TEST(TargetIdentityTest, KeyChangeOfAnAlwaysKeyMovesTheRowFoundByTheOldKey) {
   auto statement = BuildRowStatement(*update.relation, shape, &kItemsKeyOnlyTarget);
   ASSERT_TRUE(statement.ok());
   EXPECT_EQ(statement->sql,
-            "WITH sluice_old AS (DELETE FROM \"public\".\"items\" WHERE \"id\" = $1 "
+            "WITH sluice_old AS (DELETE FROM \"public\".\"items\" WHERE \"id\" = $1::bigint "
             "RETURNING *) INSERT INTO \"public\".\"items\" (\"id\", \"seq\", \"note\", "
             "\"extra\") OVERRIDING SYSTEM VALUE SELECT $2, $3, $4, sluice_old.\"extra\" FROM "
             "sluice_old");
@@ -470,7 +471,8 @@ TEST(TargetIdentityTest, KeyChangeOfAnAlwaysKeyMovesTheRowFoundByTheOldKey) {
                      {Value::Text("1"), Value::Text("7"), Value::Text("n")});
   EXPECT_FALSE(TargetShape(same, kItemsKeyOnlyTarget).move);
   EXPECT_EQ(TargetSql(same, kItemsKeyOnlyTarget),
-            "UPDATE \"public\".\"items\" SET \"seq\" = $1, \"note\" = $2 WHERE \"id\" = $3");
+            "UPDATE \"public\".\"items\" SET \"seq\" = $1, \"note\" = $2 WHERE \"id\" = "
+            "$3::bigint");
 }
 
 TEST(TargetIdentityTest, FullOldRowTellsWhetherAnAlwaysColumnChanged) {
@@ -482,17 +484,18 @@ TEST(TargetIdentityTest, FullOldRowTellsWhetherAnAlwaysColumnChanged) {
   EXPECT_FALSE(TargetShape(kept, target).move);
   EXPECT_EQ(TargetSql(kept, target),
             "UPDATE \"public\".\"events\" SET \"a\" = $1, \"doc\" = $2 WHERE ctid = "
-            "(SELECT ctid FROM \"public\".\"events\" WHERE \"a\" IS NOT DISTINCT FROM $3 AND "
-            "\"doc\"::text IS NOT DISTINCT FROM $4::text AND \"b\" IS NOT DISTINCT FROM $5 "
-            "LIMIT 1)");
+            "(SELECT ctid FROM \"public\".\"events\" WHERE \"a\" IS NOT DISTINCT FROM "
+            "$3::integer AND \"doc\"::text IS NOT DISTINCT FROM ($4::json)::text AND \"b\" IS NOT "
+            "DISTINCT FROM $5::bigint LIMIT 1)");
   auto changed =
       Update(events, OldTupleKind::kFull, {Value::Text("1"), Value::Text("{}"), Value::Text("5")},
              {Value::Text("1"), Value::Text("{}"), Value::Text("6")});
   EXPECT_TRUE(TargetShape(changed, target).move);
   EXPECT_EQ(TargetSql(changed, target),
             "WITH sluice_old AS (DELETE FROM \"public\".\"events\" WHERE ctid = (SELECT ctid "
-            "FROM \"public\".\"events\" WHERE \"a\" IS NOT DISTINCT FROM $1 AND \"doc\"::text IS "
-            "NOT DISTINCT FROM $2::text AND \"b\" IS NOT DISTINCT FROM $3 LIMIT 1) RETURNING *) "
+            "FROM \"public\".\"events\" WHERE \"a\" IS NOT DISTINCT FROM $1::integer AND "
+            "\"doc\"::text IS NOT DISTINCT FROM ($2::json)::text AND \"b\" IS NOT DISTINCT FROM "
+            "$3::bigint LIMIT 1) RETURNING *) "
             "INSERT INTO \"public\".\"events\" (\"a\", \"doc\", \"b\") OVERRIDING SYSTEM VALUE "
             "SELECT $4, $5, $6 FROM sluice_old");
 }
