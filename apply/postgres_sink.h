@@ -71,8 +71,10 @@ struct PostgresSinkStats {
 // deletes by key) of the same relation and shape (same unchanged-TOAST columns) goes out as
 // multi-row statements of 1024/256/64/16/4/1 rows (see BuildMultiRowStatement); a run ends at any
 // other change, and for upserts and updates at a key already in the run, so no statement touches
-// a row twice and the order of changes to any row is kept. Updates matched by the full old row
-// and key-changing updates go one row at a time.
+// a row twice and the order of changes to any row is kept. Updates matched by the full old row,
+// key-changing updates and moves (updates that must change a GENERATED ALWAYS identity column of
+// the target; see BuildRowStatement) go one row at a time. What the statements may write
+// depends on the target table (TargetTable, read by CheckRelations).
 // Compaction (options.compact): on tables where no trigger or rule fires for the apply session
 // and every unique index covers the key, a batch's row changes are netted per row and sent
 // grouped by table and shape when the batch commits (or a change that must keep its place
