@@ -67,13 +67,15 @@ constexpr char kOriginXactSql[] =
     "SELECT pg_catalog.pg_replication_origin_xact_setup($1::pg_lsn, "
     "COALESCE($2::timestamptz, now()))";
 
-// typmod -1: the type without modifier ("bpchar", not "character", which means char(1)).
+// The rows ParseTargetColumns reads. typmod -1: the type without modifier ("bpchar", not
+// "character", which means char(1)).
 constexpr char kTargetColumnsSql[] =
-    "SELECT a.attname, pg_catalog.format_type(a.atttypid, -1) FROM pg_catalog.pg_class c "
+    "SELECT a.attname, pg_catalog.format_type(a.atttypid, -1), a.attidentity::text, "
+    "a.attgenerated::text, a.attnotnull::text, a.atthasdef::text FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')";
+    "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') ORDER BY a.attnum";
 
 // Whether anything fires on the target when the apply session writes to the table (or one of
 // its partitions; pg_partition_tree lists nothing for a table that is not partitioned): triggers
@@ -129,29 +131,54 @@ std::optional<std::string> CommitTimeText(core::PgTimestamp commit_time) {
   return core::FormatPgTimestamp(commit_time);
 }
 
-// Every column `relation` has must exist among `target_columns` (rows of kTargetColumnsSql).
-core::Status CheckTargetColumns(const core::Relation& relation,
-                                const std::vector<PgRow>& target_columns) {
-  for (const auto& column : relation.columns) {
-    const bool found =
-        std::any_of(target_columns.begin(), target_columns.end(),
-                    [&](const PgRow& row) { return row[0] && *row[0] == column.name; });
-    if (!found) {
-      return core::FailedPrecondition("target table " + relation.QualifiedName() +
-                                      " has no column \"" + column.name +
-                                      "\" (the source sends it); add it or let sluice create "
-                                      "tables");
+// Whether kTargetFiresSql's answer says that something fires.
+bool Fires(const std::vector<PgRow>& rows) {
+  return !(rows.size() == 1 && rows[0].size() == 1 &&
+           rows[0][0] == std::optional<std::string>("f"));
+}
+
+// Foreign keys from tables of the target outside a truncate's list to tables in it ($1, $2:
+// text arrays of the listed schemas and names, pairwise): they make the target refuse the
+// truncate, since sluice never cascades. One row per key: referencing table, referenced table,
+// constraint.
+constexpr char kTruncateBlockersSql[] =
+    "WITH listed AS (SELECT c.oid FROM unnest($1::text[], $2::text[]) AS l(nsp, rel) "
+    "JOIN pg_catalog.pg_namespace n ON n.nspname = l.nsp "
+    "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = l.rel), "
+    // A partitioned table is truncated with its partitions.
+    "truncated AS (SELECT t.relid AS oid FROM listed, "
+    "pg_catalog.pg_partition_tree(listed.oid::regclass) t UNION SELECT oid FROM listed) "
+    "SELECT fn.nspname || '.' || f.relname, pn.nspname || '.' || p.relname, k.conname "
+    "FROM pg_catalog.pg_constraint k "
+    "JOIN pg_catalog.pg_class f ON f.oid = k.conrelid "
+    "JOIN pg_catalog.pg_namespace fn ON fn.oid = f.relnamespace "
+    "JOIN pg_catalog.pg_class p ON p.oid = k.confrelid "
+    "JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace "
+    "WHERE k.contype = 'f' AND k.confrelid IN (SELECT oid FROM truncated) "
+    "AND k.conrelid NOT IN (SELECT oid FROM truncated) ORDER BY 1, 2, 3";
+
+// PostgreSQL's array literal of `items`, each element quoted.
+std::string TextArrayLiteral(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
     }
+    out += '"';
   }
-  return core::Status::Ok();
+  return out + "}";
 }
 
 // Marks tables sluice created, so FinishCopyTarget only ever adds a key to its own tables.
 constexpr char kCreatedBySluice[] = "created by sluice for the initial copy";
 
-// CREATE TABLE for `table` as the source defines it: columns with their types and NOT NULL.
-// The primary key comes after the load (AddPrimaryKeySql). Defaults, constraints and indexes
-// beyond the key are not copied.
+// CREATE TABLE for `table` as the source defines it: columns with their types and NOT NULL, and
+// the source's generated columns with their expressions where the source has them (the target
+// computes them; replication never carries them). The primary key comes after the load
+// (AddPrimaryKeySql). Defaults, identity, constraints and indexes beyond the key are not copied.
 core::Result<std::string> CreateTableSql(const core::TableDefinition& table) {
   const core::Relation& relation = table.relation;
   if (table.column_types.size() != relation.columns.size() ||
@@ -160,14 +187,29 @@ core::Result<std::string> CreateTableSql(const core::TableDefinition& table) {
                           " has mismatched column lists");
   }
   std::string sql = "CREATE TABLE " + QuoteQualifiedName(relation.schema, relation.name) + " (";
-  std::string key;
+  size_t generated = 0;
+  auto separate = [&sql, first = true]() mutable {
+    if (!first) sql += ", ";
+    first = false;
+  };
+  // Type and expression are the source catalog's own text: SQL as it stands, never quoted.
+  auto add_generated_before = [&](size_t position) {
+    for (; generated < table.generated_columns.size() &&
+           table.generated_columns[generated].position <= position;
+         ++generated) {
+      const core::GeneratedColumn& column = table.generated_columns[generated];
+      separate();
+      sql += QuoteIdentifier(column.name) + " " + column.type + " GENERATED ALWAYS AS (" +
+             column.expression + ") STORED";
+    }
+  };
   for (size_t i = 0; i < relation.columns.size(); ++i) {
-    const core::Column& column = relation.columns[i];
-    if (i > 0) sql += ", ";
-    // The type is format_type() text: SQL as it stands, never quoted.
-    sql += QuoteIdentifier(column.name) + " " + table.column_types[i];
+    add_generated_before(i);
+    separate();
+    sql += QuoteIdentifier(relation.columns[i].name) + " " + table.column_types[i];
     if (table.not_null[i]) sql += " NOT NULL";
   }
+  add_generated_before(SIZE_MAX);
   return sql + ")";
 }
 
@@ -261,7 +303,7 @@ void PostgresSink::DropConnection() {
   syncs_in_flight_ = 0;
   prepared_.clear();  // prepared statements die with the session
   checked_.clear();   // the target may change while we are away
-  target_types_.clear();
+  target_tables_.clear();
   compaction_modes_.clear();
   compactor_.Clear();
   since_sync_ = 0;
@@ -601,6 +643,11 @@ bool PostgresSink::NeedsCheck(const core::Relation& relation) const {
   return it == checked_.end() || !SameShape(it->second, relation);
 }
 
+const TargetTable* PostgresSink::TargetFor(const core::Relation& relation) const {
+  auto it = target_tables_.find(relation.oid);
+  return it == target_tables_.end() ? nullptr : &it->second;
+}
+
 CompactionMode PostgresSink::CompactionModeFor(const core::Relation& relation) const {
   auto it = compaction_modes_.find(relation.oid);
   return it == compaction_modes_.end() ? CompactionMode::kNone : it->second;
@@ -618,10 +665,10 @@ core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& 
     columns.push_back(std::make_shared<std::vector<PgRow>>());
     SLUICE_RETURN_IF_ERROR(
         SendCommand(kTargetColumnsSql, what, {relation->schema, relation->name}, columns.back()));
-    if (!compact) continue;
     fires.push_back(std::make_shared<std::vector<PgRow>>());
     SLUICE_RETURN_IF_ERROR(SendCommand(kTargetFiresSql, what + " (triggers and rules)",
                                        {relation->schema, relation->name}, fires.back()));
+    if (!compact) continue;
     unique_indexes.push_back(std::make_shared<std::vector<PgRow>>());
     SLUICE_RETURN_IF_ERROR(SendCommand(kTargetUniqueIndexesSql, what + " (unique indexes)",
                                        {relation->schema, relation->name}, unique_indexes.back()));
@@ -633,23 +680,18 @@ core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& 
       return core::FailedPrecondition("target table " + relation.QualifiedName() +
                                       " does not exist; create it or let sluice create tables");
     }
-    SLUICE_RETURN_IF_ERROR(CheckTargetColumns(relation, *columns[i]));
-    std::vector<std::string> types;
-    for (const auto& column : relation.columns) {
-      for (const PgRow& row : *columns[i]) {
-        if (row[0] && *row[0] == column.name) {
-          types.push_back(row.size() > 1 && row[1] ? *row[1] : std::string());
-          break;
-        }
-      }
-    }
-    target_types_[relation.oid] = std::move(types);
+    const bool fires_for_apply = Fires(*fires[i]);
+    SLUICE_ASSIGN_OR_RETURN(
+        TargetTable target,
+        DescribeTargetTable(relation, ParseTargetColumns(*columns[i]), fires_for_apply));
+    // A netted delete + insert of one key becomes an upsert, which cannot set a GENERATED
+    // ALWAYS identity column outside the key: such tables keep every change in source order.
+    const bool nettable = !(HasUsableKey(relation) && target.NonKeyIdentityAlways(relation));
+    target_tables_[relation.oid] = std::move(target);
     checked_[relation.oid] = relation;
     CompactionMode mode = CompactionMode::kNone;
-    if (compact) {
-      const std::vector<PgRow>& fire = *fires[i];
-      const bool quiet =
-          !fire.empty() && fire[0].size() == 1 && fire[0][0] == std::optional<std::string>("f");
+    if (compact && nettable) {
+      const bool quiet = !fires_for_apply;
       if (quiet && !HasUsableKey(relation)) {
         mode = CompactionMode::kAppendOnly;
       } else if (quiet && UniqueIndexesCoverKey(relation, *unique_indexes[i])) {
@@ -694,7 +736,8 @@ core::Status PostgresSink::SendRow(const core::Change& change, core::Lsn fallbac
   auto it = prepared_.find(cache_key);
   const core::Lsn lsn = change.lsn.valid() ? change.lsn : fallback_lsn;
   if (it == prepared_.end()) {
-    SLUICE_ASSIGN_OR_RETURN(RowStatement statement, BuildRowStatement(*change.relation, shape));
+    SLUICE_ASSIGN_OR_RETURN(RowStatement statement, BuildRowStatement(*change.relation, shape,
+                                                                      TargetFor(*change.relation)));
     Prepared prepared;
     prepared.name = "s" + std::to_string(next_statement_++);
     prepared.relation = change.relation;
@@ -774,12 +817,9 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
   cache_key += std::to_string(rows);
   auto it = prepared_.find(cache_key);
   if (it == prepared_.end()) {
-    auto types = target_types_.find(first.relation->oid);
     SLUICE_ASSIGN_OR_RETURN(
         RowStatement statement,
-        BuildMultiRowStatement(
-            *first.relation, run_.shape, rows,
-            types == target_types_.end() ? std::vector<std::string>{} : types->second));
+        BuildMultiRowStatement(*first.relation, run_.shape, rows, TargetFor(*first.relation)));
     Prepared prepared;
     prepared.name = "s" + std::to_string(next_statement_++);
     prepared.relation = first.relation;
@@ -985,7 +1025,8 @@ core::Status PostgresSink::SendCompactedGroup(const std::vector<const core::Chan
       !upsert_only_.contains(first.relation->oid)) {
     return CopyInserts(group);
   }
-  SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(*group.front()));
+  SLUICE_ASSIGN_OR_RETURN(RowShape shape,
+                          ShapeOf(*group.front(), TargetFor(*group.front()->relation)));
   std::string cache_key = ShapeCacheKey(group.front()->relation.get(), shape);
   if (!CanCoalesce(*group.front()->relation, shape)) {
     for (const core::Change* change : group) {
@@ -1018,7 +1059,7 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
       case Operation::kInsert:
       case Operation::kUpdate:
       case Operation::kDelete: {
-        SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(change));
+        SLUICE_ASSIGN_OR_RETURN(RowShape shape, ShapeOf(change, TargetFor(*change.relation)));
         if (coalesce) {
           const CompactionMode mode = CompactionModeFor(*change.relation);
           const bool absorbed =
@@ -1073,6 +1114,8 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
           tables += (tables.empty() ? "" : ", ") + r->QualifiedName();
         }
         const core::Lsn lsn = change.lsn.valid() ? change.lsn : fallback_lsn;
+        status = CheckTruncateBlockers(change, lsn);
+        if (!status.ok()) break;
         status = SendCommand(BuildTruncate(change),
                              "apply of truncate of " + tables + " at source LSN " + lsn.ToString());
         if (status.ok()) status = AfterSend();
@@ -1089,6 +1132,35 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
   }
   if (!run_.changes.empty()) SLUICE_RETURN_IF_ERROR(FlushRun(fallback_lsn));
   return pipeline_error_;
+}
+
+core::Status PostgresSink::CheckTruncateBlockers(const core::Change& change, core::Lsn lsn) {
+  std::vector<std::string> schemas;
+  std::vector<std::string> names;
+  std::string listed;
+  for (const auto& relation : change.truncated) {
+    schemas.push_back(relation->schema);
+    names.push_back(relation->name);
+    listed += (listed.empty() ? "" : ", ") + relation->QualifiedName();
+  }
+  auto rows = std::make_shared<std::vector<PgRow>>();
+  SLUICE_RETURN_IF_ERROR(SendCommand(kTruncateBlockersSql,
+                                     "looking up the target's foreign keys to " + listed,
+                                     {TextArrayLiteral(schemas), TextArrayLiteral(names)}, rows));
+  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  if (rows->empty()) return core::Status::Ok();
+  std::string keys;
+  for (const PgRow& row : *rows) {
+    if (row.size() < 3) continue;
+    keys += (keys.empty() ? "" : "; ") + std::string("target table ") + row[0].value_or("?") +
+            " references " + row[1].value_or("?") + " (foreign key " + row[2].value_or("?") + ")";
+  }
+  return core::FailedPrecondition(
+      "truncate of " + listed + " at source LSN " + lsn.ToString() + " cannot be applied: " + keys +
+      ", and the source did not truncate the referencing table (or does not replicate it). "
+      "sluice truncates exactly the tables the source truncated, never with CASCADE, so the "
+      "target refuses; drop that foreign key on the target, or replicate the referencing table "
+      "as well (a source TRUNCATE ... CASCADE then truncates it too)");
 }
 
 void PostgresSink::Retain(const core::Transaction& fragment) {
@@ -1381,7 +1453,14 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
     SLUICE_ASSIGN_OR_RETURN(
         columns, conn->Query(kTargetColumnsSql, {relation.schema, relation.name}, lookup));
   }
-  SLUICE_RETURN_IF_ERROR(CheckTargetColumns(relation, columns));
+  SLUICE_ASSIGN_OR_RETURN(
+      std::vector<PgRow> fires,
+      conn->Query(kTargetFiresSql, {relation.schema, relation.name}, lookup + " (triggers)"));
+  const std::vector<TargetColumn> target_columns = ParseTargetColumns(columns);
+  SLUICE_RETURN_IF_ERROR(DescribeTargetTable(relation, target_columns, Fires(fires)).status());
+  for (const core::GeneratedColumn& generated : table.generated_columns) {
+    SLUICE_RETURN_IF_ERROR(CheckSourceGeneratedColumn(relation, generated.name, target_columns));
+  }
 
   if (truncate_first) {
     // Rows of an earlier, interrupted copy by this pipeline: sluice's own to remove.

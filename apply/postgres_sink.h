@@ -12,6 +12,7 @@
 #include "apply/pg_connection.h"
 #include "apply/sink.h"
 #include "apply/sql_builder.h"
+#include "apply/target_table.h"
 
 namespace sluice::apply {
 
@@ -70,8 +71,10 @@ struct PostgresSinkStats {
 // deletes by key) of the same relation and shape (same unchanged-TOAST columns) goes out as
 // multi-row statements of 1024/256/64/16/4/1 rows (see BuildMultiRowStatement); a run ends at any
 // other change, and for upserts and updates at a key already in the run, so no statement touches
-// a row twice and the order of changes to any row is kept. Updates matched by the full old row
-// and key-changing updates go one row at a time.
+// a row twice and the order of changes to any row is kept. Updates matched by the full old row,
+// key-changing updates and moves (updates that must change a GENERATED ALWAYS identity column of
+// the target; see BuildRowStatement) go one row at a time. What the statements may write
+// depends on the target table (TargetTable, read by CheckRelations).
 // Compaction (options.compact): on tables where no trigger or rule fires for the apply session
 // and every unique index covers the key, a batch's row changes are netted per row and sent
 // grouped by table and shape when the batch commits (or a change that must keep its place
@@ -228,6 +231,11 @@ class PostgresSink : public Sink {
   bool NeedsCheck(const core::Relation& relation) const;
   core::Status CheckRelations(const std::vector<core::RelationPtr>& relations);
   CompactionMode CompactionModeFor(const core::Relation& relation) const;
+  // The checked target table of `relation`, or null before CheckRelations.
+  const TargetTable* TargetFor(const core::Relation& relation) const;
+  // Fails, naming them, when tables of the target outside `change`'s list reference a listed
+  // one by a foreign key (the target would refuse the truncate: sluice never cascades).
+  core::Status CheckTruncateBlockers(const core::Change& change, core::Lsn lsn);
 
   const PostgresSinkOptions options_;  // const: OpenBulkLoad() reads it from other threads
   std::unique_ptr<PgConnection> conn_;
@@ -247,8 +255,8 @@ class PostgresSink : public Sink {
   // The last relation shape checked against the target, by OID (a copy: the check depends only
   // on schema, table and column names).
   std::unordered_map<core::Oid, core::Relation> checked_;
-  // Per checked relation, the target's type name of each of its columns (in relation order).
-  std::unordered_map<core::Oid, std::vector<std::string>> target_types_;
+  // Per checked relation, what the target table has (types, identity columns, own columns).
+  std::unordered_map<core::Oid, TargetTable> target_tables_;
   // Per checked relation, what the compactor may do with its changes.
   std::unordered_map<core::Oid, CompactionMode> compaction_modes_;
   Run run_;

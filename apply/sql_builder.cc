@@ -102,19 +102,31 @@ core::Result<RowLocator> LocatorFor(const Relation& relation, const RowShape& sh
   return core::Internal("unknown old tuple kind");
 }
 
-// Appends "WHERE ..." for `locator`, adding its parameters to `statement`.
+// Appends "WHERE ..." for `locator`, adding its parameters to `statement`. With the target's
+// types, each parameter is cast to its column's type: a comparison (unlike an assignment) gives
+// an untyped parameter no column type to take, and for a composite column PostgreSQL would
+// resolve it to an anonymous record, which it cannot read.
 void AppendWhere(const Relation& relation, const std::string& table, const RowLocator& locator,
-                 RowStatement& statement) {
+                 RowStatement& statement, const TargetTable* target) {
+  auto next_param = [&](uint32_t column) {
+    statement.params.push_back({locator.side, column});
+    std::string param = "$" + std::to_string(statement.params.size());
+    if (target != nullptr && column < target->types.size() && !target->types[column].empty()) {
+      param += "::" + target->types[column];
+    }
+    return param;
+  };
   if (locator.full_row) {
     statement.sql += " WHERE ctid = (SELECT ctid FROM " + table;
     const char* separator = " WHERE ";
     for (uint32_t column : locator.columns) {
-      statement.params.push_back({locator.side, column});
-      const std::string param = "$" + std::to_string(statement.params.size());
+      const std::string param = next_param(column);
       const std::string name = QuoteIdentifier(relation.columns[column].name);
       statement.sql += separator;
       if (LacksEquality(relation.columns[column].type_oid)) {
-        statement.sql += name + "::text IS NOT DISTINCT FROM " + param + "::text";
+        const bool cast = param.find(':') != std::string::npos;
+        statement.sql +=
+            name + "::text IS NOT DISTINCT FROM " + (cast ? "(" + param + ")" : param) + "::text";
       } else {
         statement.sql += name + " IS NOT DISTINCT FROM " + param;
       }
@@ -125,10 +137,8 @@ void AppendWhere(const Relation& relation, const std::string& table, const RowLo
   }
   const char* separator = " WHERE ";
   for (uint32_t column : locator.columns) {
-    statement.params.push_back({locator.side, column});
     statement.sql += separator;
-    statement.sql += QuoteIdentifier(relation.columns[column].name) + " = $" +
-                     std::to_string(statement.params.size());
+    statement.sql += QuoteIdentifier(relation.columns[column].name) + " = " + next_param(column);
     separator = " AND ";
   }
 }
@@ -155,9 +165,9 @@ void AppendValue(const Value& value, std::string& out) {
   }
 }
 
-// INSERT INTO t (cols) VALUES (row 1), (row 2), ... [ON CONFLICT (key) DO UPDATE/NOTHING];
-// params describe one row.
-RowStatement InsertStatement(const Relation& relation, size_t rows) {
+// INSERT INTO t (cols) [OVERRIDING SYSTEM VALUE] VALUES (row 1), (row 2), ...
+// [ON CONFLICT (key) DO UPDATE/NOTHING]; params describe one row.
+RowStatement InsertStatement(const Relation& relation, size_t rows, const TargetTable* target) {
   const std::string table = QuoteQualifiedName(relation.schema, relation.name);
   const uint32_t width = static_cast<uint32_t>(relation.columns.size());
   RowStatement statement;
@@ -167,7 +177,9 @@ RowStatement InsertStatement(const Relation& relation, size_t rows) {
     columns += QuoteIdentifier(relation.columns[i].name);
     statement.params.push_back({ParamSource::Side::kNew, i});
   }
-  statement.sql = "INSERT INTO " + table + " (" + columns + ") VALUES ";
+  const bool overriding = target != nullptr && target->AnyIdentityAlways();
+  statement.sql = "INSERT INTO " + table + " (" + columns + ") " +
+                  (overriding ? "OVERRIDING SYSTEM VALUE " : "") + "VALUES ";
   size_t param = 1;
   for (size_t r = 0; r < rows; ++r) {
     statement.sql += r == 0 ? "(" : ", (";
@@ -181,14 +193,69 @@ RowStatement InsertStatement(const Relation& relation, size_t rows) {
     std::string key_columns;
     std::string updates;
     for (uint32_t i = 0; i < width; ++i) {
+      const bool key = relation.columns[i].is_key;
+      // UPDATE cannot set a GENERATED ALWAYS identity column, not even in ON CONFLICT.
+      if (!key && target != nullptr && target->IdentityAlways(i)) continue;
       const std::string name = QuoteIdentifier(relation.columns[i].name);
-      std::string& target = relation.columns[i].is_key ? key_columns : updates;
-      if (!target.empty()) target += ", ";
-      target += relation.columns[i].is_key ? name : name + " = EXCLUDED." + name;
+      std::string& list = key ? key_columns : updates;
+      if (!list.empty()) list += ", ";
+      list += key ? name : name + " = EXCLUDED." + name;
     }
     statement.sql += " ON CONFLICT (" + key_columns + ")";
     statement.sql += updates.empty() ? " DO NOTHING" : " DO UPDATE SET " + updates;
   }
+  return statement;
+}
+
+// Whether an update must set a GENERATED ALWAYS identity column of the target to a value that
+// may differ from the row's: only a delete + insert can do that.
+bool NeedsMove(const core::Change& change, const RowShape& shape, const TargetTable& target) {
+  const Relation& relation = *change.relation;
+  for (size_t i = 0; i < relation.columns.size(); ++i) {
+    if (!target.IdentityAlways(i) || shape.new_unchanged[i]) continue;
+    const bool key = relation.columns[i].is_key;
+    const bool old_known =
+        change.old_kind == OldTupleKind::kFull || (change.old_kind == OldTupleKind::kKey && key);
+    const bool unchanged =
+        (change.old_kind == OldTupleKind::kNone && key) ||
+        (old_known && !shape.old_unchanged[i] && change.old_tuple[i] == change.new_tuple[i]);
+    if (!unchanged) return true;
+  }
+  return false;
+}
+
+// The move of BuildRowStatement: one statement that deletes the located row and inserts it
+// with the new values, keeping what the update does not carry (unchanged TOAST, the target's
+// own columns) from the deleted row.
+RowStatement MoveStatement(const Relation& relation, const RowShape& shape,
+                           const RowLocator& locator, const TargetTable& target) {
+  const std::string table = QuoteQualifiedName(relation.schema, relation.name);
+  RowStatement statement;
+  statement.sql = "WITH sluice_old AS (DELETE FROM " + table;
+  AppendWhere(relation, table, locator, statement, &target);
+  std::string columns;
+  std::string values;
+  for (uint32_t i = 0; i < relation.columns.size(); ++i) {
+    const std::string name = QuoteIdentifier(relation.columns[i].name);
+    if (i > 0) {
+      columns += ", ";
+      values += ", ";
+    }
+    columns += name;
+    if (shape.new_unchanged[i]) {
+      values += "sluice_old." + name;
+    } else {
+      statement.params.push_back({ParamSource::Side::kNew, i});
+      values += "$" + std::to_string(statement.params.size());
+    }
+  }
+  for (const std::string& own : target.own_columns) {
+    const std::string name = QuoteIdentifier(own);
+    columns += ", " + name;
+    values += ", sluice_old." + name;
+  }
+  statement.sql += " RETURNING *) INSERT INTO " + table + " (" + columns +
+                   ") OVERRIDING SYSTEM VALUE SELECT " + values + " FROM sluice_old";
   return statement;
 }
 
@@ -200,7 +267,7 @@ bool HasUsableKey(const Relation& relation) {
          AnyKeyColumn(relation);
 }
 
-core::Result<RowShape> ShapeOf(const core::Change& change) {
+core::Result<RowShape> ShapeOf(const core::Change& change, const TargetTable* target) {
   if (change.relation == nullptr) {
     return core::Internal(std::string(core::OperationName(change.op)) + " without a relation");
   }
@@ -264,6 +331,9 @@ core::Result<RowShape> ShapeOf(const core::Change& change) {
   // Fails early (before anything is queued) when the row cannot be located.
   SLUICE_ASSIGN_OR_RETURN(RowLocator unused, LocatorFor(relation, shape));
   (void)unused;
+  if (change.op == Operation::kUpdate && target != nullptr && target->AnyIdentityAlways()) {
+    shape.move = NeedsMove(change, shape, *target);
+  }
   return shape;
 }
 
@@ -276,24 +346,38 @@ std::string ShapeCacheKey(const Relation* relation, const RowShape& shape) {
   key.append(reinterpret_cast<const char*>(&relation), sizeof relation);
   key += static_cast<char>(shape.op);
   key += static_cast<char>(shape.old_kind);
+  key += shape.move ? 'm' : '-';
   for (bool b : shape.new_unchanged) key += b ? '1' : '0';
   key += '|';
   for (bool b : shape.old_unchanged) key += b ? '1' : '0';
   return key;
 }
 
-core::Result<RowStatement> BuildRowStatement(const Relation& relation, const RowShape& shape) {
+core::Result<RowStatement> BuildRowStatement(const Relation& relation, const RowShape& shape,
+                                             const TargetTable* target) {
   const std::string table = QuoteQualifiedName(relation.schema, relation.name);
   const uint32_t width = static_cast<uint32_t>(relation.columns.size());
   RowStatement statement;
   switch (shape.op) {
     case Operation::kInsert:
-      return InsertStatement(relation, 1);
+      return InsertStatement(relation, 1, target);
     case Operation::kUpdate: {
       SLUICE_ASSIGN_OR_RETURN(RowLocator locator, LocatorFor(relation, shape));
+      if (shape.move) {
+        if (target == nullptr) {
+          return core::Internal("a moving update on " + relation.QualifiedName() +
+                                " without the target's columns");
+        }
+        return MoveStatement(relation, shape, locator, *target);
+      }
       std::string sets;
       for (uint32_t i = 0; i < width; ++i) {
         if (shape.new_unchanged[i]) continue;  // the target keeps its value
+        // A key the update keeps (its WHERE finds the row by it) needs no setting, and the
+        // target's GENERATED ALWAYS identity columns stay as they are (ShapeOf saw to it that
+        // they do not change; UPDATE could not set them).
+        if (shape.old_kind == OldTupleKind::kNone && relation.columns[i].is_key) continue;
+        if (target != nullptr && target->IdentityAlways(i)) continue;
         statement.params.push_back({ParamSource::Side::kNew, i});
         if (!sets.empty()) sets += ", ";
         sets += QuoteIdentifier(relation.columns[i].name) + " = $" +
@@ -301,13 +385,13 @@ core::Result<RowStatement> BuildRowStatement(const Relation& relation, const Row
       }
       if (sets.empty()) return RowStatement{};
       statement.sql = "UPDATE " + table + " SET " + sets;
-      AppendWhere(relation, table, locator, statement);
+      AppendWhere(relation, table, locator, statement, target);
       return statement;
     }
     case Operation::kDelete: {
       SLUICE_ASSIGN_OR_RETURN(RowLocator locator, LocatorFor(relation, shape));
       statement.sql = "DELETE FROM " + table;
-      AppendWhere(relation, table, locator, statement);
+      AppendWhere(relation, table, locator, statement, target);
       return statement;
     }
     default:
@@ -320,7 +404,9 @@ bool CanCoalesce(const Relation& relation, const RowShape& shape) {
     case Operation::kInsert:
       return true;
     case Operation::kUpdate: {
-      if (shape.old_kind != OldTupleKind::kNone || !HasUsableKey(relation)) return false;
+      if (shape.old_kind != OldTupleKind::kNone || shape.move || !HasUsableKey(relation)) {
+        return false;
+      }
       for (size_t i = 0; i < relation.columns.size(); ++i) {
         if (!relation.columns[i].is_key && !shape.new_unchanged[i]) return true;
       }
@@ -353,8 +439,7 @@ void AppendRowKey(const core::Change& change, std::string& out) {
 }
 
 core::Result<RowStatement> BuildMultiRowStatement(const Relation& relation, const RowShape& shape,
-                                                  size_t rows,
-                                                  const std::vector<std::string>& target_types) {
+                                                  size_t rows, const TargetTable* target) {
   if (!CanCoalesce(relation, shape) || rows == 0) {
     return core::Internal("no multi-row statement for this " +
                           std::string(core::OperationName(shape.op)) + " on " +
@@ -362,9 +447,9 @@ core::Result<RowStatement> BuildMultiRowStatement(const Relation& relation, cons
   }
   const uint32_t width = static_cast<uint32_t>(relation.columns.size());
   // INSERT ... VALUES infers each parameter's type from its target column, as for one row.
-  if (shape.op == Operation::kInsert) return InsertStatement(relation, rows);
+  if (shape.op == Operation::kInsert) return InsertStatement(relation, rows, target);
 
-  if (target_types.size() != width) {
+  if (target == nullptr || target->types.size() != width) {
     return core::Internal("target column types of " + relation.QualifiedName() +
                           " are unknown (relation not checked)");
   }
@@ -377,7 +462,8 @@ core::Result<RowStatement> BuildMultiRowStatement(const Relation& relation, cons
   for (uint32_t i = 0; i < width; ++i) {
     if (relation.columns[i].is_key) {
       keys.push_back(i);
-    } else if (shape.op == Operation::kUpdate && !shape.new_unchanged[i]) {
+    } else if (shape.op == Operation::kUpdate && !shape.new_unchanged[i] &&
+               !target->IdentityAlways(i)) {
       sets.push_back(i);
     }
   }
@@ -391,7 +477,7 @@ core::Result<RowStatement> BuildMultiRowStatement(const Relation& relation, cons
     values += r == 0 ? "(" : ", (";
     for (size_t v = 0; v < value_columns.size(); ++v) {
       if (v > 0) values += ", ";
-      values += "$" + std::to_string(param++) + "::" + target_types[value_columns[v]];
+      values += "$" + std::to_string(param++) + "::" + target->types[value_columns[v]];
     }
     values += ")";
   }
@@ -431,7 +517,6 @@ std::string BuildTruncate(const core::Change& change) {
     sql += QuoteQualifiedName(relation->schema, relation->name);
   }
   if (change.truncate_restart_identity) sql += " RESTART IDENTITY";
-  if (change.truncate_cascade) sql += " CASCADE";
   return sql;
 }
 

@@ -137,14 +137,18 @@ TEST(SqlBuilderTest, InsertWithoutKeyIsPlain) {
             "INSERT INTO \"s\".\"nokey\" (\"a\") VALUES ($1)");
 }
 
-TEST(SqlBuilderTest, UpdateByNewKeyWhenKeyUnchanged) {
+TEST(SqlBuilderTest, UpdateByNewKeyWhenKeyUnchangedSetsOnlyTheOtherColumns) {
   auto change = Update(Orders(), OldTupleKind::kNone, {},
                        {Value::Text("1"), Value::Text("x"), Value::Text("2.50")});
   RowStatement s = Build(change);
   EXPECT_EQ(s.sql,
-            "UPDATE \"public\".\"orders\" SET \"id\" = $1, \"note\" = $2, \"total\" = $3 "
-            "WHERE \"id\" = $4");
+            "UPDATE \"public\".\"orders\" SET \"note\" = $1, \"total\" = $2 "
+            "WHERE \"id\" = $3");
   EXPECT_EQ(s.params.back(), (ParamSource{Side::kNew, 0}));
+  // Nothing but the key: nothing to set.
+  auto link = MakeRelation({{"a", 23, -1, true}, {"b", 23, -1, true}}, ReplicaIdentity::kIndex);
+  EXPECT_EQ(Build(Update(link, OldTupleKind::kNone, {}, {Value::Text("1"), Value::Text("2")})).sql,
+            "");
 }
 
 TEST(SqlBuilderTest, UpdateByOldKeyWhenKeyChanged) {
@@ -162,10 +166,8 @@ TEST(SqlBuilderTest, UpdateLeavesUnchangedToastOutOfSet) {
   auto change = Update(Orders(), OldTupleKind::kNone, {},
                        {Value::Text("1"), Value::UnchangedToast(), Value::Text("3")});
   RowStatement s = Build(change);
-  EXPECT_EQ(s.sql,
-            "UPDATE \"public\".\"orders\" SET \"id\" = $1, \"total\" = $2 WHERE \"id\" = $3");
-  EXPECT_EQ(s.params,
-            (std::vector<ParamSource>{{Side::kNew, 0}, {Side::kNew, 2}, {Side::kNew, 0}}));
+  EXPECT_EQ(s.sql, "UPDATE \"public\".\"orders\" SET \"total\" = $1 WHERE \"id\" = $2");
+  EXPECT_EQ(s.params, (std::vector<ParamSource>{{Side::kNew, 2}, {Side::kNew, 0}}));
   // A different unchanged-TOAST set is a different statement.
   auto other = Update(Orders(), OldTupleKind::kNone, {},
                       {Value::Text("1"), Value::Text("n"), Value::Text("3")});
@@ -217,15 +219,15 @@ TEST(SqlBuilderTest, CompositeKeyAndOddIdentifiers) {
   EXPECT_EQ(DescribeKey(del), "(Tenant \"Id\", ñame)=(1, n)");
 }
 
-TEST(SqlBuilderTest, TruncateListsTablesAndOptions) {
+TEST(SqlBuilderTest, TruncateListsTablesAndRestartIdentityButNeverCascades) {
   Change change;
   change.op = Operation::kTruncate;
   change.truncated = {Orders(), FullIdentity()};
   EXPECT_EQ(BuildTruncate(change), "TRUNCATE \"public\".\"orders\", \"public\".\"events\"");
   change.truncate_restart_identity = true;
-  change.truncate_cascade = true;
+  change.truncate_cascade = true;  // the source's TRUNCATE ... CASCADE listed every table it hit
   EXPECT_EQ(BuildTruncate(change),
-            "TRUNCATE \"public\".\"orders\", \"public\".\"events\" RESTART IDENTITY CASCADE");
+            "TRUNCATE \"public\".\"orders\", \"public\".\"events\" RESTART IDENTITY");
 }
 
 TEST(SqlBuilderTest, BinaryValuesAreRejectedNamingTheColumn) {
@@ -283,7 +285,7 @@ RowShape ShapeFor(const Change& change) {
   return shape.ok() ? *shape : RowShape{};
 }
 
-const std::vector<std::string> kOrderTypes = {"integer", "text", "numeric"};
+const TargetTable kOrderTarget = {{"integer", "text", "numeric"}, {false, false, false}, {}};
 
 TEST(MultiRowTest, InsertsShareOneUpsertWithAValuesRowEach) {
   auto relation = Orders();
@@ -291,7 +293,7 @@ TEST(MultiRowTest, InsertsShareOneUpsertWithAValuesRowEach) {
   const RowShape shape = ShapeFor(change);
   ASSERT_TRUE(CanCoalesce(*relation, shape));
   EXPECT_TRUE(NeedsDistinctKeys(*relation, shape));
-  auto s = BuildMultiRowStatement(*relation, shape, 2, kOrderTypes);
+  auto s = BuildMultiRowStatement(*relation, shape, 2, &kOrderTarget);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->sql,
             "INSERT INTO \"public\".\"orders\" (\"id\", \"note\", \"total\") VALUES ($1, $2, $3), "
@@ -299,7 +301,7 @@ TEST(MultiRowTest, InsertsShareOneUpsertWithAValuesRowEach) {
             "\"total\" = EXCLUDED.\"total\"");
   EXPECT_EQ(s->params.size(), 3u);  // one row's
   // A single row is the one-row statement.
-  EXPECT_EQ(BuildMultiRowStatement(*relation, shape, 1, kOrderTypes)->sql,
+  EXPECT_EQ(BuildMultiRowStatement(*relation, shape, 1, &kOrderTarget)->sql,
             BuildRowStatement(*relation, shape)->sql);
 }
 
@@ -317,7 +319,7 @@ TEST(MultiRowTest, UpdatesJoinACastValuesListAndSkipUnchangedToast) {
                        {Value::Text("1"), Value::UnchangedToast(), Value::Text("3")});
   const RowShape shape = ShapeFor(change);
   ASSERT_TRUE(CanCoalesce(*relation, shape));
-  auto s = BuildMultiRowStatement(*relation, shape, 2, kOrderTypes);
+  auto s = BuildMultiRowStatement(*relation, shape, 2, &kOrderTarget);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->sql,
             "UPDATE \"public\".\"orders\" AS sluice_t SET \"total\" = sluice_v.c1 FROM (VALUES "
@@ -326,7 +328,9 @@ TEST(MultiRowTest, UpdatesJoinACastValuesListAndSkipUnchangedToast) {
   EXPECT_EQ(s->params,
             (std::vector<ParamSource>{{ParamSource::Side::kNew, 0}, {ParamSource::Side::kNew, 2}}));
   // Missing target types are an error, not a guess.
-  EXPECT_FALSE(BuildMultiRowStatement(*relation, shape, 2, {}).ok());
+  EXPECT_FALSE(BuildMultiRowStatement(*relation, shape, 2, nullptr).ok());
+  const TargetTable no_types;
+  EXPECT_FALSE(BuildMultiRowStatement(*relation, shape, 2, &no_types).ok());
 }
 
 TEST(MultiRowTest, DeletesByKeyUseAValuesList) {
@@ -336,7 +340,7 @@ TEST(MultiRowTest, DeletesByKeyUseAValuesList) {
   const RowShape shape = ShapeFor(change);
   ASSERT_TRUE(CanCoalesce(*relation, shape));
   EXPECT_FALSE(NeedsDistinctKeys(*relation, shape));
-  auto s = BuildMultiRowStatement(*relation, shape, 2, kOrderTypes);
+  auto s = BuildMultiRowStatement(*relation, shape, 2, &kOrderTarget);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->sql,
             "DELETE FROM \"public\".\"orders\" AS sluice_t USING (VALUES ($1::integer), "
@@ -372,6 +376,128 @@ TEST(MultiRowTest, RowKeysDifferExactlyWhenKeyValuesDiffer) {
             key_of({Value::Text("x"), Value::Text("y"), Value::Null()}));
   EXPECT_NE(key_of({Value::Text(""), Value::Text("y"), Value::Null()}),
             key_of({Value::Null(), Value::Text("y"), Value::Null()}));
+}
+
+// --- Targets with GENERATED ALWAYS identity columns ---------------------------------------------
+
+// items(id PK, seq, note) on a target where id and seq are GENERATED ALWAYS AS IDENTITY and
+// which has a column of its own, "extra".
+RelationPtr Items() {
+  return MakeRelation({{"id", 20, -1, true}, {"seq", 20, -1, false}, {"note", 25, -1, false}},
+                      ReplicaIdentity::kDefault, "public", "items");
+}
+const TargetTable kItemsTarget = {{"bigint", "bigint", "text"}, {true, true, false}, {"extra"}};
+// The same where only the key is an ALWAYS identity.
+const TargetTable kItemsKeyOnlyTarget = {
+    {"bigint", "bigint", "text"}, {true, false, false}, {"extra"}};
+
+RowShape TargetShape(const Change& change, const TargetTable& target) {
+  auto shape = ShapeOf(change, &target);
+  EXPECT_TRUE(shape.ok()) << shape.status().ToString();
+  return shape.ok() ? *shape : RowShape{};
+}
+
+std::string TargetSql(const Change& change, const TargetTable& target) {
+  auto statement = BuildRowStatement(*change.relation, TargetShape(change, target), &target);
+  EXPECT_TRUE(statement.ok()) << statement.status().ToString();
+  return statement.ok() ? statement->sql : "";
+}
+
+TEST(TargetIdentityTest, InsertsOverrideAndTheirUpsertLeavesAlwaysColumnsAlone) {
+  auto insert = Insert(Items(), {Value::Text("1"), Value::Text("7"), Value::Text("n")});
+  EXPECT_EQ(TargetSql(insert, kItemsTarget),
+            "INSERT INTO \"public\".\"items\" (\"id\", \"seq\", \"note\") OVERRIDING SYSTEM "
+            "VALUE VALUES ($1, $2, $3) ON CONFLICT (\"id\") DO UPDATE SET \"note\" = "
+            "EXCLUDED.\"note\"");
+  auto multi =
+      BuildMultiRowStatement(*insert.relation, TargetShape(insert, kItemsTarget), 2, &kItemsTarget);
+  ASSERT_TRUE(multi.ok()) << multi.status().ToString();
+  EXPECT_NE(multi->sql.find("OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3), ($4, $5, $6) ON "
+                            "CONFLICT (\"id\") DO UPDATE SET \"note\" = EXCLUDED.\"note\""),
+            std::string::npos)
+      << multi->sql;
+  // Without ALWAYS identity columns the insert stays as it was.
+  const TargetTable plain = {{"bigint", "bigint", "text"}, {false, false, false}, {}};
+  EXPECT_EQ(TargetSql(insert, plain), Build(insert).sql);
+}
+
+TEST(TargetIdentityTest, UpdateKeepingAnAlwaysKeyLeavesItOutOfSet) {
+  auto update = Update(Items(), OldTupleKind::kNone, {},
+                       {Value::Text("1"), Value::Text("7"), Value::Text("n")});
+  const RowShape shape = TargetShape(update, kItemsKeyOnlyTarget);
+  EXPECT_FALSE(shape.move);
+  EXPECT_TRUE(CanCoalesce(*update.relation, shape));
+  EXPECT_EQ(TargetSql(update, kItemsKeyOnlyTarget),
+            "UPDATE \"public\".\"items\" SET \"seq\" = $1, \"note\" = $2 WHERE \"id\" = "
+            "$3::bigint");
+}
+
+TEST(TargetIdentityTest, UpdateOfANonKeyAlwaysColumnMovesTheRow) {
+  auto update = Update(Items(), OldTupleKind::kNone, {},
+                       {Value::Text("1"), Value::Text("7"), Value::UnchangedToast()});
+  const RowShape shape = TargetShape(update, kItemsTarget);
+  EXPECT_TRUE(shape.move);
+  EXPECT_FALSE(CanCoalesce(*update.relation, shape));
+  EXPECT_NE(ShapeCacheKey(update.relation.get(), shape),
+            ShapeCacheKey(update.relation.get(), TargetShape(update, kItemsKeyOnlyTarget)));
+  auto statement = BuildRowStatement(*update.relation, shape, &kItemsTarget);
+  ASSERT_TRUE(statement.ok()) << statement.status().ToString();
+  // The unchanged TOAST value and the target's own column come from the deleted row.
+  EXPECT_EQ(statement->sql,
+            "WITH sluice_old AS (DELETE FROM \"public\".\"items\" WHERE \"id\" = $1::bigint "
+            "RETURNING *) INSERT INTO \"public\".\"items\" (\"id\", \"seq\", \"note\", "
+            "\"extra\") OVERRIDING SYSTEM VALUE SELECT $2, $3, sluice_old.\"note\", "
+            "sluice_old.\"extra\" FROM sluice_old");
+  EXPECT_EQ(statement->params,
+            (std::vector<ParamSource>{{Side::kNew, 0}, {Side::kNew, 0}, {Side::kNew, 1}}));
+}
+
+TEST(TargetIdentityTest, KeyChangeOfAnAlwaysKeyMovesTheRowFoundByTheOldKey) {
+  auto update =
+      Update(Items(), OldTupleKind::kKey, {Value::Text("1"), Value::Null(), Value::Null()},
+             {Value::Text("2"), Value::Text("7"), Value::Text("n")});
+  const RowShape shape = TargetShape(update, kItemsKeyOnlyTarget);
+  EXPECT_TRUE(shape.move);
+  auto statement = BuildRowStatement(*update.relation, shape, &kItemsKeyOnlyTarget);
+  ASSERT_TRUE(statement.ok());
+  EXPECT_EQ(statement->sql,
+            "WITH sluice_old AS (DELETE FROM \"public\".\"items\" WHERE \"id\" = $1::bigint "
+            "RETURNING *) INSERT INTO \"public\".\"items\" (\"id\", \"seq\", \"note\", "
+            "\"extra\") OVERRIDING SYSTEM VALUE SELECT $2, $3, $4, sluice_old.\"extra\" FROM "
+            "sluice_old");
+  EXPECT_EQ(statement->params.front(), (ParamSource{Side::kOld, 0}));
+  // An old key equal to the new one (sent for other reasons) changes nothing that needs a move.
+  auto same = Update(Items(), OldTupleKind::kKey, {Value::Text("1"), Value::Null(), Value::Null()},
+                     {Value::Text("1"), Value::Text("7"), Value::Text("n")});
+  EXPECT_FALSE(TargetShape(same, kItemsKeyOnlyTarget).move);
+  EXPECT_EQ(TargetSql(same, kItemsKeyOnlyTarget),
+            "UPDATE \"public\".\"items\" SET \"seq\" = $1, \"note\" = $2 WHERE \"id\" = "
+            "$3::bigint");
+}
+
+TEST(TargetIdentityTest, FullOldRowTellsWhetherAnAlwaysColumnChanged) {
+  auto events = FullIdentity();  // a, doc, b; the target has b as GENERATED ALWAYS identity
+  const TargetTable target = {{"integer", "json", "bigint"}, {false, false, true}, {}};
+  auto kept =
+      Update(events, OldTupleKind::kFull, {Value::Text("1"), Value::Text("{}"), Value::Text("5")},
+             {Value::Text("2"), Value::Text("{}"), Value::Text("5")});
+  EXPECT_FALSE(TargetShape(kept, target).move);
+  EXPECT_EQ(TargetSql(kept, target),
+            "UPDATE \"public\".\"events\" SET \"a\" = $1, \"doc\" = $2 WHERE ctid = "
+            "(SELECT ctid FROM \"public\".\"events\" WHERE \"a\" IS NOT DISTINCT FROM "
+            "$3::integer AND \"doc\"::text IS NOT DISTINCT FROM ($4::json)::text AND \"b\" IS NOT "
+            "DISTINCT FROM $5::bigint LIMIT 1)");
+  auto changed =
+      Update(events, OldTupleKind::kFull, {Value::Text("1"), Value::Text("{}"), Value::Text("5")},
+             {Value::Text("1"), Value::Text("{}"), Value::Text("6")});
+  EXPECT_TRUE(TargetShape(changed, target).move);
+  EXPECT_EQ(TargetSql(changed, target),
+            "WITH sluice_old AS (DELETE FROM \"public\".\"events\" WHERE ctid = (SELECT ctid "
+            "FROM \"public\".\"events\" WHERE \"a\" IS NOT DISTINCT FROM $1::integer AND "
+            "\"doc\"::text IS NOT DISTINCT FROM ($2::json)::text AND \"b\" IS NOT DISTINCT FROM "
+            "$3::bigint LIMIT 1) RETURNING *) "
+            "INSERT INTO \"public\".\"events\" (\"a\", \"doc\", \"b\") OVERRIDING SYSTEM VALUE "
+            "SELECT $4, $5, $6 FROM sluice_old");
 }
 
 }  // namespace

@@ -162,21 +162,37 @@ core::Result<std::vector<core::TableDefinition>> SnapshotCopier::DescribeTables(
   if (definitions.empty()) return definitions;
 
   std::string column_filter = " AND a.attnum > 0 AND NOT a.attisdropped";
-  if (version >= 120000) column_filter += " AND a.attgenerated = ''";
   if (has_filters) column_filter += " AND (pt.attnames IS NULL OR a.attname = ANY (pt.attnames))";
+  // Generated columns (PostgreSQL 12+) come back apart: never copied nor streamed, but a target
+  // table sluice creates computes them too.
+  const std::string generated =
+      version >= 120000 ? ", a.attgenerated::text, pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
+                        : ", ''::text, NULL::text";
   SLUICE_ASSIGN_OR_RETURN(
       QueryResult columns,
       connection_->Query("SELECT c.oid, a.attname, a.atttypid, a.atttypmod, "
                          "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
                          "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid "
                          "AND i.indisprimary AND a.attnum = ANY (i.indkey))" +
-                             from + "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid" + where +
-                             column_filter + " ORDER BY c.oid, a.attnum",
+                             generated + from +
+                             "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+                             "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND "
+                             "d.adnum = a.attnum" +
+                             where + column_filter + " ORDER BY c.oid, a.attnum",
                          "listing the columns of the tables of publication " + publication));
   for (const auto& row : columns.rows) {
     auto it = index_by_oid.find(static_cast<uint32_t>(ParseUint64OrZero(row[0])));
     if (it == index_by_oid.end()) continue;  // a table created since the first query
     core::TableDefinition& def = definitions[it->second];
+    if (row[7] && !row[7]->empty()) {
+      core::GeneratedColumn column;
+      column.name = row[1].value_or("");
+      column.type = row[4].value_or("");
+      column.expression = row[8].value_or("");
+      column.position = def.relation.columns.size();
+      def.generated_columns.push_back(std::move(column));
+      continue;
+    }
     core::Column column;
     column.name = row[1].value_or("");
     column.type_oid = static_cast<core::Oid>(ParseUint64OrZero(row[2]));

@@ -64,10 +64,12 @@ class SnapshotCopier {
   SnapshotCopier& operator=(const SnapshotCopier&) = delete;
 
   // Every table `publication` publishes, ordered by schema and name: columns in attnum order
-  // (dropped and generated columns skipped; on PostgreSQL 15+ only the publication's column
-  // list), format_type text, NOT NULL, primary-key membership as Column::is_key, type oid and
-  // typmod, replica identity, reltuples (0 when never analyzed) and pg_table_size. Missing
-  // publication → kNotFound. Remembers per table what PlanRanges() needs (relkind, row filter).
+  // (dropped columns skipped; on PostgreSQL 15+ only the publication's column list),
+  // format_type text, NOT NULL, primary-key membership as Column::is_key, type oid and typmod,
+  // replica identity, reltuples (0 when never analyzed) and pg_table_size. Generated columns
+  // are not among the columns (neither copied nor streamed) but in generated_columns, with
+  // their expressions. Missing publication → kNotFound. Remembers per table what PlanRanges() needs
+  // (relkind, row filter).
   core::Result<std::vector<core::TableDefinition>> DescribeTables(const std::string& publication);
 
   // Slices of `table` to copy (in parallel). Split into up to `pieces` contiguous primary-key

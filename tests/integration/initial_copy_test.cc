@@ -220,7 +220,8 @@ TEST_F(InitialCopyTest, CopiesEveryPublishedTableExactlyAsOfTheSnapshot) {
   EXPECT_EQ(Value(target_, "SELECT count(*) FROM src.big"), "110000");
   EXPECT_EQ(Value(target_, "SELECT to_regclass('src.unpublished') IS NULL"), "t");
 
-  // Created tables: the published columns (no dropped or generated ones), NOT NULL and the key.
+  // Created tables: the published columns (no dropped ones), NOT NULL and the key; generated
+  // columns computed on the target too (never copied).
   EXPECT_EQ(Value(target_,
                   "SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod) || ':' ||"
                   " attnotnull, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid ="
@@ -234,9 +235,12 @@ TEST_F(InitialCopyTest, CopiesEveryPublishedTableExactlyAsOfTheSnapshot) {
   EXPECT_EQ(Value(target_, "SELECT count(*) FROM pg_index WHERE indrelid = 'src.nopk'::regclass"),
             "0");
   EXPECT_EQ(Value(target_,
-                  "SELECT count(*) FROM pg_attribute WHERE attrelid = 'src.types'::regclass"
-                  " AND attnum > 0 AND attname IN ('g', 'dropped_soon')"),
-            "0");
+                  "SELECT string_agg(attname || ':' || attgenerated::text || ':' ||"
+                  " pg_get_expr(adbin, adrelid), ',') FROM pg_attribute JOIN pg_attrdef ON"
+                  " adrelid = attrelid AND adnum = attnum WHERE attrelid = 'src.types'::regclass"
+                  " AND attnum > 0 AND NOT attisdropped"),
+            "g:s:(id * 2)");
+  EXPECT_EQ(Value(target_, "SELECT g FROM src.types WHERE id = 2"), "4");
   EXPECT_EQ(Value(target_,
                   "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE"
                   " attrelid = 'src.types'::regclass AND attname = 'n2'"),
@@ -420,6 +424,12 @@ TEST_F(SnapshotCopierTest, DescribesPublishedTablesColumnByColumn) {
   EXPECT_EQ(t.column_types,
             (std::vector<std::string>{"integer", "character varying(12)", "numeric(8,2)"}));
   EXPECT_EQ(t.not_null, (std::vector<bool>{true, true, false}));
+  ASSERT_EQ(t.generated_columns.size(), 1u);  // after c, the last copied column
+  EXPECT_EQ(t.generated_columns[0].name, "g");
+  EXPECT_EQ(t.generated_columns[0].type, "integer");
+  EXPECT_EQ(t.generated_columns[0].expression, "(a + 1)");
+  EXPECT_EQ(t.generated_columns[0].position, 3u);
+  EXPECT_TRUE(f.generated_columns.empty());
 
   auto missing = (*copier)->DescribeTables("no_such_pub");
   ASSERT_FALSE(missing.ok());

@@ -1151,5 +1151,125 @@ TEST_F(PostgresSinkTest, CopyIntoKeylessTableMeetingATargetUniqueIndexIsPermanen
   EXPECT_EQ(Value1("SELECT count(*) FROM cpn.t"), "0");
 }
 
+// A target whose tables have GENERATED ALWAYS identity columns (as `pg_dump -s` of the source
+// makes them) and columns of their own: every write path keeps the source's values there.
+TEST_F(PostgresSinkTest, AlwaysIdentityColumnsTakeEveryWritePath) {
+  Exec(
+      "CREATE SCHEMA ident;"
+      "CREATE TABLE ident.k (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);"
+      "CREATE TABLE ident.t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+      " seq bigint GENERATED ALWAYS AS IDENTITY, big text, v text, own text DEFAULT 'd',"
+      " own_id bigint GENERATED ALWAYS AS IDENTITY, gen text GENERATED ALWAYS AS (v || '!') "
+      "STORED)");
+  auto k = Rel(20101, "ident", "k", {{"id", true}, {"v"}});
+  auto t = Rel(20102, "ident", "t", {{"id", true}, {"seq"}, {"big"}, {"v"}});
+  auto sink = OpenSink(Options("ident"));
+
+  // Netted inserts of a table whose only ALWAYS column is its key go by COPY; the other table
+  // (an ALWAYS column outside the key) is not netted and gets multi-row INSERTs.
+  std::vector<Change> inserts;
+  for (int i = 1; i <= 2500; ++i) inserts.push_back(Ins(k, {std::to_string(i), "v"}));
+  for (int i = 1; i <= 20; ++i) {
+    inserts.push_back(
+        Ins(t, {std::to_string(i), std::to_string(100 + i), "b" + std::to_string(i), "v"}));
+  }
+  auto st = ApplyBatch(*sink, {Txn(0x900000, std::move(inserts))});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(sink->stats().copies, 1u);
+  EXPECT_EQ(Value1("SELECT count(*) || ' ' || max(id) FROM ident.k"), "2500 2500");
+  EXPECT_EQ(Rows("SELECT id::text, seq::text, big, v, own, gen FROM ident.t WHERE id = 5"),
+            (std::vector<PgCluster::Row>{{"5", "105", "b5", "v", "d", "v!"}}));
+  Exec("UPDATE ident.t SET own = 'mine' WHERE id = 5");
+  const std::string own_id = Value1("SELECT own_id FROM ident.t WHERE id = 5");
+  const uint64_t multi_row_before = sink->stats().multi_row_statements_sent;
+
+  std::vector<Change> changes;
+  // Sets seq: moved by delete + insert; the unchanged TOAST value and the target's own columns
+  // come from the old row, the generated column is computed again.
+  changes.push_back(
+      Upd(t, OldTupleKind::kNone, {},
+          {Value::Text("5"), Value::Text("205"), Value::UnchangedToast(), Value::Text("v5")}));
+  // Key change of an ALWAYS key: moved, found by the old key.
+  changes.push_back(Upd(k, OldTupleKind::kKey, Tup({"7", std::nullopt}), Tup({"7007", "moved"})));
+  for (int i = 100; i < 200; ++i) {  // netted updates: multi-row UPDATEs that leave id alone
+    changes.push_back(Upd(k, OldTupleKind::kNone, {}, Tup({std::to_string(i), "u"})));
+  }
+  changes.push_back(Ins(k, {"1", "again"}));  // an existing key: the upsert path
+  changes.push_back(Upd(t, OldTupleKind::kNone, {}, Tup({"999", "1", "b", "none"})));  // missing
+  changes.push_back(Del(t, OldTupleKind::kKey, {"6", std::nullopt, std::nullopt, std::nullopt}));
+  st = ApplyBatch(*sink, {Txn(0x910000, std::move(changes))});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Rows("SELECT id::text, seq::text, big, v, own, own_id::text, gen FROM ident.t WHERE "
+                 "id = 5"),
+            (std::vector<PgCluster::Row>{{"5", "205", "b5", "v5", "mine", own_id, "v5!"}}));
+  EXPECT_EQ(Value1("SELECT count(*) FROM ident.t"), "19");
+  EXPECT_EQ(Value1("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM ident.k WHERE id IN "
+                   "(1, 7, 7007, 100, 199, 200)"),
+            "1=again,100=u,199=u,200=v,7007=moved");
+  EXPECT_GT(sink->stats().multi_row_statements_sent, multi_row_before);
+  EXPECT_EQ(sink->stats().rows_not_found, 1u);
+
+  // The initial copy's loader writes the source's identity values too.
+  Exec("CREATE TABLE ident.bulk (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)");
+  auto loader = sink->OpenBulkLoad(*Rel(20103, "ident", "bulk", {{"id", true}, {"v"}}));
+  ASSERT_TRUE(loader.ok()) << loader.status().ToString();
+  ASSERT_TRUE((*loader)->Write("41\ta\n42\tb\n").ok());
+  st = (*loader)->Finish();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT string_agg(id::text, ',' ORDER BY id) FROM ident.bulk"), "41,42");
+}
+
+// Columns the target computes, or that nothing the source sends can fill, stop the pipeline
+// before any row is written, with an error naming table, column and the fix.
+TEST_F(PostgresSinkTest, TargetColumnsTheSourceCannotFillAreRefusedBeforeAnyRowIsWritten) {
+  Exec(
+      "CREATE SCHEMA refuse;"
+      "CREATE TABLE refuse.gen (id int PRIMARY KEY, a int,"
+      " d int GENERATED ALWAYS AS (a * 2) STORED);"
+      "CREATE TABLE refuse.req (id int PRIMARY KEY, need text NOT NULL)");
+  auto gen = Rel(20111, "refuse", "gen", {{"id", true}, {"a"}, {"d"}});
+  auto req = Rel(20112, "refuse", "req", {{"id", true}});
+  auto sink = OpenSink(Options("refuse"));
+  core::Status st = sink->CheckRelation(*gen);
+  EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("target column refuse.gen.\"d\" is generated"), std::string::npos)
+      << st.ToString();
+  st = ApplyBatch(*sink, {Txn(0xA00000, {Ins(req, {"1"})})});
+  EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("target column refuse.req.\"need\" is NOT NULL without a default"),
+            std::string::npos)
+      << st.ToString();
+  EXPECT_EQ(Value1("SELECT count(*) FROM refuse.req"), "0");
+  // A trigger that fires for the apply session may fill it: then it is the trigger's business.
+  Exec(
+      "CREATE FUNCTION refuse.fill() RETURNS trigger LANGUAGE plpgsql AS"
+      " $$ BEGIN NEW.need := 'filled'; RETURN NEW; END $$;"
+      "CREATE TRIGGER fill BEFORE INSERT ON refuse.req FOR EACH ROW EXECUTE FUNCTION refuse.fill();"
+      "ALTER TABLE refuse.req ENABLE ALWAYS TRIGGER fill");
+  auto req_v2 = Rel(20112, "refuse", "req", {{"id", true}});
+  st = ApplyBatch(*sink, {Txn(0xA10000, {Ins(req_v2, {"1"})})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Value1("SELECT need FROM refuse.req"), "filled");
+
+  // Initial copy: a column the source generates must be generated on the target as well.
+  core::TableDefinition def;
+  def.relation = *Rel(20113, "refuse", "plain", {{"id", true}, {"a"}});
+  def.column_types = {"integer", "integer"};
+  def.not_null = {true, false};
+  def.generated_columns = {{"mid", "integer", "(a + 1)", 1},
+                           {"last", "text", "('#'::text || id)", 2}};
+  Exec("CREATE TABLE refuse.plain (id int PRIMARY KEY, a int, mid int, last text)");
+  st = sink->PrepareCopyTarget(def, /*create_missing=*/false, /*truncate_first=*/false);
+  EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("source column refuse.plain.\"mid\" is generated"), std::string::npos)
+      << st.ToString();
+  // Created by sluice, the table computes them, in the source's column order.
+  Exec("DROP TABLE refuse.plain");
+  st = sink->PrepareCopyTarget(def, /*create_missing=*/true, /*truncate_first=*/false);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  Exec("INSERT INTO refuse.plain (id, a) VALUES (7, 1)");
+  EXPECT_EQ(Value1("SELECT p::text FROM refuse.plain p"), "(7,2,1,#7)");
+}
+
 }  // namespace
 }  // namespace sluice::testing

@@ -6,11 +6,12 @@
 namespace sluice::testing {
 namespace {
 
-// Row text -> occurrences; an error text in `error` if the query failed.
+// Row text (of `row_expression` over alias t) -> occurrences; an error text in `error` if the
+// query failed.
 std::map<std::string, int> RowsOf(const PgCluster& cluster, const std::string& table,
-                                  std::string* error) {
+                                  const std::string& row_expression, std::string* error) {
   std::map<std::string, int> rows;
-  auto result = cluster.Query("SELECT t::text FROM " + table + " t");
+  auto result = cluster.Query("SELECT (" + row_expression + ")::text FROM " + table + " t");
   if (!result.ok()) {
     *error = result.status().ToString();
     return rows;
@@ -19,13 +20,11 @@ std::map<std::string, int> RowsOf(const PgCluster& cluster, const std::string& t
   return rows;
 }
 
-}  // namespace
-
-std::string DiffTable(const PgCluster& source, const PgCluster& target,
-                      const std::string& qualified_table) {
+std::string DiffRows(const PgCluster& source, const PgCluster& target,
+                     const std::string& qualified_table, const std::string& row_expression) {
   std::string source_error, target_error;
-  auto a = RowsOf(source, qualified_table, &source_error);
-  auto b = RowsOf(target, qualified_table, &target_error);
+  auto a = RowsOf(source, qualified_table, row_expression, &source_error);
+  auto b = RowsOf(target, qualified_table, row_expression, &target_error);
   if (!source_error.empty()) return qualified_table + ": source query failed: " + source_error;
   if (!target_error.empty()) return qualified_table + ": target query failed: " + target_error;
   if (a == b) return "";
@@ -47,6 +46,18 @@ std::string DiffTable(const PgCluster& source, const PgCluster& target,
   }
   return qualified_table + ": " + std::to_string(only_source) + " rows missing on target, " +
          std::to_string(only_target) + " extra\n" + out.str();
+}
+
+}  // namespace
+
+std::string DiffTable(const PgCluster& source, const PgCluster& target,
+                      const std::string& qualified_table) {
+  return DiffRows(source, target, qualified_table, "t");
+}
+
+std::string DiffTableColumns(const PgCluster& source, const PgCluster& target,
+                             const std::string& qualified_table, const std::string& select_list) {
+  return DiffRows(source, target, qualified_table, "ROW(" + select_list + ")");
 }
 
 std::string DiffTables(const PgCluster& source, const PgCluster& target,

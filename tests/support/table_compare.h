@@ -13,6 +13,11 @@ namespace sluice::testing {
 std::string DiffTable(const PgCluster& source, const PgCluster& target,
                       const std::string& qualified_table);
 
+// The same over `select_list` (e.g. "id, a, b") instead of whole rows, for tables whose columns
+// differ between the sides (order, columns only one side has).
+std::string DiffTableColumns(const PgCluster& source, const PgCluster& target,
+                             const std::string& qualified_table, const std::string& select_list);
+
 // DiffTable over several tables; "" when all are identical.
 std::string DiffTables(const PgCluster& source, const PgCluster& target,
                        const std::vector<std::string>& qualified_tables);
