@@ -346,9 +346,10 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
       for (const std::string& table : request->tables) {
         if (!published_names.contains(table)) {
           // `sluice snapshot` checked it; the table has gone since.
-          spdlog::warn("{}: `sluice snapshot` asked for table {}, which publication {} does not "
-                       "publish (any more); nothing to copy for it",
-                       where, table, pipeline_.source.publication);
+          spdlog::warn(
+              "{}: `sluice snapshot` asked for table {}, which publication {} does not "
+              "publish (any more); nothing to copy for it",
+              where, table, pipeline_.source.publication);
           continue;
         }
         if (records[table].done) SLUICE_RETURN_IF_ERROR(state.MarkTableForCopy(table));

@@ -146,8 +146,14 @@ core::Status RunTail(const config::Config& config, const TailOptions& options,
     core::Lsn resume_after;
     SLUICE_ASSIGN_OR_RETURN(auto capture, OpenReadOnly(config, *pipeline, &resume_after));
     const TransactionPrinter printer(options);
+    // Output is flushed whenever the source pauses, so a reader sees each change promptly.
     core::Status run = capture->Run(
-        resume_after, stop, [&](core::Transaction&& txn) { return printer.Print(txn); }, nullptr,
+        resume_after, stop, [&](core::Transaction&& txn) { return printer.Print(txn); },
+        [&] {
+          return std::fflush(options.out) == 0
+                     ? core::Status::Ok()
+                     : core::Unavailable("cannot flush the stream to the output");
+        },
         options.end_lsn);
     if (std::fflush(options.out) != 0 && run.ok()) {
       run = core::Unavailable("cannot flush the stream to the output");

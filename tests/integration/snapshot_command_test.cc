@@ -40,7 +40,8 @@ class SnapshotCommandTest : public ::testing::Test {
   std::string Log() const { return f_.dir().File("run.err"); }
 
   void StartRun() {
-    ASSERT_TRUE(run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log()).ok());
+    ASSERT_TRUE(
+        run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log()).ok());
   }
   void StopRun() {
     run_.Kill(SIGTERM);
@@ -59,8 +60,8 @@ class SnapshotCommandTest : public ::testing::Test {
     SluiceProcess snapshot;
     std::vector<std::string> argv = {"snapshot", "--config", config_.path, "--pipeline", "pipe"};
     argv.insert(argv.end(), args.begin(), args.end());
-    ASSERT_TRUE(snapshot.Start(argv, f_.dir().File("snapshot.out"), f_.dir().File("snapshot.err"))
-                    .ok());
+    ASSERT_TRUE(
+        snapshot.Start(argv, f_.dir().File("snapshot.out"), f_.dir().File("snapshot.err")).ok());
     std::this_thread::sleep_for(delay);
     snapshot.Kill(SIGKILL);
     ASSERT_TRUE(snapshot.Wait(std::chrono::seconds(30)).ok());
@@ -146,7 +147,8 @@ TEST_F(SnapshotCommandTest, SomeTablesKilledAtAnyMomentFinishWhenRunAgain) {
   std::mt19937 random(11);
   for (int round = 0; round < 6; ++round) {
     Source("UPDATE public.items SET note = 'round " + std::to_string(round) + "' WHERE id = 5");
-    SnapshotKilledAfter({"--tables", "public.big"}, std::chrono::milliseconds(100 + random() % 1500));
+    SnapshotKilledAfter({"--tables", "public.big"},
+                        std::chrono::milliseconds(100 + random() % 1500));
   }
   SluiceRun finish = Snapshot({"--tables", "public.big"});
   ASSERT_EQ(finish.exit_code, 0) << finish.out << finish.err;
