@@ -66,6 +66,7 @@ core::Result<std::optional<SlotState>> SlotManager::InspectSlot(const std::strin
   if (rows.rows.empty()) return std::optional<SlotState>();
   SlotState state;
   state.name = name;
+  state.endpoint = connection_.endpoint();
   state.plugin = Cell(rows, 0, 0);
   state.slot_type = Cell(rows, 0, 1);
   state.database = Cell(rows, 0, 2);

@@ -25,6 +25,7 @@ struct SlotInfo {
 // A slot as pg_replication_slots shows it.
 struct SlotState {
   std::string name;
+  std::string endpoint;   // host:port of the server it was read from
   std::string plugin;     // "" for a physical slot
   std::string slot_type;  // "logical" | "physical"
   std::string database;   // "" for a physical slot

@@ -6,10 +6,15 @@
 #include <map>
 #include <set>
 
+#include "capture/logical_capture.h"
 #include "capture/publication_manager.h"
 #include "capture/replication_connection.h"
+#include "capture/slot_check.h"
 #include "config/dsn.h"
 #include "config/runnable.h"
+#include "control/capture_setup.h"
+#include "control/pipeline_state.h"
+#include "control/slot_policy.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
@@ -137,15 +142,10 @@ void CheckSource(const config::Config& config, const config::PipelineConfig& p, 
     if (slot != "pgoutput/" + Value(*settings, 0, 5)) {
       report.Fail(core::FailedPrecondition("slot " + p.source.slot + " exists as " + slot +
                                            " (plugin/database); drop it or choose another slot"));
-    } else {
-      report.Ok("slot " + p.source.slot + " exists (pgoutput): run resumes from it");
     }
   } else if (free_slots <= 0) {
     report.Fail(core::ResourceExhausted("no free replication slot on " + source.endpoint() +
                                         " (raise max_replication_slots)"));
-  } else {
-    report.Plan("create logical slot " + p.source.slot + " (" + std::to_string(free_slots) +
-                " free)");
   }
   if (std::stoi(Value(*settings, 0, 3)) <= 0) {
     report.Fail(core::ResourceExhausted("no free WAL sender on " + source.endpoint() +
@@ -549,6 +549,88 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
 
 }  // namespace
 
+// The slot as `run` would judge it at its next start (SlotPolicyFor, CheckSlotUsable), from the
+// state directory (read-only: the daemon may be running) and the target's sluice.applied.
+void CheckSlot(const config::Config& config, const config::PipelineConfig& p, Report& report) {
+  SlotFacts facts;
+  bool pending_snapshot = false;
+  auto store = state::CheckpointStore::Open(config.state_dir, /*read_only=*/true);
+  if (store.ok()) {
+    PipelineState state(**store, p.name);
+    auto has_state = state.HasPosition();
+    auto record = state.LoadSlot();
+    auto done = state.SnapshotDone();
+    auto checkpoint = (*store)->LoadCheckpoint(p.name);
+    auto request = state.LoadRequest();
+    for (const core::Status& st : {has_state.status(), record.status(), done.status(),
+                                   checkpoint.status(), request.status()}) {
+      if (!st.ok()) {
+        report.Fail(st.WithContext("reading the state of pipeline " + p.name));
+        return;
+      }
+    }
+    facts.has_local_state = *has_state;
+    facts.owned = record->has_value() && (*record)->name == p.source.slot;
+    facts.copy_unfinished = p.snapshot == "initial" && !*done;
+    if (checkpoint->has_value()) facts.resume = (*checkpoint)->durable_lsn;
+    pending_snapshot = request->has_value();
+  } else if (store.status().code() != core::StatusCode::kNotFound) {
+    report.Fail(store.status());
+    return;
+  }
+  if (p.target.type == "postgres") {
+    auto target = PgConnection::Connect(p.target.dsn, false, p.source.connect_timeout);
+    if (target.ok()) {
+      auto applied = (*target)->Query(
+          "SELECT end_lsn::text FROM sluice.applied WHERE to_regclass('sluice.applied') IS NOT "
+          "NULL AND pipeline = " +
+              capture::QuoteLiteral(p.name),
+          "reading the target's position");
+      if (applied.ok() && !applied->rows.empty()) {
+        auto lsn = core::Lsn::Parse(Value(*applied));
+        if (lsn.ok()) {
+          facts.target_has_position = true;
+          if (*lsn > facts.resume) facts.resume = *lsn;
+        }
+      }
+    }
+  }
+  const std::string remedy =
+      "to copy the tables again from a new slot, run: sluice snapshot "
+      "--config " +
+      config.source_file + " --pipeline " + p.name;
+  if (pending_snapshot) {
+    report.Plan(
+        "finish the interrupted `sluice snapshot` first (run does it, or run sluice "
+        "snapshot again)");
+    return;
+  }
+  capture::SlotPolicy policy = SlotPolicyFor(facts, remedy);
+  auto slot = capture::LogicalCapture::InspectSlot(CaptureOptionsFor(config, p));
+  if (!slot.ok()) {
+    report.Fail(slot.status());
+    return;
+  }
+  const std::string endpoint = slot->has_value() ? (*slot)->endpoint : std::string("the source");
+  core::Status usable = capture::CheckSlotUsable(*slot, p.source.slot, policy, endpoint);
+  if (usable.retryable()) {
+    report.Ok(usable.message() + "; run waits for it");
+  } else if (!usable.ok()) {
+    report.Fail(usable.WithContext("pipeline " + p.name));
+  } else if (!slot->has_value()) {
+    report.Plan("create logical slot " + p.source.slot);
+  } else if (facts.copy_unfinished && facts.owned) {
+    report.Plan("make slot " + p.source.slot +
+                " again for a new snapshot (the initial copy was "
+                "interrupted)");
+  } else {
+    report.Ok("slot " + p.source.slot + " at " + (*slot)->confirmed_flush_lsn.ToString() +
+              (facts.resume.valid() ? ", not past the durable position " + facts.resume.ToString()
+                                    : std::string()) +
+              ": run streams from it");
+  }
+}
+
 core::Status RunCheck(const config::Config& config, std::FILE* out) {
   std::fprintf(out, "config %s: %zu pipeline(s), state in %s\n", config.source_file.c_str(),
                config.pipelines.size(), config.state_dir.c_str());
@@ -574,6 +656,7 @@ core::Status RunCheck(const config::Config& config, std::FILE* out) {
         report.Fail(replication.status());
       }
     }
+    if (report.first_failure().ok()) CheckSlot(config, p, report);
     auto store = state::CheckpointStore::Open(config.state_dir, /*read_only=*/true);
     std::optional<state::Checkpoint> checkpoint;
     if (store.ok()) {

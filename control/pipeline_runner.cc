@@ -13,6 +13,7 @@
 #include "control/capture_setup.h"
 #include "control/initial_copy.h"
 #include "control/pipeline_state.h"
+#include "control/slot_policy.h"
 #include "control/stream_filter.h"
 #include "control/table_watcher.h"
 #include "core/bounded_queue.h"
@@ -231,14 +232,13 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
     foreign.refuse_existing = true;
     if (existing) {
       SLUICE_RETURN_IF_ERROR(
-          capture::CheckSlotUsable(existing, slot_name, foreign, "the source").WithContext(where));
+          capture::CheckSlotUsable(existing, slot_name, foreign, existing->endpoint)
+              .WithContext(where));
     }
   }
 
   SLUICE_ASSIGN_OR_RETURN(apply::AppliedPosition applied, sink.Open());
   SLUICE_ASSIGN_OR_RETURN(auto checkpoint, store_.LoadCheckpoint(pipeline_.name));
-  // A position here or on the target: either way a new slot could lose changes.
-  const bool has_position = has_local_state || applied.end_lsn.valid();
   SLUICE_ASSIGN_OR_RETURN(const bool snapshot_done, state.SnapshotDone());
   const bool copies = pipeline_.snapshot == "initial";
   const bool copy_unfinished = copies && !snapshot_done;
@@ -249,24 +249,13 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
   start.resume = applied.end_lsn;
   if (checkpoint && checkpoint->durable_lsn > start.resume) start.resume = checkpoint->durable_lsn;
 
-  if (!has_position) {
-    // Nothing to lose yet: the slot may be made, but one this state directory did not make
-    // belongs to someone else.
-    options.slot_policy.may_create = true;
-    options.slot_policy.refuse_existing = !owned;
-  } else if (copy_unfinished) {
-    // An interrupted copy is redone from a fresh snapshot, in a slot made again, but only a
-    // slot this state directory made, and only while it is still there.
-    options.slot_policy.may_create = false;
-    options.slot_policy.refuse_existing = !owned;
-  } else {
-    options.slot_policy.may_create = false;
-    options.slot_policy.durable_lsn = start.resume;
-    // A state directory that never saw this slot (only the target knows the pipeline: another
-    // daemon's, or a lost state directory) does not take it over. One with a position but no
-    // record of the slot predates the records and takes it once it passes the checks.
-    options.slot_policy.refuse_existing = !owned && !has_local_state;
-  }
+  SlotFacts facts;
+  facts.has_local_state = has_local_state;
+  facts.target_has_position = applied.end_lsn.valid();
+  facts.owned = owned;
+  facts.copy_unfinished = copy_unfinished;
+  facts.resume = start.resume;
+  options.slot_policy = SlotPolicyFor(facts, SnapshotRemedy());
   if (options.slot_policy.may_create && !owned) {
     // Recorded before the slot exists, so a crash right after making it still leaves it ours.
     SLUICE_RETURN_IF_ERROR(state.SaveSlot({slot_name, "creating", {}}));

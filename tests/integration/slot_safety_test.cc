@@ -79,6 +79,11 @@ class SlotSafetyTest : public ::testing::Test {
           << "nothing may be streamed:\n"
           << refused.err;
     }
+    // `check` says what `run` would.
+    SluiceRun check = RunSluice({"check", "--config", config_.path}, std::chrono::seconds(120));
+    EXPECT_EQ(check.exit_code, 78) << check.out << check.err;
+    EXPECT_NE(check.out.find(why), std::string::npos) << check.out;
+    EXPECT_NE(check.out.find("sluice snapshot --config"), std::string::npos) << check.out;
   }
 
   // The way back: a new slot, every table copied again, then streaming; identical row by row.
@@ -217,6 +222,11 @@ TEST_F(SlotSafetyTest, ASecondDaemonNeverTakesTheFirstsSlot) {
   for (bool first_running : {true, false}) {
     SluiceRun second = RunSluice({"run", "--config", other.path}, std::chrono::seconds(120));
     EXPECT_EQ(second.exit_code, 78) << second.err;
+    SluiceRun check = RunSluice({"check", "--config", other.path}, std::chrono::seconds(120));
+    EXPECT_EQ(check.exit_code, 78) << check.out;
+    EXPECT_NE(check.out.find("was not created by this pipeline's state directory"),
+              std::string::npos)
+        << check.out;
     EXPECT_NE(second.err.find("was not created by this pipeline's state directory"),
               std::string::npos)
         << second.err;
