@@ -700,10 +700,11 @@ core::Status ReplicationConnection::AnswerSilence(Clock::duration silent, Clock:
     streaming_ = false;  // nothing more to hope for from this connection
     const auto silent_ms = std::chrono::duration_cast<milliseconds>(silent).count();
     return core::Unavailable(
-        "replication stream of slot " + slot_ + " on " + endpoint() + ": nothing received for " +
+        "replication stream of slot " + slot_ + " on " + endpoint() + " silent for " +
         std::to_string(silent_ms / 1000) + "." + std::to_string(silent_ms % 1000 / 100) +
         " s (source.receive_timeout " + std::to_string(receive_timeout_.count()) +
-        " ms), not even an answer to a status update that asked for one; the walsender (pid " +
+        " ms): nothing received, not even an answer to a status update asking for one; the "
+        "walsender (pid " +
         std::to_string(backend_pid()) + ") or the network is stuck after " +
         server_wal_end_.ToString() + "; reconnecting");
   }

@@ -131,6 +131,9 @@ core::Status PipelineRunner::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     core::Status status = RunOnce(stop);
     if (status.ok() || stop.load()) break;
+    // Some steps (connecting, preparing the source) report without the pipeline's name.
+    const std::string where = "pipeline " + pipeline_.name;
+    if (status.message().rfind(where + ":", 0) != 0) status = status.WithContext(where);
     metrics_.errors.fetch_add(1);
     RecordError(status);
     if (!status.retryable()) {
