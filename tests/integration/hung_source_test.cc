@@ -108,6 +108,10 @@ class HungSourceTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(f_.ok()) << f_.error();
     ASSERT_TRUE(f_.source().Exec("CREATE TABLE public.items (id int PRIMARY KEY, note text)").ok());
+  }
+
+  // Starts `sluice run` with the given source.receive_timeout.
+  void StartSluice(const std::string& receive_timeout) {
     admin_port_ = FreeLoopbackPort();
     const std::string target_yaml = "    target:\n      type: postgres\n      dsn: " +
                                     nlohmann::json(f_.target().Dsn()).dump() +
@@ -115,8 +119,8 @@ class HungSourceTest : public ::testing::Test {
     // Small timeouts so the test does not wait a minute for each; status_interval below the
     // receive timeout as in production.
     config_ = WriteTailConfig(f_.dir(), f_.source(), {"public.items"}, target_yaml, "hung",
-                              "      receive_timeout: 2s\n      connect_timeout: 2s\n"
-                              "      status_interval: 500ms\n");
+                              "      receive_timeout: " + receive_timeout +
+                                  "\n      connect_timeout: 2s\n      status_interval: 500ms\n");
     WriteFile(config_.path, "admin: { listen: \"127.0.0.1:" + std::to_string(admin_port_) +
                                 "\" }\n" + ReadFile(config_.path));
     log_ = f_.dir().File("run.err");
@@ -206,6 +210,7 @@ class HungSourceTest : public ::testing::Test {
 };
 
 TEST_F(HungSourceTest, AStoppedWalsenderIsNoticedAndTheStreamRecoversWhenItRuns) {
+  StartSluice("2s");
   Writer writer(f_.source());
   ASSERT_TRUE(TargetHas(20)) << ReadFile(log_);
   const pid_t walsender = Walsender();
@@ -241,6 +246,7 @@ TEST_F(HungSourceTest, AStoppedWalsenderIsNoticedAndTheStreamRecoversWhenItRuns)
 }
 
 TEST_F(HungSourceTest, AStoppedSourceServerLeavesStatusAnswering) {
+  StartSluice("2s");
   Writer writer(f_.source());
   ASSERT_TRUE(TargetHas(20)) << ReadFile(log_);
 
@@ -257,6 +263,44 @@ TEST_F(HungSourceTest, AStoppedSourceServerLeavesStatusAnswering) {
     EXPECT_EQ(status["daemon"], "running") << status.dump();
     ExpectStatusAndHealthAnswer();
   }
+
+  stopped.Resume();
+  ExpectRecovery(writer);
+}
+
+// The watchdog's input: without a receive timeout nothing ends the silent stream, and an idle
+// loop that hears nothing must not count as progress (else systemd would never restart a
+// daemon stuck on a hung source). A healthy idle stream does count: the source answers.
+TEST_F(HungSourceTest, WithoutAReceiveTimeoutASilentStreamIsNoProgress) {
+  StartSluice("0");
+  ASSERT_TRUE(f_.source().Exec("INSERT INTO public.items VALUES (0, 'first')").ok());
+  ASSERT_TRUE(TargetHas(1)) << ReadFile(log_);
+  // Idle and healthy: progress moves on as the source answers sluice's requests.
+  const nlohmann::json idle = StatusWhen(
+      [](const nlohmann::json& s) { return s["last_progress_unix_ms"].get<int64_t>() > 0; },
+      "progress");
+  const int64_t idle_progress = idle["last_progress_unix_ms"].get<int64_t>();
+  StatusWhen(
+      [&](const nlohmann::json& s) {
+        return s["last_progress_unix_ms"].get<int64_t>() > idle_progress;
+      },
+      "progress on an idle source");
+
+  const pid_t walsender = Walsender();
+  ASSERT_GT(walsender, 0);
+  StoppedProcesses stopped;
+  ASSERT_TRUE(stopped.Stop(walsender));
+  Writer writer(f_.source());
+  // Once the silence shows as lag, progress stops where it was while the lag keeps growing.
+  const nlohmann::json silent =
+      StatusWhen([](const nlohmann::json& s) { return s["lag_seconds"].get<double>() > 0; }, "lag");
+  const int64_t stuck_at = silent["last_progress_unix_ms"].get<int64_t>();
+  const double lag = silent["lag_seconds"].get<double>();
+  const nlohmann::json later =
+      StatusWhen([&](const nlohmann::json& s) { return s["lag_seconds"].get<double>() > lag + 2; },
+                 "a lag two seconds longer");
+  EXPECT_EQ(later["last_progress_unix_ms"].get<int64_t>(), stuck_at) << later.dump();
+  EXPECT_EQ(later["phase"], "streaming") << later.dump();  // nothing else will notice
 
   stopped.Resume();
   ExpectRecovery(writer);
