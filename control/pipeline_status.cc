@@ -609,8 +609,10 @@ StatusCollector::SourceInfo StatusCollector::QuerySource(PerPipeline& p) {
                                             "reading the WAL position and slot " + source.slot);
     if (!result.ok()) {
       info.error = result.status().message();
+      // Retry only a connection that broke (not one that timed out, nor a fresh one).
+      const bool broken = PQstatus(p.connection->raw()) == CONNECTION_BAD;
       p.connection.reset();
-      if (fresh || info.error.find("no answer within") != std::string::npos) break;
+      if (fresh || !broken) break;
       continue;
     }
     const auto& rows = result->rows;
