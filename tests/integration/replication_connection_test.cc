@@ -906,8 +906,7 @@ TEST(ReplicationSilenceTest, AStoppedWalsenderIsGivenUpAfterTheReceiveTimeout) {
   EXPECT_EQ(ended.code(), core::StatusCode::kUnavailable) << ended.ToString();
   for (const std::string& part :
        {std::string("slot hang_slot"), "127.0.0.1:" + std::to_string(cluster->port()),
-        std::string("silent for 2."), std::string("receive_timeout 2000 ms"),
-        "pid " + *pid}) {
+        std::string("silent for 2."), std::string("receive_timeout 2000 ms"), "pid " + *pid}) {
     EXPECT_NE(ended.message().find(part), std::string::npos) << part << " in " << ended.message();
   }
   EXPECT_GE(conn.stats().replies_requested, 1u);  // at half the timeout, unanswered
