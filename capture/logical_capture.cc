@@ -2,6 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <deque>
+#include <utility>
+
 #include "capture/pgoutput_decoder.h"
 #include "capture/publication_manager.h"
 #include "capture/replication_connection.h"
@@ -9,6 +14,37 @@
 #include "capture/slot_manager.h"
 
 namespace sluice::capture {
+namespace {
+
+// Walsenders this process stopped listening to (their stream went silent or broke), so that a
+// slot still held by one of them reads as "wait for it to go" rather than "another client".
+// A stopped walsender keeps its slot until it runs again and notices the closed connection.
+class AbandonedWalsenders {
+ public:
+  static void Add(const std::string& endpoint, int pid) {
+    if (pid <= 0) return;
+    std::lock_guard lock(mu_);
+    entries_.emplace_back(endpoint, pid);
+    if (entries_.size() > kMaxEntries) entries_.pop_front();
+  }
+  static bool Contains(const std::string& endpoint, int pid) {
+    std::lock_guard lock(mu_);
+    return std::find(entries_.begin(), entries_.end(), std::pair{endpoint, pid}) != entries_.end();
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 64;
+  static inline std::mutex mu_;  // guards entries_
+  static inline std::deque<std::pair<std::string, int>> entries_;
+};
+
+int64_t UnixMillisNow() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 LogicalCapture::LogicalCapture(CaptureOptions options) : options_(std::move(options)) {}
 
@@ -57,6 +93,18 @@ core::Result<std::unique_ptr<LogicalCapture>> LogicalCapture::Open(CaptureOption
   auto found = slots.InspectSlot(o.slot);
   if (!found.ok()) return found.status().WithContext(where);
   capture->slot_found_ = std::move(found).value();
+  if (capture->slot_found_ && capture->slot_found_->active &&
+      AbandonedWalsenders::Contains(capture->connection_->endpoint(),
+                                    capture->slot_found_->active_pid)) {
+    // Our own earlier walsender, silent or cut off, still holds the slot: wait for it.
+    const std::string pid = std::to_string(capture->slot_found_->active_pid);
+    return core::Unavailable(where + ": slot " + o.slot + " on " +
+                             capture->connection_->endpoint() + " is still held by walsender pid " +
+                             pid +
+                             ", whose stream went silent or broke; retrying until it exits (if it "
+                             "stays, end it with SELECT pg_terminate_backend(" +
+                             pid + "))");
+  }
   SLUICE_RETURN_IF_ERROR(
       CheckSlotUsable(capture->slot_found_, o.slot, o.slot_policy, capture->connection_->endpoint())
           .WithContext(where));
@@ -98,6 +146,7 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
   start.streaming = options_.streaming && protocol_version_ >= 2;
   start.binary = options_.binary;
   connection_->set_status_interval(options_.status_interval);
+  connection_->set_receive_timeout(options_.receive_timeout);
   SLUICE_RETURN_IF_ERROR(connection_->StartReplication(start).WithContext(where));
 
   PgOutputDecoder decoder(protocol_version_);
@@ -120,9 +169,13 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
     return core::Status::Ok();
   });
 
+  uint64_t frames_heard = 0;  // keepalives + changes as of the last source_heard stamp
   while (!stop.load(std::memory_order_relaxed) && !reached_end) {
     auto frame = connection_->Next(std::chrono::milliseconds(200));
-    if (!frame.ok()) return frame.status().WithContext(where);
+    if (!frame.ok()) {
+      AbandonedWalsenders::Add(connection_->endpoint(), connection_->backend_pid());
+      return frame.status().WithContext(where);
+    }
     stats_.server_wal_end.store(connection_->server_wal_end().value(), std::memory_order_relaxed);
     if (frame->has_value()) {
       const XLogData& data = **frame;
@@ -137,6 +190,11 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
         return s.WithContext(where + " at " + data.start_lsn.ToString());
       }
     } else {
+      const ReplicationStats& heard = connection_->stats();
+      if (heard.keepalives + heard.xlog_messages != frames_heard) {
+        frames_heard = heard.keepalives + heard.xlog_messages;
+        stats_.source_heard_unix_ms.store(UnixMillisNow(), std::memory_order_relaxed);
+      }
       if (!assembler.in_transaction() && connection_->server_wal_end().valid()) {
         std::lock_guard lock(idle_mu_);
         idle_position_ = {connection_->server_wal_end(), emitted};

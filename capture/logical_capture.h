@@ -51,6 +51,7 @@ struct CaptureOptions {
   bool binary = false;
   std::chrono::milliseconds status_interval{10000};
   std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds receive_timeout{60000};  // 0 = never give up on a silent source
   AssemblerOptions assembler;
   SlotPolicy slot_policy;
   // Never confirm anything to the slot (a reader that must not move a position someone else
@@ -68,6 +69,9 @@ struct CaptureStats {
   std::atomic<uint64_t> changes{0};
   std::atomic<uint64_t> received_lsn{0};    // highest WAL end received
   std::atomic<uint64_t> server_wal_end{0};  // the source's WAL end as last reported
+  // Wall clock (Unix ms) when the source was last heard from (a keepalive, or the end of a run
+  // of changes); stamped when the stream pauses, so not once per change. 0 = not yet.
+  std::atomic<int64_t> source_heard_unix_ms{0};
 };
 
 // A position the consumer may confirm once it has made every transaction handed to it durable:

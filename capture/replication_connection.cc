@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <variant>
 
@@ -172,6 +173,28 @@ std::string RedactPassword(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// The options the user gave for a connection: the conninfo's `options`, else PGOPTIONS (which
+// libpq would no longer read once `options` is passed explicitly).
+std::string UserOptions(const std::string& dsn) {
+  std::string options;
+  char* error = nullptr;
+  if (PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &error)) {
+    for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+      if (std::string_view(o->keyword) == "options" && o->val != nullptr) options = o->val;
+    }
+    PQconninfoFree(parsed);
+  }
+  if (error != nullptr) PQfreemem(error);  // a malformed conninfo fails at connect, with why
+  if (options.empty()) {
+    if (const char* env = std::getenv("PGOPTIONS")) options = env;
+  }
+  return options;
+}
+
+}  // namespace
+
 ConninfoParams BuildConninfoParams(const std::string& dsn, bool replication) {
   ConninfoParams params;
   params.keywords = {"dbname", "fallback_application_name"};
@@ -179,6 +202,10 @@ ConninfoParams BuildConninfoParams(const std::string& dsn, bool replication) {
   if (replication) {
     params.keywords.push_back("replication");
     params.values.push_back("database");
+    const std::string user_options = UserOptions(dsn);
+    params.keywords.push_back("options");
+    params.values.push_back(user_options.empty() ? std::string(kWalsenderSessionOptions)
+                                                 : user_options + " " + kWalsenderSessionOptions);
   }
   return params;
 }
@@ -303,23 +330,75 @@ core::Result<QueryResult> PgConnection::Query(const std::string& command, const 
   if (res == nullptr) {
     return core::Unavailable(description + " on " + endpoint_ + " failed: " + ErrorMessage());
   }
-  const ExecStatusType status = PQresultStatus(res.get());
+  return TakeResult(res.get(), description);
+}
+
+core::Result<QueryResult> PgConnection::QueryWithin(const std::string& command,
+                                                    std::chrono::milliseconds timeout,
+                                                    const std::string& what) {
+  last_sqlstate_.clear();
+  const std::string description = what.empty() ? command.substr(0, 200) : what;
+  const auto deadline = Clock::now() + timeout;
+  auto lost = [&] {
+    return core::Unavailable(description + " on " + endpoint_ + " failed: " + ErrorMessage());
+  };
+  auto timed_out = [&] {
+    return core::Unavailable(description + " on " + endpoint_ + ": no answer within " +
+                             std::to_string(timeout.count()) + " ms");
+  };
+  // Waits for `events` until the deadline and reads what came in.
+  auto wait = [&](int events) -> core::Status {
+    if (PQsocket(conn_) < 0) return lost();
+    SLUICE_ASSIGN_OR_RETURN(short revents,
+                            PollSocket(PQsocket(conn_), static_cast<short>(events), deadline));
+    if (revents == 0) return timed_out();
+    if ((revents & (POLLIN | POLLERR | POLLHUP)) != 0 && PQconsumeInput(conn_) == 0) {
+      return lost();
+    }
+    return core::Status::Ok();
+  };
+  if (PQsetnonblocking(conn_, 1) != 0 || PQsendQuery(conn_, command.c_str()) == 0) return lost();
+  while (true) {
+    const int flushed = PQflush(conn_);
+    if (flushed < 0) return lost();
+    if (flushed == 0) break;
+    SLUICE_RETURN_IF_ERROR(wait(POLLIN | POLLOUT));
+  }
+  // As PQexec: the last result counts, unless an earlier one was an error.
+  std::unique_ptr<PGresult, decltype(&PQclear)> kept(nullptr, &PQclear);
+  while (true) {
+    while (PQisBusy(conn_)) SLUICE_RETURN_IF_ERROR(wait(POLLIN));
+    PGresult* res = PQgetResult(conn_);
+    if (res == nullptr) break;
+    if (kept != nullptr && PQresultStatus(kept.get()) == PGRES_FATAL_ERROR) {
+      PQclear(res);
+    } else {
+      kept.reset(res);
+    }
+  }
+  if (kept == nullptr) return lost();
+  return TakeResult(kept.get(), description);
+}
+
+core::Result<QueryResult> PgConnection::TakeResult(const PGresult* res,
+                                                   const std::string& description) {
+  const ExecStatusType status = PQresultStatus(res);
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
     QueryResult result;
-    const char* tag = PQcmdStatus(res.get());
+    const char* tag = PQcmdStatus(const_cast<PGresult*>(res));
     result.command_tag = tag != nullptr ? tag : "";
-    const int ncols = PQnfields(res.get());
-    const int nrows = PQntuples(res.get());
-    for (int c = 0; c < ncols; ++c) result.columns.emplace_back(PQfname(res.get(), c));
+    const int ncols = PQnfields(res);
+    const int nrows = PQntuples(res);
+    for (int c = 0; c < ncols; ++c) result.columns.emplace_back(PQfname(res, c));
     result.rows.reserve(nrows);
     for (int r = 0; r < nrows; ++r) {
       auto& row = result.rows.emplace_back();
       row.reserve(ncols);
       for (int c = 0; c < ncols; ++c) {
-        if (PQgetisnull(res.get(), r, c)) {
+        if (PQgetisnull(res, r, c)) {
           row.emplace_back(std::nullopt);
         } else {
-          row.emplace_back(std::string(PQgetvalue(res.get(), r, c), PQgetlength(res.get(), r, c)));
+          row.emplace_back(std::string(PQgetvalue(res, r, c), PQgetlength(res, r, c)));
         }
       }
     }
@@ -327,9 +406,9 @@ core::Result<QueryResult> PgConnection::Query(const std::string& command, const 
   }
   if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR ||
       status == PGRES_BAD_RESPONSE) {
-    last_sqlstate_ = Sqlstate(res.get());
+    last_sqlstate_ = Sqlstate(res);
     const std::string message =
-        description + " on " + endpoint_ + " failed: " + DescribeResultError(res.get());
+        description + " on " + endpoint_ + " failed: " + DescribeResultError(res);
     return core::Status(CodeForSqlstate(last_sqlstate_), RedactPassword(message));
   }
   return core::Internal(description + " on " + endpoint_ + " returned unexpected result status " +
@@ -483,6 +562,8 @@ core::Status ReplicationConnection::StartReplication(const StartOptions& options
   protocol_version_ = protocol;
   slot_ = options.slot;
   next_status_at_ = Clock::now() + status_interval_;
+  silent_for_ = Clock::duration::zero();
+  reply_requested_ = false;
   return core::Status::Ok();
 }
 
@@ -497,6 +578,14 @@ void ReplicationConnection::SetDurableLsn(core::Lsn lsn) {
 void ReplicationConnection::set_status_interval(std::chrono::milliseconds interval) {
   status_interval_ = std::max(interval, std::chrono::milliseconds(1));
   if (streaming_) next_status_at_ = Clock::now() + status_interval_;
+}
+
+void ReplicationConnection::set_receive_timeout(std::chrono::milliseconds timeout) {
+  receive_timeout_ = std::max(timeout, std::chrono::milliseconds(0));
+}
+
+int ReplicationConnection::backend_pid() const {
+  return pg_ != nullptr ? PQbackendPID(pg_->raw()) : 0;
 }
 
 core::Lsn ReplicationConnection::WriteLsn() const {
@@ -604,6 +693,40 @@ core::Status ReplicationConnection::WaitForSocket(Clock::time_point until) {
   return core::Status::Ok();
 }
 
+core::Status ReplicationConnection::AnswerSilence(Clock::duration silent, Clock::time_point now,
+                                                  Clock::time_point* wake) {
+  using std::chrono::milliseconds;
+  if (receive_timeout_.count() > 0 && silent >= receive_timeout_) {
+    streaming_ = false;  // nothing more to hope for from this connection
+    const auto silent_ms = std::chrono::duration_cast<milliseconds>(silent).count();
+    return core::Unavailable(
+        "replication stream of slot " + slot_ + " on " + endpoint() + " silent for " +
+        std::to_string(silent_ms / 1000) + "." + std::to_string(silent_ms % 1000 / 100) +
+        " s (source.receive_timeout " + std::to_string(receive_timeout_.count()) +
+        " ms): nothing received, not even an answer to a status update asking for one; the "
+        "walsender (pid " +
+        std::to_string(backend_pid()) + ") or the network is stuck after " +
+        server_wal_end_.ToString() + "; reconnecting");
+  }
+  // An idle walsender sends nothing while our status updates keep it content: ask it to speak.
+  const Clock::duration ask_after = receive_timeout_.count() > 0
+                                        ? Clock::duration(receive_timeout_) / 2
+                                        : Clock::duration(status_interval_);
+  if (!reply_requested_) {
+    if (silent >= ask_after) {
+      reply_requested_ = true;
+      ++stats_.replies_requested;
+      SLUICE_RETURN_IF_ERROR(SendStatusUpdate(/*reply_requested=*/true));
+    } else {
+      *wake = std::min(*wake, now + (ask_after - silent));
+    }
+  }
+  if (receive_timeout_.count() > 0) {
+    *wake = std::min(*wake, now + (Clock::duration(receive_timeout_) - silent));
+  }
+  return core::Status::Ok();
+}
+
 core::Result<std::optional<XLogData>> ReplicationConnection::Next(
     std::chrono::milliseconds timeout) {
   ReleaseBuffer();
@@ -612,6 +735,12 @@ core::Result<std::optional<XLogData>> ReplicationConnection::Next(
   }
   const auto start = Clock::now();
   const auto deadline = start + timeout;
+  // Silence counts only while we listen: time the caller spent elsewhere is not the server's.
+  auto listening_since = start;
+  auto heard = [&] {
+    silent_for_ = Clock::duration::zero();
+    reply_requested_ = false;
+  };
   bool final_look = false;
   bool first_look = true;  // `start` is still now (one clock read per frame on the hot path)
   while (true) {
@@ -631,6 +760,7 @@ core::Result<std::optional<XLogData>> ReplicationConnection::Next(
         return frame.status().WithContext("replication stream of slot " + slot_ + " on " +
                                           endpoint() + " after " + server_wal_end_.ToString());
       }
+      heard();
       if (auto* data = std::get_if<XLogData>(&*frame)) {
         ++stats_.xlog_messages;
         last_received_lsn_ = std::max(last_received_lsn_, data->start_lsn);
@@ -657,13 +787,17 @@ core::Result<std::optional<XLogData>> ReplicationConnection::Next(
     // n == 0: nothing complete buffered. Wait for the socket until the caller's deadline or the
     // next status update, whichever is first. Past the deadline, poll once without waiting and
     // take one last look at what that brought in, so a zero timeout still reads what arrived.
-    if (final_look) return std::optional<XLogData>();
     const auto now = Clock::now();
+    silent_for_ += now - listening_since;
+    listening_since = now;
+    if (final_look) return std::optional<XLogData>();
+    Clock::time_point wake = std::min(deadline, next_status_at_);
+    SLUICE_RETURN_IF_ERROR(AnswerSilence(silent_for_, now, &wake));
     if (now >= deadline) {
       final_look = true;
       SLUICE_RETURN_IF_ERROR(WaitForSocket(now));
     } else {
-      SLUICE_RETURN_IF_ERROR(WaitForSocket(std::min(deadline, next_status_at_)));
+      SLUICE_RETURN_IF_ERROR(WaitForSocket(wake));
     }
   }
 }

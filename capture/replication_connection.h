@@ -26,14 +26,23 @@ std::string RedactPassword(std::string_view text);
 
 // The libpq keyword/value pairs a connection is opened with: the caller's conninfo (key=value
 // or URI) expanded as `dbname`, then `fallback_application_name=sluice`, then (for replication)
-// `replication=database`. libpq processes pairs in order and keeps the last value of a keyword,
-// so replication=database always wins over whatever the conninfo says, while an
+// `replication=database` and `options` = the conninfo's own options (or PGOPTIONS) followed by
+// kWalsenderSessionOptions. libpq processes pairs in order and keeps the last value of a
+// keyword, so replication=database always wins over whatever the conninfo says, while an
 // application_name in the conninfo wins over the fallback.
 struct ConninfoParams {
   std::vector<std::string> keywords;
   std::vector<std::string> values;
 };
 ConninfoParams BuildConninfoParams(const std::string& dsn, bool replication);
+
+// Session settings of the walsender, which prints pgoutput's text values in its own output
+// formats: the same unambiguous forms PostgreSQL's own subscriber asks for (dates and intervals
+// that mean the same under every target setting, floats that round-trip), whatever DateStyle,
+// IntervalStyle and extra_float_digits the source has in postgresql.conf. A later -c wins over
+// an earlier one, so these follow the user's options.
+inline constexpr char kWalsenderSessionOptions[] =
+    "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3";
 
 // --- Quoting ---------------------------------------------------------------------------------
 
@@ -81,6 +90,14 @@ class PgConnection {
   core::Status Exec(const std::string& command, const std::string& what = "") {
     return Query(command, what).status();
   }
+  // Query() bounded on the client side: sent without blocking and awaited with poll(), so a
+  // server that stopped answering (its processes stopped, the network cut) costs at most
+  // `timeout`, then kUnavailable. The server's statement_timeout cannot do that: a stopped
+  // server does not send its error either. After a timeout the connection is unusable (the
+  // answer may still come): discard it.
+  core::Result<QueryResult> QueryWithin(const std::string& command,
+                                        std::chrono::milliseconds timeout,
+                                        const std::string& what = "");
   // SQLSTATE of the last failed Query ("" if it succeeded or the failure had none).
   const std::string& last_sqlstate() const { return last_sqlstate_; }
 
@@ -100,6 +117,8 @@ class PgConnection {
 
  private:
   PgConnection(PGconn* conn, bool replication);
+  // A finished command's result as a value (or its error, SQLSTATE kept in last_sqlstate_).
+  core::Result<QueryResult> TakeResult(const PGresult* res, const std::string& description);
 
   PGconn* conn_;
   bool replication_;
@@ -151,6 +170,7 @@ struct ReplicationStats {
   uint64_t keepalives = 0;         // 'k' frames
   uint64_t keepalive_replies = 0;  // status updates sent because the server asked
   uint64_t status_updates = 0;     // all status updates sent
+  uint64_t replies_requested = 0;  // status updates asking the server to answer (silence)
 };
 
 // A replication=database connection streaming pgoutput over CopyBoth.
@@ -193,10 +213,11 @@ class ReplicationConnection {
   // already there). The returned payload borrows libpq's buffer: it stays valid until the next
   // call to Next(), Close() or the destructor — copy or decode it before calling again.
   // An empty result means no data before the timeout, or a keepalive that moved
-  // server_wal_end(). Stream ended by the server or connection lost → kUnavailable (with the
-  // server's error; kNotFound / kFailedPrecondition for errors retrying cannot fix, such as a
-  // dropped publication); a malformed frame → kCorruption (do not trust the stream: Close() and
-  // reconnect from the durable LSN).
+  // server_wal_end(). Nothing from the server for the receive timeout → kUnavailable naming
+  // endpoint, slot and the silence. Stream ended by the server or connection lost → kUnavailable
+  // (with the server's error; kNotFound / kFailedPrecondition for errors retrying cannot fix, such
+  // as a dropped publication); a malformed frame → kCorruption (do not trust the stream: Close()
+  // and reconnect from the durable LSN).
   core::Result<std::optional<XLogData>> Next(std::chrono::milliseconds timeout);
 
   // Everything up to `lsn` is durable downstream and may be confirmed to the server. Monotonic:
@@ -211,6 +232,14 @@ class ReplicationConnection {
   // How often Next() sends a status update on its own (default 10 s; keep it well below the
   // server's wal_sender_timeout).
   void set_status_interval(std::chrono::milliseconds interval);
+
+  // How long the server may stay silent before Next() gives up on the stream (default 60 s;
+  // 0 = never). A reply is requested after half of it, or after status_interval when it is 0,
+  // so an idle but healthy walsender still says it is there.
+  void set_receive_timeout(std::chrono::milliseconds timeout);
+
+  // The walsender's process id on the server (0 once closed).
+  int backend_pid() const;
 
   core::Lsn last_received_lsn() const { return last_received_lsn_; }  // highest 'w' start LSN
   core::Lsn server_wal_end() const { return server_wal_end_; }  // highest end LSN from 'w'/'k'
@@ -232,6 +261,10 @@ class ReplicationConnection {
   // Waits until the socket is readable (or writable, when output is pending) or `until`;
   // consumes input when readable.
   core::Status WaitForSocket(Clock::time_point until);
+  // After `silent` of listening without a frame: asks for a reply at half the receive timeout,
+  // fails at the whole of it; lowers `*wake` to the moment of the next such step.
+  core::Status AnswerSilence(Clock::duration silent, Clock::time_point now,
+                             Clock::time_point* wake);
   core::Lsn WriteLsn() const;
 
   std::unique_ptr<PgConnection> pg_;  // null after Close()
@@ -251,6 +284,10 @@ class ReplicationConnection {
   bool output_pending_ = false;        // PQflush left data in libpq's buffer
   core::Lsn last_sent_write_;
   core::Lsn last_sent_flush_;
+
+  std::chrono::milliseconds receive_timeout_{60000};
+  Clock::duration silent_for_{};  // listened inside Next() since the server's last frame
+  bool reply_requested_ = false;  // a reply was asked for during the current silence
 
   ReplicationStats stats_;
 };

@@ -41,6 +41,9 @@ struct SourceConfig {
   std::vector<std::string> skip_origins;  // replication origins whose changes are dropped
   std::chrono::milliseconds status_interval{10000};
   std::chrono::milliseconds connect_timeout{10000};
+  // A stream silent this long (no change, no keepalive, no answer to a request for one sent
+  // at half of it) is dropped and reconnected, as wal_receiver_timeout does. 0 = never.
+  std::chrono::milliseconds receive_timeout{60000};
 };
 
 struct CaptureConfig {

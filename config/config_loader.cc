@@ -521,6 +521,16 @@ void ReadSource(Loader* loader, MapReader& m, const std::string& pipeline_name,
   if (auto f = m.Take("connect_timeout")) {
     Assign(&source->connect_timeout, loader->Duration(*f, std::chrono::milliseconds(1)));
   }
+  if (auto f = m.Take("receive_timeout")) {
+    // Below a second a busy but healthy walsender could be cut off between two keepalives.
+    std::optional<std::chrono::milliseconds> d = loader->Duration(*f, std::chrono::milliseconds(0));
+    if (d && d->count() != 0 && *d < std::chrono::seconds(1)) {
+      loader->Error(*f, "expected 0 (never time out) or a duration of at least 1s, got " +
+                            std::to_string(d->count()) + "ms");
+    } else {
+      Assign(&source->receive_timeout, d);
+    }
+  }
   const bool tables_empty = !tables || (tables->node.IsSequence() && tables->node.size() == 0);
   if (source->create_publication && tables_empty) {
     loader->Error(tables ? tables->mark : m.field().mark, m.ChildPath("tables"),

@@ -52,6 +52,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_TRUE(p.source.skip_origins.empty());
   EXPECT_EQ(p.source.status_interval, std::chrono::seconds(10));
   EXPECT_EQ(p.source.connect_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(p.source.receive_timeout, std::chrono::seconds(60));
   EXPECT_EQ(p.snapshot, "initial");
   EXPECT_EQ(p.target.type, "none");  // no target: capture only
   EXPECT_EQ(p.target.dsn, "");
@@ -89,6 +90,7 @@ pipelines:
       skip_origins: [sluice_apply_1, other]
       status_interval: 500ms
       connect_timeout: 1m
+      receive_timeout: 0
     target:
       type: postgres
       dsn: host=10.0.0.2 dbname=app
@@ -134,6 +136,7 @@ migrations:
   EXPECT_EQ(p.source.skip_origins, (std::vector<std::string>{"sluice_apply_1", "other"}));
   EXPECT_EQ(p.source.status_interval, std::chrono::milliseconds(500));
   EXPECT_EQ(p.source.connect_timeout, std::chrono::minutes(1));
+  EXPECT_EQ(p.source.receive_timeout, std::chrono::milliseconds(0));  // off
   EXPECT_EQ(p.target.type, "postgres");
   EXPECT_EQ(p.target.dsn, "host=10.0.0.2 dbname=app");
   EXPECT_EQ(p.target.apply.batch_max_transactions, 50u);
@@ -317,6 +320,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"zero timeout", kHead + "      connect_timeout: 0s\n",
                   "6:24: pipelines[0].source.connect_timeout: expected a duration of at least "
                   "1ms, got '0s'"},
+        BadConfig{"receive timeout too short", kHead + "      receive_timeout: 200ms\n",
+                  "6:24: pipelines[0].source.receive_timeout: expected 0 (never time out) or a "
+                  "duration of at least 1s, got 200ms"},
         BadConfig{"empty value points at its key", kHead + "      slot:\n    snapshot: never\n",
                   "6:7: pipelines[0].source.slot: expected a string, got nothing"},
         BadConfig{"bad bool", kHead + "      binary: sure\n",

@@ -58,7 +58,7 @@ core::Status AdminServer::Start(const std::string& listen) {
   server.set_write_timeout(std::chrono::seconds(5));
 
   server.Get("/status", [this](const httplib::Request&, httplib::Response& response) {
-    auto statuses = collector_.Collect();
+    auto statuses = collector_.CollectCached();
     if (!statuses.ok()) {
       response.status = 500;
       response.set_content(statuses.status().message() + "\n", "text/plain");
@@ -67,7 +67,7 @@ core::Status AdminServer::Start(const std::string& listen) {
     response.set_content(ToJson(*statuses).dump() + "\n", "application/json");
   });
   server.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
-    auto statuses = collector_.Collect();
+    auto statuses = collector_.CollectCached();
     if (!statuses.ok()) {
       response.status = 500;
       response.set_content(statuses.status().message() + "\n", "text/plain");
@@ -76,7 +76,7 @@ core::Status AdminServer::Start(const std::string& listen) {
     response.set_content(RenderPrometheus(*statuses), "text/plain; version=0.0.4");
   });
   server.Get("/healthz", [this](const httplib::Request&, httplib::Response& response) {
-    auto statuses = collector_.Collect();
+    auto statuses = collector_.CollectCached();
     if (!statuses.ok()) {
       response.status = 503;
       response.set_content(statuses.status().message() + "\n", "text/plain");
@@ -93,6 +93,9 @@ core::Status AdminServer::Start(const std::string& listen) {
     response.set_content(reasons.empty() ? "ok\n" : reasons, "text/plain");
   });
 
+  // One round of source answers before the first request; after that the sampler keeps them
+  // fresh and requests never wait for a source.
+  collector_.RefreshSources();
   if (address.port == 0) {
     port_ = server.bind_to_any_port(address.host);
     if (port_ <= 0) {
@@ -126,6 +129,7 @@ void AdminServer::Sample() {
   while (!stopping_) {
     lock.unlock();
     collector_.SampleRates();
+    collector_.RefreshSources();  // bounded by the collector's source timeout
     lock.lock();
     sampler_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
   }

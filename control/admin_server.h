@@ -26,9 +26,12 @@ core::Result<ListenAddress> ParseListenAddress(const std::string& listen);
 //                 PipelineMetrics has no latency distribution to export
 //   GET /healthz  200 "ok" when every pipeline is starting, copying, streaming or retrying,
 //                 else 503 with one line per unhealthy pipeline (phase and last error)
-// Each request collects afresh (the collector caches source queries for about a second, so
-// scraping is cheap). Besides the HTTP thread, a sampler thread feeds the collector's rows/s
-// meters every second so the rate is recent even when nobody asks.
+// Requests answer at once from what the daemon has: live metrics, the state store, and the
+// sources' last answers (StatusCollector::CollectCached), never waiting for a source. A sampler
+// thread asks the sources every second (each question bounded by the collector's source
+// timeout, so a hung source makes its answer older and its last_error say why, not the
+// endpoint slow) and feeds the collector's rows/s meters, so the rate is recent even when
+// nobody asks.
 //
 // Threads: Start and Stop from one owning thread; the collector is borrowed and must outlive
 // the server (Stop joins everything that uses it).

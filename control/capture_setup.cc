@@ -16,6 +16,7 @@ capture::CaptureOptions CaptureOptionsFor(const config::Config& config,
   o.binary = pipeline.source.binary;
   o.status_interval = pipeline.source.status_interval;
   o.connect_timeout = pipeline.source.connect_timeout;
+  o.receive_timeout = pipeline.source.receive_timeout;
   o.assembler.memory_limit_bytes = pipeline.capture.memory_limit_bytes;
   o.assembler.spill_dir = pipeline.capture.spill_dir.empty()
                               ? config.state_dir + "/spill/" + pipeline.name

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -152,7 +153,15 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
       watchdog_interval.count() > 0
           ? std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_interval / 2)
           : std::chrono::milliseconds(1000);
-  constexpr int64_t kStallMs = 5 * 60 * 1000;  // apply may wait on target locks for a while
+  // Apply may wait on target locks for a while. And an idle pipeline moves only when its
+  // source speaks: about every half receive timeout (or status interval), when sluice asks.
+  int64_t stall_ms = 5 * 60 * 1000;
+  for (const auto& runner : runners) {
+    const config::SourceConfig& source = runner->pipeline().source;
+    const auto quiet =
+        source.receive_timeout.count() > 0 ? source.receive_timeout / 2 : source.status_interval;
+    stall_ms = std::max<int64_t>(stall_ms, 4 * quiet.count());
+  }
   ProgressTracker tracker;
   bool ready_sent = false;
   bool stopping_sent = false;
@@ -185,7 +194,7 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
         LogNotifyFailure(notifier.Status(StatusLine(health)));
         next_status = now + std::chrono::seconds(5);
       }
-      if (watchdog_interval.count() > 0 && MakingProgress(health, NowMs(), kStallMs)) {
+      if (watchdog_interval.count() > 0 && MakingProgress(health, NowMs(), stall_ms)) {
         LogNotifyFailure(notifier.Watchdog());
       }
     }

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -31,7 +32,9 @@ struct PipelineMetrics {
   std::atomic<uint64_t> bytes_applied{0};
   std::atomic<uint64_t> batches_committed{0};
   std::atomic<uint64_t> errors{0};
-  std::atomic<int64_t> last_progress_unix_ms{0};  // last batch commit or idle confirmation
+  // Last batch commit, fragment applied, or idle moment after the source spoke (a keepalive):
+  // never an idle loop that heard nothing, so a silent source stops the watchdog.
+  std::atomic<int64_t> last_progress_unix_ms{0};
 
   // Time from a batch's first statement to its durable commit (target commit + checkpoint), as
   // a Prometheus histogram: per-bucket counts (not cumulative) and the sum.
@@ -62,18 +65,30 @@ struct PipelineMetrics {
     return sink_counters_;
   }
 
-  void SetLastError(std::string message) {
+  // "" clears it. The time is that of the call, unless given (an error from an earlier run).
+  void SetLastError(std::string message, int64_t at_unix_ms = 0) {
+    if (at_unix_ms == 0 && !message.empty()) {
+      at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+    }
     std::lock_guard lock(mu_);
     last_error_ = std::move(message);
+    last_error_unix_ms_ = last_error_.empty() ? 0 : at_unix_ms;
   }
   std::string last_error() const {
     std::lock_guard lock(mu_);
     return last_error_;
   }
+  int64_t last_error_unix_ms() const {  // 0 when there is none
+    std::lock_guard lock(mu_);
+    return last_error_unix_ms_;
+  }
 
  private:
-  mutable std::mutex mu_;  // guards last_error_ and sink_counters_
+  mutable std::mutex mu_;  // guards last_error_, last_error_unix_ms_ and sink_counters_
   std::string last_error_;
+  int64_t last_error_unix_ms_ = 0;
   std::vector<apply::SinkCounter> sink_counters_;
 };
 

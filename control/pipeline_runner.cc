@@ -12,6 +12,7 @@
 #include "capture/slot_check.h"
 #include "control/capture_setup.h"
 #include "control/initial_copy.h"
+#include "control/pipeline_error_record.h"
 #include "control/pipeline_state.h"
 #include "control/slot_policy.h"
 #include "control/stream_filter.h"
@@ -126,17 +127,60 @@ std::string PipelineRunner::SnapshotRemedy() const {
          config_.source_file + " --pipeline " + pipeline_.name;
 }
 
+void PipelineRunner::RecordError(const core::Status& status) {
+  metrics_.SetLastError(status.message());
+  const PipelineErrorRecord record{status.message(), UnixMillisNow(), !status.retryable()};
+  error_recorded_ = true;  // cleared at the next success, stored or not
+  if (core::Status st = store_.Put(pipeline_.name, kLastErrorKey, EncodePipelineError(record));
+      !st.ok()) {
+    spdlog::warn("pipeline {}: cannot keep the last error in the state store: {}", pipeline_.name,
+                 st.message());
+  }
+}
+
+void PipelineRunner::LoadRecordedError() {
+  auto stored = store_.Get(pipeline_.name, kLastErrorKey);
+  if (!stored.ok() || !stored->has_value()) return;
+  error_recorded_ = true;  // whatever it holds goes at the next success
+  if (auto record = DecodePipelineError(**stored); record.ok()) {
+    metrics_.SetLastError(record->message, record->at_unix_ms);
+  }
+}
+
+void PipelineRunner::NoteProgress(bool success) {
+  metrics_.last_progress_unix_ms = UnixMillisNow();
+  if (!success || !error_recorded_) return;
+  if (core::Status st = store_.Delete(pipeline_.name, kLastErrorKey); !st.ok()) {
+    spdlog::warn("pipeline {}: cannot clear the last error: {}", pipeline_.name, st.message());
+    return;
+  }
+  error_recorded_ = false;
+  metrics_.SetLastError("");
+  spdlog::info("pipeline {}: making progress again; last error cleared", pipeline_.name);
+}
+
+void PipelineRunner::NoteIdle(int64_t source_heard_unix_ms) {
+  // An idle loop that heard nothing is no progress: a hung source must stop the watchdog.
+  if (source_heard_unix_ms <= metrics_.last_progress_unix_ms.load()) return;
+  NoteProgress(/*success=*/true);
+  metrics_.last_progress_unix_ms = source_heard_unix_ms;
+}
+
 core::Status PipelineRunner::Run(const std::atomic<bool>& stop) {
   auto backoff = std::chrono::milliseconds(250);
   constexpr auto kMaxBackoff = std::chrono::milliseconds(10000);
+  LoadRecordedError();  // shown until this run succeeds
   while (!stop.load()) {
     core::Status status = RunOnce(stop);
     if (status.ok() && restart_.exchange(false) && !stop.load()) {
       continue;  // tables changed: prepare again (copies them) and stream on
     }
     if (status.ok() || stop.load()) break;
+    // Some steps (connecting, preparing the source) report without the pipeline's name.
+    const std::string where = "pipeline " + pipeline_.name;
+    if (status.message().rfind(where + ":", 0) != 0) status = status.WithContext(where);
     metrics_.errors.fetch_add(1);
-    metrics_.SetLastError(status.message());
+    RecordError(status);
     if (!status.retryable()) {
       metrics_.phase = PipelinePhase::kFailed;
       return status;
@@ -474,7 +518,7 @@ core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) 
     metrics_.RecordBatchLatency(
         std::chrono::duration<double>(Clock::now() - batch.started).count());
     metrics_.SetSinkCounters(sink->Counters());
-    metrics_.last_progress_unix_ms = UnixMillisNow();
+    NoteProgress(/*success=*/true);
     return core::Status::Ok();
   };
   // Idle: everything emitted is durable, so the source's decoded position can be confirmed
@@ -532,7 +576,7 @@ core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) 
         if (!apply_status.ok()) break;
       }
       if (!batch.open) {
-        metrics_.last_progress_unix_ms = UnixMillisNow();
+        NoteIdle(capture->stats().source_heard_unix_ms.load());
         apply_status = confirm_idle_position();
         if (!apply_status.ok()) break;
       }

@@ -98,6 +98,15 @@ class PipelineRunner {
   // "run: sluice snapshot ...": what every slot refusal ends with.
   std::string SnapshotRemedy() const;
 
+  // The last error, kept in the store (PipelineErrorRecord) until the pipeline succeeds again.
+  void RecordError(const core::Status& status);
+  void LoadRecordedError();
+  // Progress for the watchdog and lag. A success (a batch durable) also clears a recorded error.
+  void NoteProgress(bool success);
+  // Idle with everything handed over durable: current as of the source's last word at
+  // `source_heard_unix_ms`. Progress (and a success) only when the source spoke since.
+  void NoteIdle(int64_t source_heard_unix_ms);
+
   const config::Config& config_;
   const config::PipelineConfig& pipeline_;
   state::CheckpointStore& store_;
@@ -107,6 +116,7 @@ class PipelineRunner {
   std::vector<std::string> CurrentTables() const;
 
   PipelineMetrics metrics_;
+  bool error_recorded_ = false;   // the store holds a last error; Run()'s thread only
   mutable std::mutex limits_mu_;  // guards limits_ and tables_
   config::ApplyConfig limits_;
   std::vector<std::string> tables_;

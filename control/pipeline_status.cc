@@ -1,5 +1,7 @@
 #include "control/pipeline_status.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -8,6 +10,7 @@
 
 #include "capture/replication_connection.h"
 #include "config/dsn.h"
+#include "control/pipeline_error_record.h"
 #include "core/pg_time.h"
 #include "state/checkpoint_store.h"
 
@@ -63,6 +66,12 @@ std::string Pad(const std::string& text, size_t width) {
 
 std::string OrDash(const std::optional<std::string>& text) { return text ? *text : "-"; }
 
+// Retained WAL at or past kSlotWalRiskPercent of max_slot_wal_keep_size.
+bool NearSlotWalLimit(uint64_t retained, uint64_t limit) {
+  return static_cast<double>(retained) * 100 >=
+         static_cast<double>(limit) * static_cast<double>(kSlotWalRiskPercent);
+}
+
 // Prometheus label value escaping: backslash, double quote and newline.
 std::string LabelValue(const std::string& value) {
   std::string out;
@@ -115,7 +124,13 @@ nlohmann::json ToJson(const PipelineStatus& s) {
       {"last_progress_unix_ms", s.last_progress_unix_ms},
       {"retained_wal_bytes", OptionalJson(s.retained_wal_bytes)},
       {"retained_wal_warning", s.retained_wal_warning},
+      {"slot_wal_status",
+       s.slot_wal_status.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.slot_wal_status)},
+      {"slot_safe_wal_bytes", OptionalJson(s.slot_safe_wal_bytes)},
+      {"max_slot_wal_keep_bytes", OptionalJson(s.max_slot_wal_keep_bytes)},
+      {"slot_wal_at_risk", s.slot_wal_at_risk},
       {"last_error", s.last_error},
+      {"last_error_unix_ms", s.last_error_unix_ms},
       {"snapshot_done", s.snapshot_done},
       {"copy_rows", s.copy_rows},
       {"copy", std::move(copy)},
@@ -163,6 +178,16 @@ core::Result<std::vector<PipelineStatus>> StatusesFromJson(const nlohmann::json&
       if (p.contains("retained_wal_bytes") && !p["retained_wal_bytes"].is_null()) {
         s.retained_wal_bytes = p["retained_wal_bytes"].get<uint64_t>();
       }
+      if (p.contains("slot_wal_status") && p["slot_wal_status"].is_string()) {
+        s.slot_wal_status = p["slot_wal_status"].get<std::string>();
+      }
+      if (p.contains("slot_safe_wal_bytes") && !p["slot_safe_wal_bytes"].is_null()) {
+        s.slot_safe_wal_bytes = p["slot_safe_wal_bytes"].get<int64_t>();
+      }
+      if (p.contains("max_slot_wal_keep_bytes") && !p["max_slot_wal_keep_bytes"].is_null()) {
+        s.max_slot_wal_keep_bytes = p["max_slot_wal_keep_bytes"].get<uint64_t>();
+      }
+      s.slot_wal_at_risk = p.value("slot_wal_at_risk", false);
       s.rows_per_second = p.value("rows_per_second", 0.0);
       s.transactions_applied = p.value("transactions_applied", uint64_t{0});
       s.changes_applied = p.value("changes_applied", uint64_t{0});
@@ -174,6 +199,7 @@ core::Result<std::vector<PipelineStatus>> StatusesFromJson(const nlohmann::json&
       }
       s.last_progress_unix_ms = p.value("last_progress_unix_ms", int64_t{0});
       s.last_error = p.value("last_error", std::string());
+      s.last_error_unix_ms = p.value("last_error_unix_ms", int64_t{0});
       s.snapshot_done = p.value("snapshot_done", false);
       s.copy_rows = p.value("copy_rows", uint64_t{0});
       if (p.contains("sink") && p["sink"].is_object()) {
@@ -255,8 +281,9 @@ std::string ProgressBar(const TableCopyStatus& table, int width) {
 // --- The table ----------------------------------------------------------------------------------
 
 std::string RenderStatusTable(const std::vector<PipelineStatus>& statuses, bool daemon_running,
-                              uint64_t retained_wal_warning_bytes) {
-  std::string out = daemon_running
+                              uint64_t retained_wal_warning_bytes, const std::string& daemon_line) {
+  std::string out = !daemon_line.empty() ? daemon_line
+                    : daemon_running
                         ? "daemon: running\n"
                         : "daemon: DOWN (nothing is being applied; durable LSNs are the last "
                           "checkpoints in the state directory)\n";
@@ -315,16 +342,53 @@ std::string RenderStatusTable(const std::vector<PipelineStatus>& statuses, bool 
 
   bool first_warning = true;
   for (const auto& s : statuses) {
-    if (!s.retained_wal_bytes || *s.retained_wal_bytes <= retained_wal_warning_bytes) continue;
+    const std::string warning = SlotWalWarning(s, retained_wal_warning_bytes);
+    if (warning.empty()) continue;
     if (first_warning) out += "\n";
     first_warning = false;
-    out += "WARNING: " + s.name + ": slot " + s.slot + " retains " +
-           HumanBytes(*s.retained_wal_bytes) + " of WAL on the source (threshold " +
-           HumanBytes(retained_wal_warning_bytes) +
-           "); the source cannot remove it until sluice confirms it, so its disk fills while "
-           "the pipeline is stopped or behind\n";
+    out += (s.slot_wal_status == "lost" ? "ERROR: " : "WARNING: ") + warning + "\n";
   }
   return out;
+}
+
+std::string SlotWalWarning(const PipelineStatus& s, uint64_t retained_wal_warning_bytes) {
+  const std::string slot = s.name + ": slot " + s.slot;
+  const std::string retained =
+      s.retained_wal_bytes ? HumanBytes(*s.retained_wal_bytes) + " of WAL" : "WAL";
+  const std::string limit =
+      s.max_slot_wal_keep_bytes ? " " + HumanBytes(*s.max_slot_wal_keep_bytes) : "";
+  if (s.slot_wal_status == "lost") {
+    return slot +
+           " has lost WAL it needed (wal_status lost: the source removed it beyond "
+           "max_slot_wal_keep_size" +
+           limit + "); the stream cannot resume from this slot: copy the tables again from a new slot with "
+               "sluice snapshot --pipeline " + s.name;
+  }
+  if (s.slot_wal_status == "unreserved") {
+    return slot + " retains " + retained + ", beyond the source's max_slot_wal_keep_size" + limit +
+           " (wal_status unreserved): the source removes it at its next checkpoint and the slot "
+           "is lost, unless the pipeline catches up first";
+  }
+  if (s.retained_wal_bytes && s.max_slot_wal_keep_bytes &&
+      NearSlotWalLimit(*s.retained_wal_bytes, *s.max_slot_wal_keep_bytes)) {
+    const auto percent = static_cast<int>(static_cast<double>(*s.retained_wal_bytes) * 100 /
+                                          static_cast<double>(*s.max_slot_wal_keep_bytes));
+    std::string left;
+    if (s.slot_safe_wal_bytes && *s.slot_safe_wal_bytes > 0) {
+      left = "; " + HumanBytes(static_cast<uint64_t>(*s.slot_safe_wal_bytes)) +
+             " more and the source may remove WAL the slot needs";
+    }
+    return slot + " retains " + retained + ", " + std::to_string(percent) +
+           "% of the source's max_slot_wal_keep_size" + limit + left +
+           "; the pipeline must catch up (or the limit be raised) before the slot is lost";
+  }
+  if (s.retained_wal_bytes && *s.retained_wal_bytes > retained_wal_warning_bytes) {
+    return slot + " retains " + retained + " on the source (threshold " +
+           HumanBytes(retained_wal_warning_bytes) +
+           "); the source cannot remove it until sluice confirms it, so its disk fills while "
+           "the pipeline is stopped or behind";
+  }
+  return "";
 }
 
 // --- Prometheus ---------------------------------------------------------------------------------
@@ -393,6 +457,27 @@ std::string RenderPrometheus(const std::vector<PipelineStatus>& statuses) {
        [](const PipelineStatus& s) -> std::optional<std::string> {
          if (!s.retained_wal_bytes) return std::nullopt;
          return s.retained_wal_warning ? "1" : "0";
+       }},
+      {"sluice_slot_safe_wal_bytes", "gauge",
+       "WAL the source may still write before the slot loses WAL it needs "
+       "(pg_replication_slots.safe_wal_size; negative once it has); absent without a "
+       "max_slot_wal_keep_size.",
+       [](const PipelineStatus& s) -> std::optional<std::string> {
+         if (!s.slot_safe_wal_bytes) return std::nullopt;
+         return std::to_string(*s.slot_safe_wal_bytes);
+       }},
+      {"sluice_slot_wal_at_risk", "gauge",
+       "1 when the slot retains 80% or more of the source's max_slot_wal_keep_size or its "
+       "wal_status is unreserved or lost, else 0.",
+       [](const PipelineStatus& s) -> std::optional<std::string> {
+         if (s.slot_wal_status.empty()) return std::nullopt;
+         return s.slot_wal_at_risk ? "1" : "0";
+       }},
+      {"sluice_slot_wal_lost", "gauge",
+       "1 when the slot's wal_status is lost: the source removed WAL the pipeline needs.",
+       [](const PipelineStatus& s) -> std::optional<std::string> {
+         if (s.slot_wal_status.empty()) return std::nullopt;
+         return s.slot_wal_status == "lost" ? "1" : "0";
        }},
       {"sluice_copy_rows_total", "counter", "Rows copied by the initial copy.",
        count(&PipelineStatus::copy_rows)},
@@ -484,16 +569,15 @@ StatusCollector::StatusCollector(const config::Config& config, std::vector<Pipel
 
 StatusCollector::~StatusCollector() = default;
 
-const StatusCollector::SourceInfo& StatusCollector::QuerySource(PerPipeline& p) {
-  const auto now = std::chrono::steady_clock::now();
-  if (p.source && now - p.source->fetched_at < options_.source_cache_ttl) return *p.source;
-
+StatusCollector::SourceInfo StatusCollector::QuerySource(PerPipeline& p) {
   const config::SourceConfig& source = p.config->source;
   SourceInfo info;
-  info.fetched_at = now;
-  // A cached connection may have died (server restart); one fresh attempt before giving up.
+  info.fetched_at = std::chrono::steady_clock::now();
+  // A cached connection may have died (server restart): one fresh attempt then, but not after
+  // a timeout, which a fresh connection to a server that stopped answering would only repeat.
   for (int attempt = 0; attempt < 2 && !info.ok; ++attempt) {
-    if (!p.connection) {
+    const bool fresh = !p.connection;
+    if (fresh) {
       auto connection = capture::PgConnection::Connect(source.dsn, /*replication=*/false,
                                                        options_.source_timeout);
       if (!connection.ok()) {
@@ -501,40 +585,60 @@ const StatusCollector::SourceInfo& StatusCollector::QuerySource(PerPipeline& p) 
         break;  // a fresh connection failed; a second one would too
       }
       p.connection = std::move(*connection);
-      auto set_timeout = p.connection->Exec("SET statement_timeout = " +
-                                            std::to_string(options_.source_timeout.count()));
+      // Also bounds the work on a server that answers, but slowly.
+      auto set_timeout = p.connection->QueryWithin(
+          "SET statement_timeout = " + std::to_string(options_.source_timeout.count()),
+          options_.source_timeout, "setting statement_timeout");
       if (!set_timeout.ok()) {
-        info.error = set_timeout.message();
+        info.error = set_timeout.status().message();
         p.connection.reset();
-        continue;
+        break;
       }
     }
     // On a standby (logical slots there need PostgreSQL 16) the current position is what it
-    // received.
+    // received. wal_status, safe_wal_size and max_slot_wal_keep_size exist from 13 on.
+    const bool has_wal_status = p.connection->server_version() >= 130000;
+    const std::string slot = p.connection->QuoteLiteralForSql(source.slot);
     const std::string query =
         "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() "
-        "ELSE pg_current_wal_lsn() END, "
-        "(SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = " +
-        p.connection->QuoteLiteralForSql(source.slot) + ")";
-    auto result = p.connection->Query(query, "reading the WAL position and slot " + source.slot);
+        "ELSE pg_current_wal_lsn() END, s.restart_lsn, " +
+        std::string(has_wal_status ? "s.wal_status, s.safe_wal_size, "
+                                     "pg_size_bytes(current_setting('max_slot_wal_keep_size')) "
+                                   : "NULL, NULL, NULL ") +
+        "FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = " + slot;
+    auto result = p.connection->QueryWithin(query, options_.source_timeout,
+                                            "reading the WAL position and slot " + source.slot);
     if (!result.ok()) {
       info.error = result.status().message();
+      // Retry only a connection that broke (not one that timed out, nor a fresh one).
+      const bool broken = PQstatus(p.connection->raw()) == CONNECTION_BAD;
       p.connection.reset();
+      if (fresh || !broken) break;
       continue;
     }
-    if (result->rows.size() != 1 || result->rows[0].size() != 2 || !result->rows[0][0]) {
+    const auto& rows = result->rows;
+    if (rows.size() != 1 || rows[0].size() != 5 || !rows[0][0]) {
       info.error = "the source reported no WAL position";
       break;
     }
-    auto current = core::Lsn::Parse(*result->rows[0][0]);
+    auto current = core::Lsn::Parse(*rows[0][0]);
     if (!current.ok()) {
       info.error = current.status().message();
       break;
     }
     info.current_lsn = *current;
-    if (result->rows[0][1]) {
-      auto restart = core::Lsn::Parse(*result->rows[0][1]);
+    if (rows[0][1]) {
+      auto restart = core::Lsn::Parse(*rows[0][1]);
       if (restart.ok()) info.restart_lsn = *restart;
+    }
+    if (rows[0][2]) info.wal_status = *rows[0][2];
+    try {
+      if (rows[0][3]) info.safe_wal_size = std::stoll(*rows[0][3]);
+      if (rows[0][4] && std::stoll(*rows[0][4]) >= 0) {
+        info.max_slot_wal_keep_bytes = std::stoull(*rows[0][4]);
+      }
+    } catch (const std::exception&) {
+      // Not numbers: leave them unknown rather than guess.
     }
     info.ok = true;
     info.error.clear();
@@ -542,8 +646,74 @@ const StatusCollector::SourceInfo& StatusCollector::QuerySource(PerPipeline& p) 
   if (!info.ok) {
     info.error = config::RedactSecrets(info.error, {source.dsn, p.config->target.dsn});
   }
-  p.source = std::move(info);
-  return *p.source;
+  return info;
+}
+
+void StatusCollector::ApplySource(const SourceInfo& source, uint64_t retained_wal_warning_bytes,
+                                  PipelineStatus& status) {
+  status.source_lsn = source.current_lsn;
+  if (source.restart_lsn) {
+    status.retained_wal_bytes = source.current_lsn > *source.restart_lsn
+                                    ? source.current_lsn.value() - source.restart_lsn->value()
+                                    : uint64_t{0};
+    status.retained_wal_warning = *status.retained_wal_bytes > retained_wal_warning_bytes;
+  }
+  status.slot_wal_status = source.wal_status;
+  status.slot_safe_wal_bytes = source.safe_wal_size;
+  status.max_slot_wal_keep_bytes = source.max_slot_wal_keep_bytes;
+  status.slot_wal_at_risk =
+      source.wal_status == "lost" || source.wal_status == "unreserved" ||
+      (status.retained_wal_bytes && source.max_slot_wal_keep_bytes &&
+       NearSlotWalLimit(*status.retained_wal_bytes, *source.max_slot_wal_keep_bytes));
+}
+
+void StatusCollector::RefreshSources() {
+  std::lock_guard lock(refresh_mu_);
+  RefreshLocked(/*log_warnings=*/daemon_running_);
+}
+
+void StatusCollector::RefreshLocked(bool log_warnings) {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& p : pipelines_) {
+    {
+      std::lock_guard lock(sources_mu_);
+      if (p->source && now - p->source->fetched_at < options_.source_cache_ttl) continue;
+    }
+    SourceInfo info = QuerySource(*p);  // no lock held but refresh_mu_: may take a while
+    if (log_warnings) LogSlotWarning(*p, info);
+    std::lock_guard lock(sources_mu_);
+    p->source = std::move(info);
+  }
+}
+
+void StatusCollector::LogSlotWarning(PerPipeline& p, const SourceInfo& source) {
+  if (!source.ok) return;  // unknown is not better or worse: keep what was said
+  PipelineStatus status;
+  status.name = p.config->name;
+  status.slot = p.config->source.slot;
+  ApplySource(source, config_.admin.retained_wal_warning_bytes, status);
+  const std::string warning = SlotWalWarning(status, config_.admin.retained_wal_warning_bytes);
+  // The numbers move all the time: log when the kind of warning changes, and every few minutes
+  // while one lasts.
+  const std::string kind = warning.empty() ? ""
+                                           : status.slot_wal_status +
+                                                 (status.slot_wal_at_risk ? "+at_risk" : "") +
+                                                 (status.retained_wal_warning ? "+retained" : "");
+  constexpr auto kRepeatEvery = std::chrono::minutes(5);
+  const auto now = std::chrono::steady_clock::now();
+  if (kind.empty()) {
+    if (!p.logged_kind.empty()) {
+      spdlog::info("pipeline {}: slot {} no longer at risk for its WAL", status.name, status.slot);
+    }
+  } else if (kind != p.logged_kind || now - p.logged_at >= kRepeatEvery) {
+    if (status.slot_wal_status == "lost") {
+      spdlog::error("pipeline {}", warning);
+    } else {
+      spdlog::warn("pipeline {}", warning);
+    }
+    p.logged_at = now;
+  }
+  p.logged_kind = kind;
 }
 
 void StatusCollector::SampleLocked(std::chrono::steady_clock::time_point now) {
@@ -569,6 +739,20 @@ void StatusCollector::FillFromStore(state::CheckpointStore* store, const PerPipe
       status.durable_lsn = (*checkpoint)->durable_lsn;
       status.last_commit_time = (*checkpoint)->commit_time;
       status.last_progress_unix_ms = (*checkpoint)->updated_at_unix_ms;
+    }
+    // How the last run ended, if it ended on an error nothing has cleared since.
+    auto recorded = store->Get(name, kLastErrorKey);
+    if (!recorded.ok()) {
+      errors.push_back(recorded.status().message());
+    } else if (recorded->has_value()) {
+      auto record = DecodePipelineError(**recorded);
+      if (!record.ok()) {
+        errors.push_back(record.status().message());
+      } else {
+        errors.insert(errors.begin(), record->message);
+        status.last_error_unix_ms = record->at_unix_ms;
+        if (record->permanent) status.phase = PipelinePhaseName(PipelinePhase::kFailed);
+      }
     }
   }
   auto snapshot = store->Get(name, kSnapshotKey);
@@ -607,8 +791,18 @@ void StatusCollector::FillFromStore(state::CheckpointStore* store, const PerPipe
 }
 
 core::Result<std::vector<PipelineStatus>> StatusCollector::Collect() {
+  RefreshSources();
+  return Report();
+}
+
+core::Result<std::vector<PipelineStatus>> StatusCollector::CollectCached() { return Report(); }
+
+core::Result<std::vector<PipelineStatus>> StatusCollector::Report() {
   std::lock_guard lock(mu_);
   const auto now = std::chrono::steady_clock::now();
+  const int64_t now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
   SampleLocked(now);
 
   // The daemon's own store, else a read-only view as of now (a read-only store sees the data
@@ -656,28 +850,44 @@ core::Result<std::vector<PipelineStatus>> StatusCollector::Collect() {
               ? 0.0
               : std::max(0.0, static_cast<double>(core::PgNow() - oldest_pending) / 1e6);
       s.rows_per_second = p->rate.PerSecond();
-      if (std::string error = m->last_error(); !error.empty()) errors.push_back(std::move(error));
+      if (std::string error = m->last_error(); !error.empty()) {
+        errors.push_back(std::move(error));
+        s.last_error_unix_ms = m->last_error_unix_ms();
+      }
     } else {
-      s.phase = "stopped";
+      s.phase = PipelinePhaseName(PipelinePhase::kStopped);
     }
     FillFromStore(store, *p, s, errors);
 
-    const SourceInfo& source = QuerySource(*p);
-    if (source.ok) {
-      s.source_lsn = source.current_lsn;
-      if (source.restart_lsn) {
-        s.retained_wal_bytes = source.current_lsn > *source.restart_lsn
-                                   ? source.current_lsn.value() - source.restart_lsn->value()
-                                   : 0;
-        s.retained_wal_warning = *s.retained_wal_bytes > config_.admin.retained_wal_warning_bytes;
+    std::optional<SourceInfo> source;
+    {
+      std::lock_guard sources_lock(sources_mu_);
+      source = p->source;
+    }
+    if (source && source->ok) {
+      ApplySource(*source, config_.admin.retained_wal_warning_bytes, s);
+      if (source->wal_status == "lost") {
+        errors.push_back(SlotWalWarning(s, config_.admin.retained_wal_warning_bytes));
       }
     } else {
-      errors.push_back("source unreachable: " + source.error);
+      if (source) errors.push_back("source unreachable: " + source->error);
       // The position the source last reported over the replication connection, if any.
       if (p->metrics) s.source_lsn = core::Lsn(p->metrics->source_wal_end.load());
     }
     if (s.source_lsn.valid() && s.durable_lsn.valid()) {
       s.lag_bytes = s.source_lsn > s.durable_lsn ? s.source_lsn.value() - s.durable_lsn.value() : 0;
+    }
+    // The source has WAL beyond anything its stream told us of while the stream is quiet: the
+    // lag is at least the time since the pipeline last moved (a silent walsender shows here
+    // long before the receive timeout, and while retrying).
+    if (const PipelineMetrics* m = p->metrics;
+        m && source && source->ok && s.durable_lsn.valid() && s.last_progress_unix_ms > 0) {
+      const core::Lsn reported(m->source_wal_end.load());
+      if (source->current_lsn > std::max(s.durable_lsn, reported)) {
+        const double quiet =
+            static_cast<double>(std::max<int64_t>(0, now_unix_ms - s.last_progress_unix_ms)) / 1e3;
+        s.lag_seconds = std::max(s.lag_seconds.value_or(0.0), quiet);
+      }
     }
 
     std::string joined;

@@ -118,6 +118,30 @@ TEST(PipelineStatusJsonTest, RoundTrip) {
   EXPECT_FALSE(b.lag_bytes.has_value());
   EXPECT_FALSE(b.lag_seconds.has_value());
   EXPECT_FALSE(b.retained_wal_bytes.has_value());
+  EXPECT_EQ(b.slot_wal_status, "");
+  EXPECT_FALSE(b.slot_safe_wal_bytes.has_value());
+  EXPECT_FALSE(b.max_slot_wal_keep_bytes.has_value());
+}
+
+TEST(PipelineStatusJsonTest, SlotWalAndErrorTimeRoundTrip) {
+  PipelineStatus s = Sample();
+  s.slot_wal_status = "unreserved";
+  s.slot_safe_wal_bytes = -1024;
+  s.max_slot_wal_keep_bytes = 64 * config::kMiB;
+  s.slot_wal_at_risk = true;
+  s.last_error_unix_ms = 1700000000999;
+  const nlohmann::json json = ToJson(s);
+  EXPECT_EQ(json["slot_wal_status"], "unreserved");
+  EXPECT_EQ(json["slot_safe_wal_bytes"], -1024);
+  EXPECT_EQ(json["slot_wal_at_risk"], true);
+  auto back = StatusesFromJson(ToJson(std::vector<PipelineStatus>{s}));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  const PipelineStatus& a = (*back)[0];
+  EXPECT_EQ(a.slot_wal_status, s.slot_wal_status);
+  EXPECT_EQ(a.slot_safe_wal_bytes, s.slot_safe_wal_bytes);
+  EXPECT_EQ(a.max_slot_wal_keep_bytes, s.max_slot_wal_keep_bytes);
+  EXPECT_TRUE(a.slot_wal_at_risk);
+  EXPECT_EQ(a.last_error_unix_ms, s.last_error_unix_ms);
 }
 
 TEST(PipelineStatusJsonTest, MalformedDocumentsAreErrors) {
@@ -218,6 +242,44 @@ TEST(StatusTableTest, RetainedWalWarning) {
   EXPECT_NE(RenderStatusTable({s}, true, config::kMiB).find("WARNING"), std::string::npos);
 }
 
+// max_slot_wal_keep_size on the source: a warning from 80% of it, another while wal_status is
+// unreserved, an error once it is lost; the absolute threshold stays for unlimited sources.
+TEST(StatusTableTest, SlotWalNearTheSourcesLimitUnreservedAndLost) {
+  PipelineStatus s = Sample();
+  s.copy.clear();
+  s.max_slot_wal_keep_bytes = 100 * config::kMiB;
+  s.slot_wal_status = "reserved";
+  s.retained_wal_bytes = 79 * config::kMiB;
+  EXPECT_EQ(SlotWalWarning(s, config::kGiB), "");
+  s.retained_wal_bytes = 80 * config::kMiB;
+  s.slot_safe_wal_bytes = 21 * config::kMiB;
+  std::string warning = SlotWalWarning(s, config::kGiB);
+  EXPECT_NE(warning.find("orders: slot sluice_orders retains 80.0 MB of WAL, 80% of the source's "
+                         "max_slot_wal_keep_size 100.0 MB; 21.0 MB more"),
+            std::string::npos)
+      << warning;
+  EXPECT_NE(RenderStatusTable({s}, true).find("WARNING: " + warning + "\n"), std::string::npos);
+
+  s.slot_wal_status = "unreserved";
+  s.retained_wal_bytes = 130 * config::kMiB;
+  s.slot_safe_wal_bytes = -13 * static_cast<int64_t>(config::kMiB);
+  warning = SlotWalWarning(s, config::kGiB);
+  EXPECT_NE(warning.find("wal_status unreserved"), std::string::npos) << warning;
+  EXPECT_NE(RenderStatusTable({s}, true).find("WARNING: " + warning), std::string::npos);
+
+  s.slot_wal_status = "lost";
+  s.retained_wal_bytes.reset();  // a lost slot has no restart_lsn
+  s.slot_safe_wal_bytes.reset();
+  warning = SlotWalWarning(s, config::kGiB);
+  EXPECT_NE(warning.find("has lost WAL it needed"), std::string::npos) << warning;
+  EXPECT_NE(RenderStatusTable({s}, true).find("ERROR: " + warning), std::string::npos);
+
+  PipelineStatus unlimited = Sample();
+  unlimited.slot_wal_status = "extended";
+  unlimited.retained_wal_bytes = 3 * config::kGiB;
+  EXPECT_NE(SlotWalWarning(unlimited, config::kGiB).find("threshold 1.0 GB"), std::string::npos);
+}
+
 TEST(StatusTableTest, ErrorsStayOnOneLine) {
   PipelineStatus s = Sample();
   s.copy.clear();
@@ -259,6 +321,19 @@ TEST(PrometheusTest, EveryLineParses) {
   EXPECT_EQ(values["sluice_pipeline_up"]["orders"], "1");
   EXPECT_EQ(values["sluice_sink_rows_applied_total"]["orders"], "7");
   EXPECT_EQ(values["sluice_sink_early_flushes_total"]["orders"], "2");
+  // Slot WAL state unknown (no wal_status): no lines rather than a reassuring 0.
+  EXPECT_EQ(values["sluice_slot_wal_at_risk"].count("orders"), 0u);
+  EXPECT_EQ(values["sluice_slot_safe_wal_bytes"].count("orders"), 0u);
+  PipelineStatus at_risk = Sample();
+  at_risk.slot_wal_status = "unreserved";
+  at_risk.slot_wal_at_risk = true;
+  at_risk.slot_safe_wal_bytes = -4096;
+  const std::string risky = RenderPrometheus({at_risk});
+  EXPECT_NE(risky.find("\nsluice_slot_wal_at_risk{pipeline=\"orders\"} 1\n"), std::string::npos)
+      << risky;
+  EXPECT_NE(risky.find("\nsluice_slot_wal_lost{pipeline=\"orders\"} 0\n"), std::string::npos);
+  EXPECT_NE(risky.find("\nsluice_slot_safe_wal_bytes{pipeline=\"orders\"} -4096\n"),
+            std::string::npos);
   EXPECT_NE(text.find("# HELP sluice_sink_rows_applied_total Rows written.\n"
                       "# TYPE sluice_sink_rows_applied_total counter\n"),
             std::string::npos);

@@ -27,7 +27,8 @@ struct Answer {
 };
 
 Answer Render(const config::Config& config, StatusCollector& local, bool json) {
-  auto daemon = FetchDaemonStatus(config.admin.listen);
+  bool reached = false;
+  auto daemon = FetchDaemonStatus(config.admin.listen, std::chrono::seconds(3), &reached);
   if (daemon.ok()) {
     if (json) return {true, daemon->dump(2) + "\n"};
     auto statuses = StatusesFromJson(*daemon);
@@ -41,15 +42,36 @@ Answer Render(const config::Config& config, StatusCollector& local, bool json) {
     return {false, "sluice status: " + daemon.status().message() + "; " +
                        statuses.status().message() + "\n"};
   }
-  if (json) return {true, ToJson(*statuses).dump(2) + "\n"};
+  // Something listens but did not answer: probably a stuck daemon, certainly not a stopped one,
+  // so what it is doing is unknown rather than "stopped".
+  const bool not_answering = reached && !daemon.ok();
+  if (not_answering) {
+    for (auto& s : *statuses) {
+      if (s.phase == PipelinePhaseName(PipelinePhase::kStopped)) s.phase = "unknown";
+    }
+  }
+  if (json) {
+    nlohmann::json document = ToJson(*statuses);
+    if (not_answering) {
+      document["daemon"] = "not_answering";
+      document["daemon_error"] = daemon.status().message();
+    }
+    return {true, document.dump(2) + "\n"};
+  }
+  const std::string header = not_answering
+                                 ? "daemon: NOT ANSWERING at " + config.admin.listen + " (" +
+                                       daemon.status().message() +
+                                       "); below: the state directory's view, phases unknown\n"
+                                 : "";
   return {true, RenderStatusTable(*statuses, /*daemon_running=*/false,
-                                  config.admin.retained_wal_warning_bytes)};
+                                  config.admin.retained_wal_warning_bytes, header)};
 }
 
 }  // namespace
 
 core::Result<nlohmann::json> FetchDaemonStatus(const std::string& listen,
-                                               std::chrono::milliseconds timeout) {
+                                               std::chrono::milliseconds timeout, bool* reached) {
+  if (reached != nullptr) *reached = false;
   SLUICE_ASSIGN_OR_RETURN(ListenAddress address, ParseListenAddress(listen));
   if (address.host.empty() || address.host == "0.0.0.0") address.host = "127.0.0.1";
   if (address.host == "::") address.host = "::1";
@@ -60,9 +82,15 @@ core::Result<nlohmann::json> FetchDaemonStatus(const std::string& listen,
   client.set_write_timeout(timeout);
   auto response = client.Get("/status");
   if (!response) {
+    // A refused (or unroutable) connection is the only sign that nothing is there.
+    if (reached != nullptr) {
+      *reached = response.error() != httplib::Error::Connection &&
+                 response.error() != httplib::Error::ConnectionTimeout;
+    }
     return core::Unavailable("no answer from the daemon at " + listen + ": " +
                              httplib::to_string(response.error()));
   }
+  if (reached != nullptr) *reached = true;
   if (response->status != 200) {
     return core::Internal("the daemon at " + listen + " answered HTTP " +
                           std::to_string(response->status) + ": " + response->body);

@@ -4,6 +4,7 @@
 #include "capture/replication_connection.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <functional>
@@ -191,14 +192,27 @@ TEST(ReplicationHelpersTest, RedactPasswordCoversKeyValueAndUri) {
 
 TEST(ReplicationHelpersTest, ConninfoParamsForceReplicationAfterTheDsn) {
   const auto params = BuildConninfoParams("host=h replication=false", /*replication=*/true);
-  ASSERT_EQ(params.keywords.size(), 3u);
+  ASSERT_EQ(params.keywords.size(), 4u);
   EXPECT_EQ(params.keywords[0], "dbname");
   EXPECT_EQ(params.values[0], "host=h replication=false");
   EXPECT_EQ(params.keywords[1], "fallback_application_name");
   EXPECT_EQ(params.values[1], "sluice");
   EXPECT_EQ(params.keywords[2], "replication");
   EXPECT_EQ(params.values[2], "database");
+  EXPECT_EQ(params.keywords[3], "options");
+  EXPECT_EQ(params.values[3], kWalsenderSessionOptions);
   EXPECT_EQ(BuildConninfoParams("host=h", /*replication=*/false).keywords.size(), 2u);
+}
+
+TEST(ReplicationHelpersTest, WalsenderOptionsFollowTheUsersOwn) {
+  const auto keyword_value = BuildConninfoParams(
+      "host=h options='-c search_path=app -c datestyle=German'", /*replication=*/true);
+  ASSERT_EQ(keyword_value.keywords.back(), "options");
+  EXPECT_EQ(keyword_value.values.back(),
+            std::string("-c search_path=app -c datestyle=German ") + kWalsenderSessionOptions);
+  const auto uri = BuildConninfoParams("postgresql://h/app?options=-c%20search_path%3Dapp",
+                                       /*replication=*/true);
+  EXPECT_EQ(uri.values.back(), std::string("-c search_path=app ") + kWalsenderSessionOptions);
 }
 
 TEST(ReplicationHelpersTest, Quoting) {
@@ -843,6 +857,81 @@ TEST(ReplicationKeepaliveTest, RepliesKeepAnIdleStreamAlive) {
                 "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'idle_slot'"),
             *pid);
   ASSERT_TRUE(cluster->Exec("INSERT INTO idle_t VALUES (1, 'still here')").ok());
+  std::vector<Frame> frames;
+  ASSERT_TRUE(ReadFrames(conn, 4, &frames));
+  EXPECT_EQ(Types(frames), "BRIC");
+}
+
+// SIGCONT in every case, so the cluster can be stopped and removed even when the test fails.
+class StoppedProcess {
+ public:
+  explicit StoppedProcess(pid_t pid) : pid_(pid) { stopped_ = kill(pid_, SIGSTOP) == 0; }
+  ~StoppedProcess() { Resume(); }
+  StoppedProcess(const StoppedProcess&) = delete;
+  StoppedProcess& operator=(const StoppedProcess&) = delete;
+  bool stopped() const { return stopped_; }
+  void Resume() {
+    if (stopped_) kill(pid_, SIGCONT);
+    stopped_ = false;
+  }
+
+ private:
+  pid_t pid_;
+  bool stopped_ = false;
+};
+
+TEST(ReplicationSilenceTest, AStoppedWalsenderIsGivenUpAfterTheReceiveTimeout) {
+  auto cluster = MustStart();
+  ASSERT_NE(cluster, nullptr);
+  Stream stream;
+  ASSERT_TRUE(StartStream(*cluster, "hang_t", "hang_slot", &stream));
+  ReplicationConnection& conn = *stream.conn;
+  conn.set_receive_timeout(std::chrono::seconds(2));
+  ASSERT_TRUE(cluster->Exec("INSERT INTO hang_t VALUES (1, 'before')").ok());
+  std::vector<Frame> frames;
+  ASSERT_TRUE(ReadFrames(conn, 4, &frames));
+  const auto pid = cluster->QueryValue(
+      "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'hang_slot'");
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  EXPECT_EQ(conn.backend_pid(), std::stoi(*pid));
+
+  StoppedProcess walsender(std::stoi(*pid));
+  ASSERT_TRUE(walsender.stopped());
+  core::Status ended;
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (ended.ok() && std::chrono::steady_clock::now() < deadline) {
+    auto next = conn.Next(milliseconds(200));
+    if (!next.ok()) ended = next.status();
+  }
+  EXPECT_EQ(ended.code(), core::StatusCode::kUnavailable) << ended.ToString();
+  for (const std::string& part :
+       {std::string("slot hang_slot"), "127.0.0.1:" + std::to_string(cluster->port()),
+        std::string("silent for 2."), std::string("receive_timeout 2000 ms"), "pid " + *pid}) {
+    EXPECT_NE(ended.message().find(part), std::string::npos) << part << " in " << ended.message();
+  }
+  EXPECT_GE(conn.stats().replies_requested, 1u);  // at half the timeout, unanswered
+  EXPECT_FALSE(conn.streaming());
+}
+
+TEST(ReplicationSilenceTest, AnIdleWalsenderIsAskedToSpeakAndStaysConnected) {
+  auto cluster = MustStart();
+  ASSERT_NE(cluster, nullptr);
+  Stream stream;
+  ASSERT_TRUE(StartStream(*cluster, "quiet_t", "quiet_slot", &stream));
+  ReplicationConnection& conn = *stream.conn;
+  conn.set_status_interval(std::chrono::hours(1));  // so the walsender never needs to ask
+  conn.set_receive_timeout(std::chrono::seconds(2));
+
+  // Idle for 6 s, three receive timeouts: each silence is broken by a requested keepalive.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  while (std::chrono::steady_clock::now() < until) {
+    auto next = conn.Next(milliseconds(250));
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    EXPECT_FALSE(next->has_value());
+  }
+  EXPECT_GE(conn.stats().replies_requested, 2u);
+  EXPECT_GE(conn.stats().keepalives, conn.stats().replies_requested);
+  ASSERT_TRUE(cluster->Exec("INSERT INTO quiet_t VALUES (1, 'still here')").ok());
   std::vector<Frame> frames;
   ASSERT_TRUE(ReadFrames(conn, 4, &frames));
   EXPECT_EQ(Types(frames), "BRIC");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "control/admin_server.h"
+#include "control/pipeline_error_record.h"
 #include "control/pipeline_status.h"
 #include "control/status_command.h"
 #include "core/pg_time.h"
@@ -181,6 +182,98 @@ TEST_F(StatusTest, LagBytesFromTheSourcesWalPosition) {
   ASSERT_TRUE(statuses.ok()) << statuses.status().ToString();
   ASSERT_TRUE((*statuses)[0].lag_seconds.has_value());
   EXPECT_GE(*(*statuses)[0].lag_seconds, 60.0);
+}
+
+// The stream went quiet (nothing durable, nothing reported) while the source wrote on: the lag
+// is the time since the pipeline last moved, not 0.
+TEST_F(StatusTest, AQuietStreamWhileTheSourceMovesOnIsLag) {
+  StatusCollectorOptions options;
+  options.source_cache_ttl = std::chrono::milliseconds(0);
+  StatusCollector collector(config_, {{&config_.pipelines[0], &live_metrics_}}, nullptr, options);
+  const core::Lsn now = CurrentLsn(*cluster_);
+  live_metrics_.phase = PipelinePhase::kRetrying;
+  live_metrics_.durable_lsn = now.value() - 0x100;
+  live_metrics_.source_wal_end = now.value() - 0x100;
+  live_metrics_.oldest_pending_commit_time = 0;
+  live_metrics_.last_progress_unix_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          (std::chrono::system_clock::now() - std::chrono::minutes(2)).time_since_epoch())
+          .count();
+  auto statuses = collector.Collect();
+  ASSERT_TRUE(statuses.ok()) << statuses.status().ToString();
+  ASSERT_TRUE((*statuses)[0].lag_seconds.has_value());
+  EXPECT_GE(*(*statuses)[0].lag_seconds, 120.0);
+
+  // The stream reported the source's position (a keepalive): quiet, but nothing is missing.
+  live_metrics_.source_wal_end = CurrentLsn(*cluster_).value() + 0x10000;
+  statuses = collector.Collect();
+  ASSERT_TRUE(statuses.ok()) << statuses.status().ToString();
+  EXPECT_EQ((*statuses)[0].lag_seconds, 0.0);
+}
+
+// How the last run ended survives the daemon: a permanent error is phase "failed" with the
+// error, any other stored one shows beside phase "stopped".
+TEST_F(StatusTest, DaemonDownShowsTheStoredLastError) {
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store
+                    ->Put("live", kLastErrorKey,
+                          EncodePipelineError({"pipeline live: new row violates check constraint",
+                                               1700000000123, /*permanent=*/true}))
+                    .ok());
+    ASSERT_TRUE(store
+                    ->Put("broken", kLastErrorKey,
+                          EncodePipelineError({"pipeline broken: target went away", 1700000000456,
+                                               /*permanent=*/false}))
+                    .ok());
+  }
+  StatusCollector collector(config_);
+  auto statuses = collector.Collect();
+  ASSERT_TRUE(statuses.ok()) << statuses.status().ToString();
+  const PipelineStatus& live = (*statuses)[0];
+  EXPECT_EQ(live.phase, "failed");
+  EXPECT_EQ(live.last_error.rfind("pipeline live: new row violates check constraint", 0), 0u)
+      << live.last_error;
+  EXPECT_EQ(live.last_error_unix_ms, 1700000000123);
+  const PipelineStatus& broken = (*statuses)[1];
+  EXPECT_EQ(broken.phase, "stopped");
+  EXPECT_NE(broken.last_error.find("target went away"), std::string::npos) << broken.last_error;
+  EXPECT_NE(broken.last_error.find("source unreachable"), std::string::npos) << broken.last_error;
+
+  auto [code, text] = RunCommand(config_, /*json=*/false);
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(text.find("live      failed"), std::string::npos) << text;
+}
+
+TEST_F(StatusTest, SlotWalStatusComesFromTheSource) {
+  StatusCollector collector(config_, {{&config_.pipelines[0], &live_metrics_}}, nullptr);
+  auto statuses = collector.Collect();
+  ASSERT_TRUE(statuses.ok()) << statuses.status().ToString();
+  const PipelineStatus& live = (*statuses)[0];
+  EXPECT_EQ(live.slot_wal_status, "reserved");
+  EXPECT_FALSE(live.max_slot_wal_keep_bytes.has_value());  // -1: no limit
+  EXPECT_FALSE(live.slot_safe_wal_bytes.has_value());
+  EXPECT_FALSE(live.slot_wal_at_risk);
+}
+
+// The admin endpoint answers from what the collector has: CollectCached never asks a source.
+TEST_F(StatusTest, CachedCollectionNeverAsksTheSources) {
+  StatusCollectorOptions options;
+  options.source_cache_ttl = std::chrono::milliseconds(0);
+  StatusCollector collector(config_, {{&config_.pipelines[0], &live_metrics_}}, nullptr, options);
+  auto before = collector.CollectCached();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_FALSE((*before)[0].source_lsn.valid());  // never asked yet
+  collector.RefreshSources();
+  auto first = collector.CollectCached();
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)[0].source_lsn.valid());
+  ASSERT_TRUE(
+      cluster_->Exec("INSERT INTO items SELECT g, 'z' FROM generate_series(9001, 9500) g").ok());
+  auto second = collector.CollectCached();
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)[0].source_lsn, (*first)[0].source_lsn);
 }
 
 TEST_F(StatusTest, SourceCacheExpiresAndSeesNewWal) {
