@@ -770,7 +770,11 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
   const core::Relation& relation = *sighting.relation;
   const std::string table = relation.QualifiedName();
   const std::string at = "source LSN " + sighting.lsn.ToString();
-  auto stop = [&](const std::string& message) {
+  auto stop = [](const std::string& message) { return core::FailedPrecondition(message); };
+  // For changes that rows written under the table's previous shape would not survive on the
+  // target once the operator has followed them (a RENAME above all): the batch before them is
+  // committed first (StopBeforeTransaction), so a restart does not apply such rows again.
+  auto stop_before = [&](const std::string& message) {
     if (schema_stop != nullptr) *schema_stop = true;
     return core::FailedPrecondition(message);
   };
@@ -780,11 +784,11 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
   if (previous != nullptr) diff = CompareRelationVersions(previous->relation, relation);
   *dropped = diff.dropped;
   if (!diff.ambiguous.empty()) {
-    return stop("source table " + table + " changed (first change at " + at +
-                ") in a way sluice cannot follow: " + diff.ambiguous +
-                "; make the columns of target table " + table +
-                " match the source's (names and types; their order does not matter), then "
-                "restart sluice");
+    return stop_before("source table " + table + " changed (first change at " + at +
+                       ") in a way sluice cannot follow: " + diff.ambiguous +
+                       "; make the columns of target table " + table +
+                       " match the source's (names and types; their order does not matter), then "
+                       "restart sluice");
   }
   auto on_target = [&](const std::string& name) {
     return FindTargetColumn(target_columns, name) != nullptr;
@@ -903,9 +907,23 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
       "the change, and nothing is lost";
   std::string absent_types;  // of new columns, that the target lacks
   if (types_missing) {
+    std::vector<std::string> names;
     for (size_t i : added) {
       const std::optional<TargetType> type = type_of(relation.columns[i]);
-      if (!type->exists) absent_types += (absent_types.empty() ? "" : ", ") + type->sql;
+      if (!type->exists) names.push_back(type->sql);
+    }
+    for (size_t k = 0; k < names.size(); ++k) {
+      const std::string& name = names[k];
+      const auto here = names.begin() + static_cast<std::ptrdiff_t>(k);
+      const bool listed = std::find(names.begin(), here, name) != here;
+      // An array type ("_mood") comes with its element type: name only that one.
+      const size_t dot = name.rfind(".\"_");
+      const bool array_of_listed =
+          dot != std::string::npos &&
+          std::find(names.begin(), names.end(),
+                    name.substr(0, dot) + ".\"" + name.substr(dot + 3)) != names.end();
+      if (listed || array_of_listed) continue;
+      absent_types += (absent_types.empty() ? "" : ", ") + name;
     }
   }
   const std::string missing_types = types_missing
@@ -953,10 +971,10 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
     }
     std::string message = "source table " + table + " changed (first change at " + at + "): ";
     for (size_t k = 0; k < findings.size(); ++k) message += (k ? "; " : "") + findings[k];
-    return stop(message +
-                "; sluice does not rename or retype target columns: run on the "
-                "target " +
-                Statements(ddl) + alternative + missing_types + then);
+    return stop_before(message +
+                       "; sluice does not rename or retype target columns: run on the "
+                       "target " +
+                       Statements(ddl) + then + alternative + missing_types);
   }
   if (added.empty()) return core::Status::Ok();
 
@@ -972,7 +990,7 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
                 (added.size() == 1 ? "a new column " : "new columns ") + QuotedNames(added_names) +
                 " (first change at " + at + ") that target table " + table +
                 " lacks, and target.apply.schema_changes is stop: run on the target " +
-                Statements(add_ddl) + missing_types + hint + restart +
+                Statements(add_ddl) + restart + missing_types + hint +
                 " (with schema_changes: add_columns sluice adds such columns itself)");
   }
   if (previous == nullptr && !unsent.empty()) {
@@ -989,15 +1007,15 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
         " RENAME COLUMN <old> TO <new>; (renamed ones)," + restart);
   }
   if (types_missing) {
-    return stop("source table " + table + " has " +
-                (added.size() == 1 ? "a new column " : "new columns ") + QuotedNames(added_names) +
-                " (first change at " + at + ") of a type the target does not have: create " +
-                absent_types +
-                " on the target as the source defines it, then restart sluice: "
-                "it adds the column itself (" +
-                Statements(add_ddl) +
-                ") and continues from the last source transaction it applied before the change, "
-                "and nothing is lost");
+    return stop(
+        "source table " + table + " has " + (added.size() == 1 ? "a new column " : "new columns ") +
+        QuotedNames(added_names) + " (first change at " + at +
+        ") of a type the target does not have: create " + absent_types +
+        " on the target as the source defines it, then restart sluice: "
+        "it adds " +
+        (added.size() == 1 ? "the column" : "the columns") + " itself (" + Statements(add_ddl) +
+        ") and continues from the last source transaction it applied before the change, "
+        "and nothing is lost");
   }
   for (const std::string& statement : add_ddl) {
     SLUICE_RETURN_IF_ERROR(SendCommand(statement, "adding a column to target table " + table +
@@ -1617,7 +1635,31 @@ core::Status PostgresSink::CheckFragment(const core::Transaction& fragment, bool
     if (status.ok()) status = SyncAndDrain();
     if (!status.ok()) return SettleSend(status);
   }
-  return CheckRelations(unchecked, schema_stop);
+  // One check per shape of a table (pgoutput may describe a table again, unchanged). Shapes of
+  // one table that differ (ALTER TABLE inside the transaction) are checked one after the other,
+  // in stream order, each against the target as the one before left it.
+  while (!unchecked.empty()) {
+    std::vector<Sighting> round;
+    std::vector<Sighting> later;
+    for (Sighting& sighting : unchecked) {
+      auto same_table = std::find_if(round.begin(), round.end(), [&](const Sighting& r) {
+        return r.relation->oid == sighting.relation->oid;
+      });
+      if (same_table == round.end()) {
+        round.push_back(std::move(sighting));
+      } else if (!SameShape(*same_table->relation, *sighting.relation)) {
+        later.push_back(std::move(sighting));
+      }
+    }
+    SLUICE_RETURN_IF_ERROR(CheckRelations(round, schema_stop));
+    unchecked.clear();
+    for (Sighting& sighting : later) {
+      if (NeedsCheck(*sighting.relation, sighting.commit_lsn)) {
+        unchecked.push_back(std::move(sighting));
+      }
+    }
+  }
+  return core::Status::Ok();
 }
 
 core::Status PostgresSink::StopBeforeTransaction(const core::Transaction& fragment,
@@ -1733,7 +1775,9 @@ core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
 }
 
 void PostgresSink::AbortBatch() {
-  if (in_batch_) RestoreReplacedVersions();  // the rollback undoes what the batch altered
+  // Not open: the batch was committed up to a schema change (StopBeforeTransaction).
+  const bool open = in_batch_;
+  if (open) RestoreReplacedVersions();  // the rollback undoes what the batch altered
   in_batch_ = false;
   compactor_.Clear();
   retained_.clear();
@@ -1748,8 +1792,8 @@ void PostgresSink::AbortBatch() {
   core::Status status = SyncAndDrain();
   if (conn_) {
     pipeline_error_ = core::Status::Ok();
-    status = SendCommand("ROLLBACK", "ROLLBACK");
-    if (status.ok()) status = SyncAndDrain();
+    status = open ? SendCommand("ROLLBACK", "ROLLBACK") : core::Status::Ok();
+    if (open && status.ok()) status = SyncAndDrain();
   }
   if (!status.ok() && conn_) {
     spdlog::warn("pipeline {}: ROLLBACK on the target failed ({}); dropping the connection",

@@ -105,10 +105,13 @@ struct PostgresSinkStats {
 //    the ALTER TABLE to run; so do changes the stream cannot tell apart, and a type the target
 //    lacks. If the target already has the new name or type, nothing is done.
 //  - A dropped column: the target keeps it (it becomes one of the target's own columns).
-//  Before such a stop, the sink commits the batch up to the source transaction that brings the
-//  change (when that transaction is already partly in the batch, it fails the batch as
-//  retryable and stops at the transaction's start on the next attempt), so that after the
-//  operator's ALTER a restart replays no row written under the old shape of the table.
+//  Before a stop for a rename, a type change or a change it cannot tell apart, the sink commits
+//  the batch up to the source transaction that brings the change (when that transaction is
+//  already partly in the batch, it fails the batch as retryable and stops at the transaction's
+//  start on the next attempt), so that after the operator's ALTER a restart applies no row
+//  written under the table's previous shape (which a renamed target column would refuse).
+//  Other stops (a new column with kStop, a type the target lacks) roll the batch back whole:
+//  earlier rows fit the altered table.
 //  The previous versions are known only since the sink's last (re)connection: the first
 //  version of a table met after a start or retry has none. Then a rename looks like a new
 //  column (kStop names both fixes; kAddColumns refuses to guess when the target has a column
