@@ -988,9 +988,11 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
     }
     return stop("source table " + table + " has " +
                 (added.size() == 1 ? "a new column " : "new columns ") + QuotedNames(added_names) +
-                " (first change at " + at + ") that target table " + table +
-                " lacks, and target.apply.schema_changes is stop: run on the target " +
-                Statements(add_ddl) + restart + missing_types + hint +
+                " (first change at " + at + ") that target table " + table + " lacks, and " +
+                (options_.schema_changes == SchemaChangePolicy::kStop
+                     ? "target.apply.schema_changes is stop"
+                     : "sluice adds columns only while it applies a batch") +
+                ": run on the target " + Statements(add_ddl) + restart + missing_types + hint +
                 " (with schema_changes: add_columns sluice adds such columns itself)");
   }
   if (previous == nullptr && !unsent.empty()) {
