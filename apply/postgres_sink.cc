@@ -68,14 +68,23 @@ constexpr char kOriginXactSql[] =
     "COALESCE($2::timestamptz, now()))";
 
 // The rows ParseTargetColumns reads. typmod -1: the type without modifier ("bpchar", not
-// "character", which means char(1)).
+// "character", which means char(1)); then the declared type, with its modifier.
 constexpr char kTargetColumnsSql[] =
     "SELECT a.attname, pg_catalog.format_type(a.atttypid, -1), a.attidentity::text, "
-    "a.attgenerated::text, a.attnotnull::text, a.atthasdef::text FROM pg_catalog.pg_class c "
+    "a.attgenerated::text, a.attnotnull::text, a.atthasdef::text, "
+    "pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute a "
     "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') ORDER BY a.attnum";
+
+// A source column's type on the target (parameters from TargetTypeLookup: $1, $2 schema and
+// name, or $3 a built-in type's OID; $4 the typmod): format_type with the modifier and without;
+// no row when the target lacks the type.
+constexpr char kTargetTypeSql[] =
+    "SELECT pg_catalog.format_type(t.oid, $4::int4), pg_catalog.format_type(t.oid, -1) "
+    "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+    "WHERE t.oid = $3::oid OR (n.nspname = $1 AND t.typname = $2)";
 
 // Whether anything fires on the target when the apply session writes to the table (or one of
 // its partitions; pg_partition_tree lists nothing for a table that is not partitioned): triggers
@@ -229,9 +238,26 @@ bool SameShape(const core::Relation& a, const core::Relation& b) {
     return false;
   }
   for (size_t i = 0; i < a.columns.size(); ++i) {
-    if (a.columns[i].name != b.columns[i].name) return false;
+    const core::Column& x = a.columns[i];
+    const core::Column& y = b.columns[i];
+    if (x.name != y.name || x.type_oid != y.type_oid || x.type_modifier != y.type_modifier) {
+      return false;
+    }
   }
   return true;
+}
+
+// "ddl; ddl;" for an error message: statements to paste into psql.
+std::string Statements(const std::vector<std::string>& ddl) {
+  std::string out;
+  for (const std::string& statement : ddl) out += (out.empty() ? "" : " ") + statement + ";";
+  return out;
+}
+
+std::string QuotedNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + QuoteIdentifier(name);
+  return out;
 }
 
 // Loads one table with COPY FROM STDIN on a connection of its own, in one transaction.
@@ -303,6 +329,7 @@ void PostgresSink::DropConnection() {
   syncs_in_flight_ = 0;
   prepared_.clear();  // prepared statements die with the session
   checked_.clear();   // the target may change while we are away
+  replaced_in_batch_.clear();
   target_tables_.clear();
   compaction_modes_.clear();
   compactor_.Clear();
@@ -638,9 +665,11 @@ core::Status PostgresSink::SyncAndDrain() {
 
 // --- Relations --------------------------------------------------------------------------------
 
-bool PostgresSink::NeedsCheck(const core::Relation& relation) const {
+bool PostgresSink::NeedsCheck(const core::Relation& relation, core::Lsn commit_lsn) {
   auto it = checked_.find(relation.oid);
-  return it == checked_.end() || !SameShape(it->second, relation);
+  if (it == checked_.end() || !SameShape(it->second.relation, relation)) return true;
+  it->second.last_used_in = commit_lsn;
+  return false;
 }
 
 const TargetTable* PostgresSink::TargetFor(const core::Relation& relation) const {
@@ -653,42 +682,56 @@ CompactionMode PostgresSink::CompactionModeFor(const core::Relation& relation) c
   return it == compaction_modes_.end() ? CompactionMode::kNone : it->second;
 }
 
-core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& relations) {
+core::Status PostgresSink::CheckRelations(const std::vector<Sighting>& relations,
+                                          bool* schema_stop) {
   // Compaction reorders rows across tables: only when no trigger or foreign key check fires.
   const bool compact =
       options_.compact && options_.coalesce && options_.session_replication_role == "replica";
   std::vector<std::shared_ptr<std::vector<PgRow>>> columns;
   std::vector<std::shared_ptr<std::vector<PgRow>>> fires;
   std::vector<std::shared_ptr<std::vector<PgRow>>> unique_indexes;
-  for (const auto& relation : relations) {
-    const std::string what = "looking up target table " + relation->QualifiedName();
+  for (const Sighting& sighting : relations) {
+    const core::Relation& relation = *sighting.relation;
+    const std::string what = "looking up target table " + relation.QualifiedName();
     columns.push_back(std::make_shared<std::vector<PgRow>>());
     SLUICE_RETURN_IF_ERROR(
-        SendCommand(kTargetColumnsSql, what, {relation->schema, relation->name}, columns.back()));
+        SendCommand(kTargetColumnsSql, what, {relation.schema, relation.name}, columns.back()));
     fires.push_back(std::make_shared<std::vector<PgRow>>());
     SLUICE_RETURN_IF_ERROR(SendCommand(kTargetFiresSql, what + " (triggers and rules)",
-                                       {relation->schema, relation->name}, fires.back()));
+                                       {relation.schema, relation.name}, fires.back()));
     if (!compact) continue;
     unique_indexes.push_back(std::make_shared<std::vector<PgRow>>());
     SLUICE_RETURN_IF_ERROR(SendCommand(kTargetUniqueIndexesSql, what + " (unique indexes)",
-                                       {relation->schema, relation->name}, unique_indexes.back()));
+                                       {relation.schema, relation.name}, unique_indexes.back()));
   }
   SLUICE_RETURN_IF_ERROR(SyncAndDrain());
   for (size_t i = 0; i < relations.size(); ++i) {
-    const core::Relation& relation = *relations[i];
+    const core::Relation& relation = *relations[i].relation;
     if (columns[i]->empty()) {
       return core::FailedPrecondition("target table " + relation.QualifiedName() +
                                       " does not exist; create it or let sluice create tables");
     }
+    std::vector<TargetColumn> target_columns = ParseTargetColumns(*columns[i]);
+    std::vector<std::string> dropped;
+    SLUICE_RETURN_IF_ERROR(FollowSchemaChange(relations[i], target_columns, &dropped, schema_stop));
     const bool fires_for_apply = Fires(*fires[i]);
-    SLUICE_ASSIGN_OR_RETURN(
-        TargetTable target,
-        DescribeTargetTable(relation, ParseTargetColumns(*columns[i]), fires_for_apply));
+    SLUICE_ASSIGN_OR_RETURN(TargetTable target, DescribeTargetTable(relation, target_columns,
+                                                                    fires_for_apply, dropped));
     // A netted delete + insert of one key becomes an upsert, which cannot set a GENERATED
     // ALWAYS identity column outside the key: such tables keep every change in source order.
     const bool nettable = !(HasUsableKey(relation) && target.NonKeyIdentityAlways(relation));
+    if (in_batch_ && !replaced_in_batch_.contains(relation.oid)) {
+      // What a rollback of the batch restores (the batch may have altered the table).
+      ReplacedVersion& replaced = replaced_in_batch_[relation.oid];
+      if (auto it = checked_.find(relation.oid); it != checked_.end())
+        replaced.checked = it->second;
+      if (auto it = target_tables_.find(relation.oid); it != target_tables_.end()) {
+        replaced.table = it->second;
+      }
+      replaced.mode = CompactionModeFor(relation);
+    }
     target_tables_[relation.oid] = std::move(target);
-    checked_[relation.oid] = relation;
+    checked_[relation.oid] = CheckedRelation{relation, relations[i].commit_lsn};
     CompactionMode mode = CompactionMode::kNone;
     if (compact && nettable) {
       const bool quiet = !fires_for_apply;
@@ -703,10 +746,302 @@ core::Status PostgresSink::CheckRelations(const std::vector<core::RelationPtr>& 
   return core::Status::Ok();
 }
 
+void PostgresSink::RestoreReplacedVersions() {
+  for (auto& [oid, replaced] : replaced_in_batch_) {
+    if (replaced.checked) {
+      checked_[oid] = std::move(*replaced.checked);
+    } else {
+      checked_.erase(oid);
+    }
+    if (replaced.table) {
+      target_tables_[oid] = std::move(*replaced.table);
+    } else {
+      target_tables_.erase(oid);
+    }
+    compaction_modes_[oid] = replaced.mode;
+  }
+  replaced_in_batch_.clear();
+}
+
+core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
+                                              std::vector<TargetColumn>& target_columns,
+                                              std::vector<std::string>* dropped,
+                                              bool* schema_stop) {
+  const core::Relation& relation = *sighting.relation;
+  const std::string table = relation.QualifiedName();
+  const std::string at = "source LSN " + sighting.lsn.ToString();
+  auto stop = [](const std::string& message) { return core::FailedPrecondition(message); };
+  // For changes that rows written under the table's previous shape would not survive on the
+  // target once the operator has followed them (a RENAME above all): the batch before them is
+  // committed first (StopBeforeTransaction), so a restart does not apply such rows again.
+  auto stop_before = [&](const std::string& message) {
+    if (schema_stop != nullptr) *schema_stop = true;
+    return core::FailedPrecondition(message);
+  };
+  auto previous_it = checked_.find(relation.oid);
+  const CheckedRelation* previous = previous_it == checked_.end() ? nullptr : &previous_it->second;
+  RelationDiff diff;
+  if (previous != nullptr) diff = CompareRelationVersions(previous->relation, relation);
+  *dropped = diff.dropped;
+  if (!diff.ambiguous.empty()) {
+    return stop_before("source table " + table + " changed (first change at " + at +
+                       ") in a way sluice cannot follow: " + diff.ambiguous +
+                       "; make the columns of target table " + table +
+                       " match the source's (names and types; their order does not matter), then "
+                       "restart sluice");
+  }
+  auto on_target = [&](const std::string& name) {
+    return FindTargetColumn(target_columns, name) != nullptr;
+  };
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < relation.columns.size(); ++i) {
+    if (!on_target(relation.columns[i].name)) missing.push_back(i);
+  }
+  std::vector<size_t> retyped;  // that the target has
+  for (size_t i : diff.retyped) {
+    if (on_target(relation.columns[i].name)) retyped.push_back(i);
+  }
+  // (A rename the target has not followed leaves the new name missing there.)
+  if (missing.empty() && retyped.empty()) return core::Status::Ok();
+
+  // What the types are called on the target: the new columns' types, and both versions' types
+  // of a retyped column.
+  const core::Relation* before = previous != nullptr ? &previous->relation : nullptr;
+  auto previous_column = [&](const std::string& name) -> const core::Column* {
+    if (before == nullptr) return nullptr;
+    for (const core::Column& column : before->columns) {
+      if (column.name == name) return &column;
+    }
+    return nullptr;
+  };
+  std::vector<std::pair<const core::Column*, std::shared_ptr<std::vector<PgRow>>>> lookups;
+  auto look_up = [&](const core::Relation& version, const core::Column& column) -> core::Status {
+    SLUICE_ASSIGN_OR_RETURN(auto params, TargetTypeLookup(version, column));
+    lookups.emplace_back(&column, std::make_shared<std::vector<PgRow>>());
+    return SendCommand(
+        kTargetTypeSql,
+        "looking up the type of " + table + "." + QuoteIdentifier(column.name) + " on the target",
+        params, lookups.back().second);
+  };
+  for (size_t i : missing) {
+    core::Status status = look_up(relation, relation.columns[i]);
+    if (status.code() == core::StatusCode::kUnsupported) {
+      return stop(status.message() + " (it is new in the source's table since " + at +
+                  "), then restart sluice");
+    }
+    SLUICE_RETURN_IF_ERROR(status);
+  }
+  for (size_t i : retyped) {
+    const core::Column* old_column = previous_column(relation.columns[i].name);
+    // A type that cannot be named cannot be compared: the target's own type stays.
+    if (old_column == nullptr || !TargetTypeLookup(relation, relation.columns[i]).ok() ||
+        !TargetTypeLookup(*before, *old_column).ok()) {
+      continue;
+    }
+    SLUICE_RETURN_IF_ERROR(look_up(relation, relation.columns[i]));
+    SLUICE_RETURN_IF_ERROR(look_up(*before, *old_column));
+  }
+  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  auto type_of = [&](const core::Column& column) -> std::optional<TargetType> {
+    for (const auto& [looked_up, rows] : lookups) {
+      if (looked_up == &column) return TargetTypeOf(column, *rows);
+    }
+    return std::nullopt;
+  };
+
+  std::vector<std::string> findings;  // what changed that the target must follow
+  std::vector<std::string> ddl;       // and how
+  std::vector<std::string> renamed_to;
+  for (const RelationDiff::Rename& rename : diff.renamed) {
+    if (on_target(rename.to) || !on_target(rename.from)) continue;  // followed, or nothing to do
+    findings.push_back("column " + QuoteIdentifier(rename.from) + " was renamed to " +
+                       QuoteIdentifier(rename.to));
+    ddl.push_back(RenameColumnSql(relation, rename.from, rename.to));
+    renamed_to.push_back(rename.to);
+  }
+  for (size_t i : retyped) {
+    const core::Column& column = relation.columns[i];
+    const core::Column* old_column = previous_column(column.name);
+    const std::optional<TargetType> now = type_of(column);
+    const std::optional<TargetType> then = old_column ? type_of(*old_column) : std::nullopt;
+    if (!now || !then) continue;
+    const std::string& declared = FindTargetColumn(target_columns, column.name)->declared_type;
+    if (now->exists && declared == now->formatted) continue;  // the target has it already
+    if (!then->exists || declared != then->formatted) {
+      spdlog::warn(
+          "pipeline {}: source column {}.{} changed its type to {} at source LSN {}; the target "
+          "column has a type of its own ({}), kept: the target casts the values to it",
+          options_.pipeline, table, QuoteIdentifier(column.name), now->sql, sighting.lsn.ToString(),
+          declared);
+      continue;
+    }
+    findings.push_back("column " + QuoteIdentifier(column.name) + " changed its type from " +
+                       declared + " to " + now->sql +
+                       (now->exists ? "" : " (a type the target does not have yet: create it)"));
+    ddl.push_back(AlterColumnTypeSql(relation, column.name, now->sql));
+  }
+  std::vector<size_t> added;  // columns the target lacks that are not renames
+  bool types_missing = false;
+  std::vector<std::string> add_ddl;
+  std::vector<std::string> added_names;
+  for (size_t i : missing) {
+    const core::Column& column = relation.columns[i];
+    if (std::find(renamed_to.begin(), renamed_to.end(), column.name) != renamed_to.end()) {
+      continue;
+    }
+    const std::optional<TargetType> type = type_of(column);
+    if (!type || (!type->exists && type->sql.empty())) {
+      return stop("source column " + table + "." + QuoteIdentifier(column.name) + " (new since " +
+                  at + ") has built-in type OID " + std::to_string(column.type_oid) +
+                  " of the source's PostgreSQL, which the target's PostgreSQL does not have; "
+                  "add the column on the target with a type that takes its values, then restart "
+                  "sluice");
+    }
+    if (!type->exists) types_missing = true;
+    added.push_back(i);
+    added_names.push_back(column.name);
+    add_ddl.push_back(AddColumnSql(relation, column.name, type->sql));
+  }
+  const std::string restart =
+      " then restart sluice: it continues from the last source transaction it applied before "
+      "the change, and nothing is lost";
+  std::string absent_types;  // of new columns, that the target lacks
+  if (types_missing) {
+    std::vector<std::string> names;
+    for (size_t i : added) {
+      const std::optional<TargetType> type = type_of(relation.columns[i]);
+      if (!type->exists) names.push_back(type->sql);
+    }
+    for (size_t k = 0; k < names.size(); ++k) {
+      const std::string& name = names[k];
+      const auto here = names.begin() + static_cast<std::ptrdiff_t>(k);
+      const bool listed = std::find(names.begin(), here, name) != here;
+      // An array type ("_mood") comes with its element type: name only that one.
+      const size_t dot = name.rfind(".\"_");
+      const bool array_of_listed =
+          dot != std::string::npos &&
+          std::find(names.begin(), names.end(),
+                    name.substr(0, dot) + ".\"" + name.substr(dot + 3)) != names.end();
+      if (listed || array_of_listed) continue;
+      absent_types += (absent_types.empty() ? "" : ", ") + name;
+    }
+  }
+  const std::string missing_types = types_missing
+                                        ? " (the target has no type " + absent_types +
+                                              ": create it there first, as the source defines it)"
+                                        : "";
+
+  if (!findings.empty()) {
+    for (size_t k = 0; k < added.size(); ++k) {
+      findings.push_back("column " + QuoteIdentifier(added_names[k]) + " is new");
+    }
+    ddl.insert(ddl.end(), add_ddl.begin(), add_ddl.end());
+    std::string alternative;
+    if (diff.renames_may_be_drop_and_add && !renamed_to.empty()) {
+      std::vector<std::string> instead;
+      for (const std::string& name : renamed_to) {
+        for (size_t i = 0; i < relation.columns.size(); ++i) {
+          const core::Column& column = relation.columns[i];
+          if (column.name != name) continue;
+          const std::optional<TargetType> type = type_of(column);
+          if (type && !type->sql.empty())
+            instead.push_back(AddColumnSql(relation, name, type->sql));
+        }
+      }
+      if (!instead.empty()) {
+        alternative =
+            " (if the source dropped a column and added a new one instead of "
+            "renaming, run " +
+            Statements(instead) + " in place of the RENAME)";
+      }
+    }
+    std::string then = restart;
+    const bool written_before_in_transaction = previous != nullptr &&
+                                               previous->last_used_in.valid() &&
+                                               previous->last_used_in == sighting.commit_lsn;
+    if (!renamed_to.empty() && written_before_in_transaction) {
+      // Those rows need the old name, which the target will not have any more.
+      then = " then copy the table again (sluice snapshot --pipeline " + options_.pipeline +
+             " --tables " + table +
+             ") and restart sluice: the change came inside the source "
+             "transaction that commits at " +
+             sighting.commit_lsn.ToString() +
+             ", after rows of the table written under the old names, which a restart would "
+             "apply again";
+    }
+    std::string message = "source table " + table + " changed (first change at " + at + "): ";
+    for (size_t k = 0; k < findings.size(); ++k) message += (k ? "; " : "") + findings[k];
+    return stop_before(message +
+                       "; sluice does not rename or retype target columns: run on the "
+                       "target " +
+                       Statements(ddl) + then + alternative + missing_types);
+  }
+  if (added.empty()) return core::Status::Ok();
+
+  const std::vector<std::string> unsent = UnsentWritableColumns(relation, target_columns);
+  if (options_.schema_changes != SchemaChangePolicy::kAddColumns || !in_batch_) {
+    std::string hint;
+    if (!unsent.empty()) {
+      hint = " (if one of them is a column the target has under an older name, " +
+             QuotedNames(unsent) + ", rename that one instead: ALTER TABLE " +
+             QuoteQualifiedName(relation.schema, relation.name) + " RENAME COLUMN ... TO ...;)";
+    }
+    return stop("source table " + table + " has " +
+                (added.size() == 1 ? "a new column " : "new columns ") + QuotedNames(added_names) +
+                " (first change at " + at + ") that target table " + table + " lacks, and " +
+                (options_.schema_changes == SchemaChangePolicy::kStop
+                     ? "target.apply.schema_changes is stop"
+                     : "sluice adds columns only while it applies a batch") +
+                ": run on the target " + Statements(add_ddl) + restart + missing_types + hint +
+                " (with schema_changes: add_columns sluice adds such columns itself)");
+  }
+  if (previous == nullptr && !unsent.empty()) {
+    // Without the previous version, a rename looks just like this.
+    return stop(
+        "source table " + table + " has " + (added.size() == 1 ? "a column " : "columns ") +
+        QuotedNames(added_names) + " (first change at " + at + ") that target table " + table +
+        " lacks, while the target has " + QuotedNames(unsent) +
+        ", which the source does not send; sluice has not seen this table's earlier version "
+        "since it started, so it cannot tell new columns from renamed ones: run on the target "
+        "either " +
+        Statements(add_ddl) + " (new columns) or ALTER TABLE " +
+        QuoteQualifiedName(relation.schema, relation.name) +
+        " RENAME COLUMN <old> TO <new>; (renamed ones)," + restart);
+  }
+  if (types_missing) {
+    return stop(
+        "source table " + table + " has " + (added.size() == 1 ? "a new column " : "new columns ") +
+        QuotedNames(added_names) + " (first change at " + at +
+        ") of a type the target does not have: create " + absent_types +
+        " on the target as the source defines it, then restart sluice: "
+        "it adds " +
+        (added.size() == 1 ? "the column" : "the columns") + " itself (" + Statements(add_ddl) +
+        ") and continues from the last source transaction it applied before the change, "
+        "and nothing is lost");
+  }
+  for (const std::string& statement : add_ddl) {
+    SLUICE_RETURN_IF_ERROR(SendCommand(statement, "adding a column to target table " + table +
+                                                      " (new on the source at " + at + ")"));
+  }
+  auto rows = std::make_shared<std::vector<PgRow>>();
+  SLUICE_RETURN_IF_ERROR(SendCommand(kTargetColumnsSql, "looking up target table " + table,
+                                     {relation.schema, relation.name}, rows));
+  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  target_columns = ParseTargetColumns(*rows);
+  for (const std::string& statement : add_ddl) {
+    spdlog::info(
+        "pipeline {}: {} (new on the source at {}), in the target transaction of its "
+        "first row",
+        options_.pipeline, statement, at);
+  }
+  return core::Status::Ok();
+}
+
 core::Status PostgresSink::CheckRelation(const core::Relation& relation) {
   SLUICE_RETURN_IF_ERROR(RequireConnection("checking " + relation.QualifiedName()));
   if (in_batch_ && !pipeline_error_.ok()) return pipeline_error_;
-  core::Status status = CheckRelations({std::make_shared<const core::Relation>(relation)});
+  core::Status status =
+      CheckRelations({Sighting{std::make_shared<const core::Relation>(relation), {}, {}}});
   // Outside a batch the sync ended the implicit transaction: nothing stays failed.
   if (!in_batch_ && conn_) pipeline_error_ = core::Status::Ok();
   return status;
@@ -726,6 +1061,8 @@ core::Status PostgresSink::BeginBatch() {
   coalesce_in_batch_ = options_.coalesce;
   multi_row_in_batch_ = false;
   compactor_.Clear();
+  batch_last_end_.reset();
+  replaced_in_batch_.clear();
   SLUICE_RETURN_IF_ERROR(SendCommand("BEGIN", "BEGIN"));
   in_batch_ = true;
   return core::Status::Ok();
@@ -1200,11 +1537,14 @@ core::Status PostgresSink::ReplayRowByRow(core::Status error) {
   if (!status.ok()) return status;
   not_found_warnings_in_batch_ = 0;
   compactor_.Clear();
+  // Columns the batch added went with the rollback: the checks add them again, in order.
+  RestoreReplacedVersions();
   std::vector<core::Transaction> retained = std::move(retained_);
   retained_.clear();
   retained_complete_ = false;  // not needed any more: the batch goes on row by row
   for (const auto& fragment : retained) {
-    status = SendChanges(fragment, /*coalesce=*/false);
+    status = CheckFragment(fragment, nullptr);
+    if (status.ok()) status = SendChanges(fragment, /*coalesce=*/false);
     if (!status.ok()) break;
   }
   if (status.ok()) status = SyncAndDrain();
@@ -1233,29 +1573,22 @@ core::Status PostgresSink::ApplyFragment(const core::Transaction& fragment,
   if (!in_batch_) return core::Internal("Apply outside a batch (BeginBatch first)");
   if (!pipeline_error_.ok()) return pipeline_error_;
 
-  // Every relation of the fragment is checked before anything of it is queued.
-  std::vector<core::RelationPtr> unchecked;
-  auto consider = [&](const core::RelationPtr& relation) {
-    if (relation == nullptr) return;
-    for (const auto& r : unchecked) {
-      if (r.get() == relation.get()) return;
-    }
-    if (NeedsCheck(*relation)) unchecked.push_back(relation);
-  };
-  const core::Relation* last_seen = nullptr;
-  for (const auto& change : fragment.changes) {
-    if (change.relation.get() != last_seen) {  // cheap skip for runs of one table
-      consider(change.relation);
-      last_seen = change.relation.get();
-    }
-    for (const auto& truncated : change.truncated) consider(truncated);
+  if (pending_schema_stop_ && fragment.is_first_fragment() &&
+      fragment.commit_lsn == pending_schema_stop_->commit_lsn) {
+    core::Status stop = std::move(pending_schema_stop_->status);
+    pending_schema_stop_.reset();
+    stop = StopBeforeTransaction(fragment, std::move(stop));
+    if (pipeline_error_.ok()) pipeline_error_ = stop;
+    return stop;
   }
-  if (!unchecked.empty()) {
-    core::Status status = CheckRelations(unchecked);
-    if (!status.ok()) {
-      if (pipeline_error_.ok()) pipeline_error_ = status;
-      return status;
+  bool schema_stop = false;
+  core::Status checked = CheckFragment(fragment, &schema_stop);
+  if (!checked.ok()) {
+    if (schema_stop && pipeline_error_.ok()) {
+      checked = StopBeforeTransaction(fragment, std::move(checked));
     }
+    if (pipeline_error_.ok()) pipeline_error_ = checked;
+    return checked;
   }
 
   if (coalesce_in_batch_) Retain(fragment);
@@ -1267,7 +1600,91 @@ core::Status PostgresSink::ApplyFragment(const core::Transaction& fragment,
     status = Pump(/*wait=*/false, /*max_pending=*/0);
     if (status.ok() && syncs_in_flight_ == 0) status = SendHeldEarly();
   }
-  return SettleSend(status);
+  status = SettleSend(status);
+  if (status.ok() && fragment.last_fragment && fragment.end_lsn.valid()) {
+    batch_last_end_ = AppliedPosition{fragment.end_lsn, fragment.commit_time};
+  }
+  return status;
+}
+
+core::Status PostgresSink::CheckFragment(const core::Transaction& fragment, bool* schema_stop) {
+  std::vector<Sighting> unchecked;
+  auto consider = [&](const core::RelationPtr& relation, core::Lsn lsn) {
+    if (relation == nullptr) return;
+    for (const Sighting& sighting : unchecked) {
+      if (sighting.relation.get() == relation.get()) return;
+    }
+    if (NeedsCheck(*relation, fragment.commit_lsn)) {
+      unchecked.push_back({relation, lsn.valid() ? lsn : fragment.commit_lsn, fragment.commit_lsn});
+    }
+  };
+  const core::Relation* last_seen = nullptr;
+  for (const auto& change : fragment.changes) {
+    if (change.relation.get() != last_seen) {  // cheap skip for runs of one table
+      consider(change.relation, change.lsn);
+      last_seen = change.relation.get();
+    }
+    for (const auto& truncated : change.truncated) consider(truncated, change.lsn);
+  }
+  if (unchecked.empty()) return core::Status::Ok();
+  const bool new_version = std::any_of(unchecked.begin(), unchecked.end(), [&](const Sighting& s) {
+    return checked_.contains(s.relation->oid);
+  });
+  if (new_version && !compactor_.empty()) {
+    // Changes held for a table's previous version go out under it, before the new version
+    // replaces what the sink knows of the target table.
+    core::Status status = FlushCompacted(last_fragment_lsn_);
+    if (status.ok()) status = SyncAndDrain();
+    if (!status.ok()) return SettleSend(status);
+  }
+  // One check per shape of a table (pgoutput may describe a table again, unchanged). Shapes of
+  // one table that differ (ALTER TABLE inside the transaction) are checked one after the other,
+  // in stream order, each against the target as the one before left it.
+  while (!unchecked.empty()) {
+    std::vector<Sighting> round;
+    std::vector<Sighting> later;
+    for (Sighting& sighting : unchecked) {
+      auto same_table = std::find_if(round.begin(), round.end(), [&](const Sighting& r) {
+        return r.relation->oid == sighting.relation->oid;
+      });
+      if (same_table == round.end()) {
+        round.push_back(std::move(sighting));
+      } else if (!SameShape(*same_table->relation, *sighting.relation)) {
+        later.push_back(std::move(sighting));
+      }
+    }
+    SLUICE_RETURN_IF_ERROR(CheckRelations(round, schema_stop));
+    unchecked.clear();
+    for (Sighting& sighting : later) {
+      if (NeedsCheck(*sighting.relation, sighting.commit_lsn)) {
+        unchecked.push_back(std::move(sighting));
+      }
+    }
+  }
+  return core::Status::Ok();
+}
+
+core::Status PostgresSink::StopBeforeTransaction(const core::Transaction& fragment,
+                                                 core::Status stop) {
+  if (!batch_last_end_) return stop;  // the batch holds nothing before the transaction
+  if (!fragment.is_first_fragment()) {
+    // Part of the transaction is in the batch: fail the batch, and stop at that transaction's
+    // start on the next attempt, when the batch before it can be committed.
+    pending_schema_stop_ = PendingStop{fragment.commit_lsn, stop};
+    return core::Unavailable(stop.message() +
+                             " [stopping at the start of the source transaction "
+                             "that commits at " +
+                             fragment.commit_lsn.ToString() +
+                             ": applying the batch again up to "
+                             "there]");
+  }
+  const AppliedPosition before = *batch_last_end_;
+  SLUICE_RETURN_IF_ERROR(CommitBatch(before));
+  spdlog::info(
+      "pipeline {}: committed the batch up to source LSN {}, the transaction before the schema "
+      "change the target must follow",
+      options_.pipeline, before.end_lsn.ToString());
+  return stop;
 }
 
 core::Status PostgresSink::SettleSend(core::Status status) {
@@ -1349,6 +1766,7 @@ core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
   in_batch_ = false;
   retained_.clear();
   retained_bytes_ = 0;
+  replaced_in_batch_.clear();
   ++stats_.batches_committed;
   stats_.changes_netted = compactor_.netted();
   if (not_found_warnings_in_batch_ > kNotFoundWarningsPerBatch) {
@@ -1359,6 +1777,9 @@ core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
 }
 
 void PostgresSink::AbortBatch() {
+  // Not open: the batch was committed up to a schema change (StopBeforeTransaction).
+  const bool open = in_batch_;
+  if (open) RestoreReplacedVersions();  // the rollback undoes what the batch altered
   in_batch_ = false;
   compactor_.Clear();
   retained_.clear();
@@ -1373,8 +1794,8 @@ void PostgresSink::AbortBatch() {
   core::Status status = SyncAndDrain();
   if (conn_) {
     pipeline_error_ = core::Status::Ok();
-    status = SendCommand("ROLLBACK", "ROLLBACK");
-    if (status.ok()) status = SyncAndDrain();
+    status = open ? SendCommand("ROLLBACK", "ROLLBACK") : core::Status::Ok();
+    if (open && status.ok()) status = SyncAndDrain();
   }
   if (!status.ok() && conn_) {
     spdlog::warn("pipeline {}: ROLLBACK on the target failed ({}); dropping the connection",
@@ -1521,8 +1942,9 @@ core::Status PostgresSink::ForgetPosition() {
                           PgConnection::Connect(options_.dsn, options_.connect_timeout,
                                                 "sluice-reset-" + options_.pipeline));
   const std::string what = "forgetting the applied position of pipeline " + options_.pipeline;
-  SLUICE_ASSIGN_OR_RETURN(std::vector<PgRow> exists,
-                          conn->Query("SELECT to_regclass('sluice.applied') IS NOT NULL", {}, what));
+  SLUICE_ASSIGN_OR_RETURN(
+      std::vector<PgRow> exists,
+      conn->Query("SELECT to_regclass('sluice.applied') IS NOT NULL", {}, what));
   if (exists.empty() || exists[0][0] != std::optional<std::string>("t")) return core::Status::Ok();
   return conn->Query("DELETE FROM sluice.applied WHERE pipeline = $1", {options_.pipeline}, what)
       .status();

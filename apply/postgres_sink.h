@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "apply/batch_compactor.h"
 #include "apply/pg_connection.h"
+#include "apply/schema_change.h"
 #include "apply/sink.h"
 #include "apply/sql_builder.h"
 #include "apply/target_table.h"
@@ -41,6 +43,9 @@ struct PostgresSinkOptions {
   // stream and the commit finds little left to do. Rows changed again later in the batch are
   // sent twice, so small holdings (a few hot rows) keep waiting. 0: never.
   uint64_t flush_on_pause_bytes = 256 * 1024;
+  // A column the source sends and the target table lacks: stop naming the ALTER TABLE, or add
+  // it (see "Schema changes" below).
+  SchemaChangePolicy schema_changes = SchemaChangePolicy::kStop;
 };
 
 // Counters since construction (read from the pipeline thread).
@@ -88,6 +93,30 @@ struct PostgresSinkStats {
 // key exist all the same (a target written by someone else), the COPY fails, the table is
 // marked for upserts for the rest of the process (kept across Open()), and the batch fails with
 // a retryable error, so the pipeline applies it again, now with upserts.
+//
+// Schema changes: the first change of each relation version (a new pgoutput Relation message
+// after ALTER TABLE on the source) makes the sink check the target table again, comparing the
+// version with the previous one of the same OID it has checked (CompareRelationVersions).
+//  - A column the target lacks: with kAddColumns, added (the source's type, nullable, no
+//    default) by ALTER TABLE inside the open batch, i.e. in the target transaction of the first
+//    row that carries it; a rollback or replay of the batch undoes and redoes it. With kStop,
+//    the pipeline stops with the ALTER TABLE to run.
+//  - A rename or a type change (that the target had followed so far) stops the pipeline with
+//    the ALTER TABLE to run; so do changes the stream cannot tell apart, and a type the target
+//    lacks. If the target already has the new name or type, nothing is done.
+//  - A dropped column: the target keeps it (it becomes one of the target's own columns).
+//  Before a stop for a rename, a type change or a change it cannot tell apart, the sink commits
+//  the batch up to the source transaction that brings the change (when that transaction is
+//  already partly in the batch, it fails the batch as retryable and stops at the transaction's
+//  start on the next attempt), so that after the operator's ALTER a restart applies no row
+//  written under the table's previous shape (which a renamed target column would refuse).
+//  Other stops (a new column with kStop, a type the target lacks) roll the batch back whole:
+//  earlier rows fit the altered table.
+//  The previous versions are known only since the sink's last (re)connection: the first
+//  version of a table met after a start or retry has none. Then a rename looks like a new
+//  column (kStop names both fixes; kAddColumns refuses to guess when the target has a column
+//  the source no longer sends), and a type change goes unnoticed (the target casts the values
+//  to its column's type, or refuses them loudly).
 //
 // Errors in a multi-row statement: the sink keeps a copy of the open batch's fragments (up to
 // kMaxRetainedBytes, 8 MB). When a multi-row statement fails permanently, it rolls the target
@@ -228,8 +257,35 @@ class PostgresSink : public Sink {
   // Drops the connection and returns a retryable status naming `what`.
   core::Status ConnectionLost(std::string_view what, const PGresult* result = nullptr);
   core::Status RequireConnection(std::string_view what) const;
-  bool NeedsCheck(const core::Relation& relation) const;
-  core::Status CheckRelations(const std::vector<core::RelationPtr>& relations);
+  // A relation version that the target table was not checked for, met in a fragment: the LSN
+  // of its first change there and its transaction's commit LSN (for errors).
+  struct Sighting {
+    core::RelationPtr relation;
+    core::Lsn lsn;
+    core::Lsn commit_lsn;
+  };
+  // Whether `relation` differs from the version last checked for its OID (names or types);
+  // when not, notes that the transaction committing at `commit_lsn` uses it.
+  bool NeedsCheck(const core::Relation& relation, core::Lsn commit_lsn);
+  // Checks the target tables of `relations` (following schema changes, see the class comment)
+  // and records what they have. `*schema_stop` is set when the error is a schema change the
+  // operator must follow on the target, with the open batch still healthy.
+  core::Status CheckRelations(const std::vector<Sighting>& relations, bool* schema_stop = nullptr);
+  // The part of CheckRelations that compares `sighting` with the previous version and makes
+  // the target follow (kAddColumns) or names what to run; `target_columns` is re-read after
+  // columns were added. `dropped` gets the columns the source no longer sends.
+  core::Status FollowSchemaChange(const Sighting& sighting,
+                                  std::vector<TargetColumn>& target_columns,
+                                  std::vector<std::string>* dropped, bool* schema_stop);
+  // Checks the relations of `fragment` that need it (CheckRelations), before anything of it is
+  // queued.
+  core::Status CheckFragment(const core::Transaction& fragment, bool* schema_stop);
+  // After a rollback of the open batch: the relation versions it checked are forgotten again
+  // (the ALTERs it made are undone), the previous ones restored.
+  void RestoreReplacedVersions();
+  // Returns `stop` (a schema change the target must follow by hand) after committing the batch
+  // up to the source transaction that `fragment` belongs to; see the class comment.
+  core::Status StopBeforeTransaction(const core::Transaction& fragment, core::Status stop);
   CompactionMode CompactionModeFor(const core::Relation& relation) const;
   // The checked target table of `relation`, or null before CheckRelations.
   const TargetTable* TargetFor(const core::Relation& relation) const;
@@ -252,9 +308,23 @@ class PostgresSink : public Sink {
 
   std::unordered_map<std::string, Prepared> prepared_;
   uint64_t next_statement_ = 1;
-  // The last relation shape checked against the target, by OID (a copy: the check depends only
-  // on schema, table and column names).
-  std::unordered_map<core::Oid, core::Relation> checked_;
+  // The last relation version checked against the target, by OID (a copy: the check depends
+  // only on schema, table, column names and types), and the commit LSN of the last source
+  // transaction seen using it. Forgotten with the connection: after a reconnection the stream
+  // starts again from the durable position.
+  struct CheckedRelation {
+    core::Relation relation;
+    core::Lsn last_used_in;
+  };
+  std::unordered_map<core::Oid, CheckedRelation> checked_;
+  // What the open batch's checks replaced, per OID (first replacement only), for
+  // RestoreReplacedVersions.
+  struct ReplacedVersion {
+    std::optional<CheckedRelation> checked;
+    std::optional<TargetTable> table;
+    CompactionMode mode = CompactionMode::kNone;
+  };
+  std::unordered_map<core::Oid, ReplacedVersion> replaced_in_batch_;
   // Per checked relation, what the target table has (types, identity columns, own columns).
   std::unordered_map<core::Oid, TargetTable> target_tables_;
   // Per checked relation, what the compactor may do with its changes.
@@ -263,6 +333,15 @@ class PostgresSink : public Sink {
   std::string key_scratch_;
   BatchCompactor compactor_;
   core::Lsn last_fragment_lsn_;  // commit LSN of the latest fragment, for messages
+  // End of the last whole source transaction applied in the open batch (StopBeforeTransaction).
+  std::optional<AppliedPosition> batch_last_end_;
+  // A schema change met in a later fragment of a transaction: the stop that the next attempt
+  // returns at the transaction's first fragment, once everything before it is committed.
+  struct PendingStop {
+    core::Lsn commit_lsn;
+    core::Status status;
+  };
+  std::optional<PendingStop> pending_schema_stop_;
   // Tables (by OID) where an optimistic COPY met an existing key: upserts only. Survives Open().
   std::unordered_set<core::Oid> upsert_only_;
   bool sending_compacted_ = false;  // statements sent now carry netted changes

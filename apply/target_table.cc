@@ -7,13 +7,6 @@
 namespace sluice::apply {
 namespace {
 
-const TargetColumn* FindColumn(const std::vector<TargetColumn>& columns, const std::string& name) {
-  for (const TargetColumn& column : columns) {
-    if (column.name == name) return &column;
-  }
-  return nullptr;
-}
-
 std::string ColumnName(const core::Relation& relation, const std::string& column) {
   return relation.QualifiedName() + "." + QuoteIdentifier(column);
 }
@@ -23,7 +16,32 @@ std::string AlterColumn(const core::Relation& relation, const std::string& colum
          QuoteIdentifier(column);
 }
 
+bool Sends(const core::Relation& relation, const std::string& name) {
+  return std::any_of(relation.columns.begin(), relation.columns.end(),
+                     [&](const core::Column& c) { return c.name == name; });
+}
+
 }  // namespace
+
+const TargetColumn* FindTargetColumn(const std::vector<TargetColumn>& columns,
+                                     const std::string& name) {
+  for (const TargetColumn& column : columns) {
+    if (column.name == name) return &column;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> UnsentWritableColumns(const core::Relation& relation,
+                                               const std::vector<TargetColumn>& target_columns) {
+  std::vector<std::string> unsent;
+  for (const TargetColumn& target : target_columns) {
+    if (target.generated != '\0' || target.identity != '\0' || Sends(relation, target.name)) {
+      continue;
+    }
+    unsent.push_back(target.name);
+  }
+  return unsent;
+}
 
 bool TargetTable::AnyIdentityAlways() const {
   return std::find(identity_always.begin(), identity_always.end(), true) != identity_always.end();
@@ -51,6 +69,7 @@ std::vector<TargetColumn> ParseTargetColumns(
     if (row.size() > 3) column.generated = first_char(row[3]);
     if (row.size() > 4) column.not_null = first_char(row[4]) == 't';
     if (row.size() > 5) column.has_default = first_char(row[5]) == 't';
+    if (row.size() > 6 && row[6]) column.declared_type = *row[6];
     columns.push_back(std::move(column));
   }
   return columns;
@@ -58,10 +77,11 @@ std::vector<TargetColumn> ParseTargetColumns(
 
 core::Result<TargetTable> DescribeTargetTable(const core::Relation& relation,
                                               const std::vector<TargetColumn>& target_columns,
-                                              bool triggers_fire) {
+                                              bool triggers_fire,
+                                              const std::vector<std::string>& dropped_on_source) {
   TargetTable table;
   for (const core::Column& column : relation.columns) {
-    const TargetColumn* target = FindColumn(target_columns, column.name);
+    const TargetColumn* target = FindTargetColumn(target_columns, column.name);
     if (target == nullptr) {
       return core::FailedPrecondition("target table " + relation.QualifiedName() +
                                       " has no column \"" + column.name +
@@ -80,16 +100,21 @@ core::Result<TargetTable> DescribeTargetTable(const core::Relation& relation,
     table.identity_always.push_back(target->identity == 'a');
   }
   for (const TargetColumn& target : target_columns) {
-    const bool sent = std::any_of(relation.columns.begin(), relation.columns.end(),
-                                  [&](const core::Column& c) { return c.name == target.name; });
-    if (sent || target.generated != '\0') continue;
+    if (Sends(relation, target.name) || target.generated != '\0') continue;
     if (target.not_null && !target.has_default && target.identity == '\0' && !triggers_fire) {
+      const bool dropped = std::find(dropped_on_source.begin(), dropped_on_source.end(),
+                                     target.name) != dropped_on_source.end();
       return core::FailedPrecondition(
           "target column " + ColumnName(relation, target.name) +
-          " is NOT NULL without a default, and the source does not have it, so every insert "
-          "would fail; give it a default (" +
-          AlterColumn(relation, target.name) + " SET DEFAULT ...), drop NOT NULL (" +
-          AlterColumn(relation, target.name) + " DROP NOT NULL), or add it to the source table");
+          " is NOT NULL without a default, " +
+          (dropped ? "and the source dropped it (its values stop coming; the target keeps the "
+                     "column)"
+                   : "and the source does not have it") +
+          ", so every insert would fail; give it a default (" + AlterColumn(relation, target.name) +
+          " SET DEFAULT ...), drop NOT NULL (" + AlterColumn(relation, target.name) +
+          " DROP NOT NULL), " +
+          (dropped ? "or drop the column on the target too, then restart sluice"
+                   : "or add it to the source table"));
     }
     table.own_columns.push_back(target.name);
   }
@@ -98,7 +123,7 @@ core::Result<TargetTable> DescribeTargetTable(const core::Relation& relation,
 
 core::Status CheckSourceGeneratedColumn(const core::Relation& relation, const std::string& column,
                                         const std::vector<TargetColumn>& target_columns) {
-  const TargetColumn* target = FindColumn(target_columns, column);
+  const TargetColumn* target = FindTargetColumn(target_columns, column);
   if (target == nullptr || target->generated != '\0') return core::Status::Ok();
   return core::FailedPrecondition(
       "source column " + ColumnName(relation, column) +

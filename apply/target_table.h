@@ -38,16 +38,17 @@ struct TargetTable {
 // postgres_sink.cc).
 struct TargetColumn {
   std::string name;
-  std::string type;          // format_type(atttypid, -1)
-  char identity = '\0';      // attidentity: 'a' ALWAYS, 'd' BY DEFAULT, '\0' none
-  char generated = '\0';     // attgenerated: 's' STORED, '\0' none
-  bool not_null = false;     // attnotnull
-  bool has_default = false;  // atthasdef
+  std::string type;           // format_type(atttypid, -1)
+  std::string declared_type;  // format_type(atttypid, atttypmod): with length, precision, ...
+  char identity = '\0';       // attidentity: 'a' ALWAYS, 'd' BY DEFAULT, '\0' none
+  char generated = '\0';      // attgenerated: 's' STORED, '\0' none
+  bool not_null = false;      // attnotnull
+  bool has_default = false;   // atthasdef
 };
 
-// Rows of (attname, format_type, attidentity, attgenerated, attnotnull, atthasdef) as text
-// ('t'/'f' for booleans), in attnum order; a row with a NULL name (a table without columns) is
-// skipped.
+// Rows of (attname, format_type, attidentity, attgenerated, attnotnull, atthasdef,
+// format_type with typmod) as text ('t'/'f' for booleans), in attnum order; a row with a NULL
+// name (a table without columns) is skipped.
 std::vector<TargetColumn> ParseTargetColumns(
     const std::vector<std::vector<std::optional<std::string>>>& rows);
 
@@ -58,10 +59,21 @@ std::vector<TargetColumn> ParseTargetColumns(
 //    PostgreSQL refuses to have it written);
 //  - a column only the target has is NOT NULL without a default (and is neither identity nor
 //    generated): every insert would fail, unless `triggers_fire` (a trigger enabled for the
-//    apply session may fill it).
-core::Result<TargetTable> DescribeTargetTable(const core::Relation& relation,
-                                              const std::vector<TargetColumn>& target_columns,
-                                              bool triggers_fire);
+//    apply session may fill it). Columns in `dropped_on_source` (the source sent them in the
+//    relation's previous version) are named as such: the target keeps them, but their values
+//    stop coming.
+core::Result<TargetTable> DescribeTargetTable(
+    const core::Relation& relation, const std::vector<TargetColumn>& target_columns,
+    bool triggers_fire, const std::vector<std::string>& dropped_on_source = {});
+
+// The target's columns that `relation` does not send and that sluice could write (neither
+// generated nor identity): where a column the source renamed would still be, under its old name.
+std::vector<std::string> UnsentWritableColumns(const core::Relation& relation,
+                                               const std::vector<TargetColumn>& target_columns);
+
+// The target column named `name`, or null.
+const TargetColumn* FindTargetColumn(const std::vector<TargetColumn>& columns,
+                                     const std::string& name);
 
 // For the initial copy: a column the source computes (GENERATED ALWAYS AS ... STORED, never
 // sent by logical replication nor copied) must not be an ordinary column on the target, where

@@ -87,6 +87,38 @@ TEST(TargetTableTest, OwnNotNullColumnWithoutDefaultIsRefusedUnlessATriggerMayFi
   EXPECT_TRUE(DescribeTargetTable(Orders(), ParseTargetColumns(rows), true).ok());
 }
 
+// A column dropped on the source stays on the target; only a NOT NULL one without default is
+// refused, as dropped, with the fixes.
+TEST(TargetTableTest, ColumnDroppedOnTheSourceIsKeptOrRefusedAsDropped) {
+  auto rows = TargetRows();
+  rows.push_back({"gone", "integer", "", "", "f", "f", "integer"});
+  auto kept = DescribeTargetTable(Orders(), ParseTargetColumns(rows), false, {"gone"});
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(kept->own_columns, (std::vector<std::string>{"row_no", "added", "gone"}));
+  rows.back() = {"gone", "integer", "", "", "t", "f", "integer"};
+  auto refused = DescribeTargetTable(Orders(), ParseTargetColumns(rows), false, {"gone"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            "target column public.orders.\"gone\" is NOT NULL without a default, and the source "
+            "dropped it (its values stop coming; the target keeps the column), so every insert "
+            "would fail; give it a default (ALTER TABLE \"public\".\"orders\" ALTER COLUMN "
+            "\"gone\" SET DEFAULT ...), drop NOT NULL (ALTER TABLE \"public\".\"orders\" ALTER "
+            "COLUMN \"gone\" DROP NOT NULL), or drop the column on the target too, then restart "
+            "sluice");
+}
+
+TEST(TargetTableTest, DeclaredTypeAndUnsentWritableColumns) {
+  auto rows = TargetRows();
+  rows[0].push_back("numeric(12,2)");
+  const auto columns = ParseTargetColumns(rows);
+  EXPECT_EQ(columns[0].declared_type, "numeric(12,2)");
+  EXPECT_EQ(columns[1].declared_type, "");  // not in the row
+  EXPECT_EQ(FindTargetColumn(columns, "note"), &columns[3]);
+  EXPECT_EQ(FindTargetColumn(columns, "absent"), nullptr);
+  // Not generated (doubled), not identity (row_no): where a renamed column may still be.
+  EXPECT_EQ(UnsentWritableColumns(Orders(), columns), (std::vector<std::string>{"added"}));
+}
+
 TEST(TargetTableTest, SourceGeneratedColumnMustNotBeOrdinaryOnTheTarget) {
   const auto columns = ParseTargetColumns(TargetRows());
   EXPECT_TRUE(CheckSourceGeneratedColumn(Orders(), "doubled", columns).ok());  // generated too

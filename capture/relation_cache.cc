@@ -6,6 +6,12 @@
 namespace sluice::capture {
 
 core::RelationPtr RelationCache::Put(core::Relation relation) {
+  for (core::Column& column : relation.columns) {
+    auto type = types_.find(column.type_oid);
+    if (type == types_.end()) continue;
+    column.type_schema = type->second.schema.empty() ? "pg_catalog" : type->second.schema;
+    column.type_name = type->second.name;
+  }
   const core::Oid oid = relation.oid;
   auto version = std::make_shared<const core::Relation>(std::move(relation));
   relations_[oid] = version;

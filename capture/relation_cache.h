@@ -22,13 +22,18 @@ class RelationCache {
     std::string name;
   };
 
-  // Stores `relation` as the current version for its OID and returns it.
+  // Stores `relation` as the current version for its OID and returns it. Columns whose type a
+  // Type message described get its name (core::Column::type_schema / type_name): pgoutput
+  // sends a Type message for every column type at or above core::kFirstAssignedOid before the
+  // Relation message that uses it.
   core::RelationPtr Put(core::Relation relation);
 
   // The current version for `oid`; kCorruption naming the OID when the source never described
   // it (pgoutput always sends a Relation message before the first change of a table).
   core::Result<core::RelationPtr> Get(core::Oid oid) const;
 
+  // `schema` as sent: pgoutput sends an empty one for pg_catalog (a domain over a built-in type
+  // is described by its base type's name).
   void PutType(core::Oid oid, std::string schema, std::string name);
 
   // The type's name; kNotFound naming the OID when no Type message described it (built-in

@@ -69,6 +69,10 @@ struct ApplyConfig {
   // instead of holding them to the end of the batch (0: hold them). YAML: flush_on_pause.
   uint64_t flush_on_pause_bytes = 256 * 1024;
   int copy_jobs = 2;  // parallel COPY workers, >= 1
+  // A column the source adds that the target table lacks: "stop" names the ALTER TABLE to run
+  // on the target; "add_columns" adds it there (nullable, no default) in the target transaction
+  // of its first row. Renames and type changes stop either way. PostgreSQL targets.
+  std::string schema_changes = "stop";  // stop | add_columns
 };
 
 struct TargetConfig {

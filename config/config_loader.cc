@@ -576,6 +576,9 @@ void ReadApply(Loader* loader, MapReader& m, ApplyConfig* apply) {
   if (auto f = m.Take("flush_on_pause")) {
     Assign(&apply->flush_on_pause_bytes, loader->Size(*f, 0));
   }
+  if (auto f = m.Take("schema_changes")) {
+    Assign(&apply->schema_changes, loader->OneOf(*f, {"stop", "add_columns"}));
+  }
   m.Finish();
 }
 

@@ -69,6 +69,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(p.target.apply.copy_jobs, 2);
   EXPECT_TRUE(p.target.apply.compact);
   EXPECT_EQ(p.target.apply.flush_on_pause_bytes, 256 * kKiB);
+  EXPECT_EQ(p.target.apply.schema_changes, "stop");
 }
 
 TEST(ParseConfigTest, EveryKeySet) {
@@ -103,6 +104,7 @@ pipelines:
         copy_jobs: 8
         compact: false
         flush_on_pause: 0
+        schema_changes: add_columns
     snapshot: never
     capture:
       memory_limit: 1GB
@@ -147,6 +149,7 @@ migrations:
   EXPECT_EQ(p.target.apply.copy_jobs, 8);
   EXPECT_FALSE(p.target.apply.compact);
   EXPECT_EQ(p.target.apply.flush_on_pause_bytes, 0u);
+  EXPECT_EQ(p.target.apply.schema_changes, "add_columns");
   EXPECT_EQ(p.snapshot, "never");
   EXPECT_EQ(p.capture.memory_limit_bytes, kGiB);
   EXPECT_EQ(p.capture.spill_dir, "/fast/spill");
@@ -343,6 +346,11 @@ INSTANTIATE_TEST_SUITE_P(
                           "        session_replication_role: master\n",
                   "9:35: pipelines[0].target.apply.session_replication_role: expected one of "
                   "replica, origin, local; got 'master'"},
+        BadConfig{"bad schema_changes",
+                  kHead + "    target:\n      dsn: host=y\n      apply:\n"
+                          "        schema_changes: alter\n",
+                  "9:25: pipelines[0].target.apply.schema_changes: expected one of stop, "
+                  "add_columns; got 'alter'"},
         BadConfig{"unknown apply key",
                   kHead + "    target:\n      dsn: host=y\n      apply:\n"
                           "        batch_max_transaction: 5\n",

@@ -33,6 +33,8 @@ void CompareFixed(const config::PipelineConfig& a, const config::PipelineConfig&
   check(a.target.apply.compact == b.target.apply.compact, "target.apply.compact");
   check(a.target.apply.flush_on_pause_bytes == b.target.apply.flush_on_pause_bytes,
         "target.apply.flush_on_pause");
+  check(a.target.apply.schema_changes == b.target.apply.schema_changes,
+        "target.apply.schema_changes");
   check(a.snapshot == b.snapshot, "snapshot");
   check(a.capture.memory_limit_bytes == b.capture.memory_limit_bytes, "capture.memory_limit");
   check(a.capture.spill_dir == b.capture.spill_dir, "capture.spill_dir");

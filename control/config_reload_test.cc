@@ -75,5 +75,15 @@ TEST(ConfigReloadTest, CompactionNeedsARestart) {
                                       "pipelines[orders].target.apply.flush_on_pause"}));
 }
 
+// The sink takes the policy when it is made (once per pipeline, kept across retries).
+TEST(ConfigReloadTest, SchemaChangesNeedsARestart) {
+  config::Config fresh = Base();
+  fresh.pipelines[0].target.apply.schema_changes = "add_columns";
+  const ReloadPlan plan = PlanReload(Base(), fresh);
+  EXPECT_EQ(plan.refused,
+            (std::vector<std::string>{"pipelines[orders].target.apply.schema_changes"}));
+  EXPECT_TRUE(plan.apply_limits.empty());
+}
+
 }  // namespace
 }  // namespace sluice::control

@@ -13,6 +13,9 @@ core::Result<apply::SinkPtr> MakeSink(const config::PipelineConfig& pipeline) {
     options.session_replication_role = target.apply.session_replication_role;
     options.compact = target.apply.compact;
     options.flush_on_pause_bytes = target.apply.flush_on_pause_bytes;
+    options.schema_changes = target.apply.schema_changes == "add_columns"
+                                 ? apply::SchemaChangePolicy::kAddColumns
+                                 : apply::SchemaChangePolicy::kStop;
     options.connect_timeout = pipeline.source.connect_timeout;
     return apply::SinkPtr(std::make_unique<apply::PostgresSink>(std::move(options)));
   }

@@ -446,8 +446,12 @@ TEST_F(PostgresSinkTest, MissingColumnFailsBeforeAnyRowIsWritten) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition);
   EXPECT_EQ(st.message(),
-            "target table miss.orders has no column \"note\" (the source sends it); add it or let "
-            "sluice create tables");
+            "source table miss.orders has a new column \"note\" (first change at source LSN "
+            "0/B00F0) that target table miss.orders lacks, and target.apply.schema_changes is "
+            "stop: run on the target ALTER TABLE \"miss\".\"orders\" ADD COLUMN \"note\" text; "
+            "then restart sluice: it continues from the last source transaction it applied before "
+            "the change, and nothing is lost (with schema_changes: add_columns sluice adds such "
+            "columns itself)");
   EXPECT_FALSE(sink->CommitBatch(PositionOf(Txn(0xB0100, {}))).ok());
   sink->AbortBatch();
   EXPECT_EQ(Value1("SELECT count(*) FROM miss.good"), "0");
@@ -468,7 +472,7 @@ TEST_F(PostgresSinkTest, MissingColumnFailsBeforeAnyRowIsWritten) {
   auto orders_v2 = Rel(20012, "miss", "orders", {{"id", true}, {"total"}, {"note"}, {"extra"}});
   ASSERT_TRUE(sink->BeginBatch().ok());
   st = sink->Apply(Txn(0xB0300, {Ins(orders_v2, {"2", "1", "m", "e"})}));
-  EXPECT_NE(st.message().find("has no column \"extra\""), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("has a new column \"extra\""), std::string::npos) << st.ToString();
   sink->AbortBatch();
   EXPECT_EQ(Value1("SELECT count(*) FROM miss.orders"), "1");
 }
