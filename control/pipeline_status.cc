@@ -361,8 +361,10 @@ std::string SlotWalWarning(const PipelineStatus& s, uint64_t retained_wal_warnin
     return slot +
            " has lost WAL it needed (wal_status lost: the source removed it beyond "
            "max_slot_wal_keep_size" +
-           limit + "); the stream cannot resume from this slot: copy the tables again from a new slot with "
-               "sluice snapshot --pipeline " + s.name;
+           limit +
+           "); the stream cannot resume from this slot: copy the tables again from a new slot with "
+           "sluice snapshot --pipeline " +
+           s.name;
   }
   if (s.slot_wal_status == "unreserved") {
     return slot + " retains " + retained + ", beyond the source's max_slot_wal_keep_size" + limit +

@@ -79,6 +79,14 @@ class SlotSafetyTest : public ::testing::Test {
           << "nothing may be streamed:\n"
           << refused.err;
     }
+    // `status` (daemon down) shows the pipeline failed, with the refusal.
+    SluiceRun status = RunSluice({"status", "--config", config_.path, "--json"});
+    EXPECT_EQ(status.exit_code, 0) << status.err;
+    auto json = nlohmann::json::parse(status.out, nullptr, false);
+    ASSERT_FALSE(json.is_discarded()) << status.out;
+    EXPECT_EQ(json["pipelines"][0]["phase"], "failed") << status.out;
+    EXPECT_NE(json["pipelines"][0]["last_error"].get<std::string>().find(why), std::string::npos)
+        << status.out;
     // `check` says what `run` would.
     SluiceRun check = RunSluice({"check", "--config", config_.path}, std::chrono::seconds(120));
     EXPECT_EQ(check.exit_code, 78) << check.out << check.err;

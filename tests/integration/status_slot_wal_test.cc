@@ -39,9 +39,9 @@ TEST(StatusSlotWalTest, WarnsNearTheSourcesLimitWhenUnreservedAndShowsALostSlotA
   // confirms anything again: the slot retains every byte the source writes.
   TempDir dir;
   const int admin_port = FreeLoopbackPort();
-  const std::string target_yaml = "    target:\n      type: postgres\n      dsn: " +
-                                  nlohmann::json(target.Dsn()).dump() +
-                                  "\n      apply: { create_tables: true }\n";
+  const std::string target_yaml =
+      "    target:\n      type: postgres\n      dsn: " + nlohmann::json(target.Dsn()).dump() +
+      "\n      apply: { create_tables: true }\n";
   TailConfig config = WriteTailConfig(dir, source, {"public.items"}, target_yaml, "walrisk");
   WriteFile(config.path, "admin: { listen: \"127.0.0.1:" + std::to_string(admin_port) + "\" }\n" +
                              ReadFile(config.path));
