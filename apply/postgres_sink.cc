@@ -132,8 +132,9 @@ bool UniqueIndexesCoverKey(const core::Relation& relation, const std::vector<PgR
 }
 
 constexpr char kPrivilegeHint[] =
-    "the apply role needs superuser, or on PostgreSQL 16+ EXECUTE on the "
-    "pg_replication_origin_* functions (and SET on session_replication_role)";
+    "the apply role needs superuser, or EXECUTE on pg_replication_origin_create, "
+    "pg_replication_origin_session_setup and pg_replication_origin_xact_setup and, on "
+    "PostgreSQL 15+, SET on session_replication_role (sluice check prints the GRANTs)";
 
 std::optional<std::string> CommitTimeText(core::PgTimestamp commit_time) {
   if (commit_time == 0) return std::nullopt;  // unknown

@@ -69,7 +69,7 @@ struct PostgresSinkStats {
 // position into sluice.applied in that same transaction, so replaying after a crash is harmless.
 // The session runs with session_replication_role (default replica) and a replication origin
 // (pg_replication_origin_session_setup), and each commit records the source position as the
-// origin's progress. Needs a superuser, or on PostgreSQL 16+ a role granted SET on
+// origin's progress. Needs a superuser, or (PostgreSQL 15+) a role granted SET on
 // session_replication_role and EXECUTE on the pg_replication_origin_* functions.
 //
 // Coalescing: within one Apply() call, a run of adjacent inserts (or key-preserving updates, or
