@@ -14,6 +14,15 @@ StreamFilter::StreamFilter(std::vector<Table> published, std::set<std::string> k
 }
 
 const StreamFilter::Verdict& StreamFilter::VerdictFor(const core::RelationPtr& relation) {
+  // Runs once per change: consecutive changes mostly share their relation.
+  if (relation.get() == last_relation_) return *last_verdict_;
+  const Verdict& verdict = LookUp(relation);
+  last_relation_ = relation.get();
+  last_verdict_ = &verdict;
+  return verdict;
+}
+
+const StreamFilter::Verdict& StreamFilter::LookUp(const core::RelationPtr& relation) {
   auto it = verdicts_.find(relation.get());
   if (it != verdicts_.end()) return it->second.second;
   Verdict verdict;
@@ -48,17 +57,22 @@ bool StreamFilter::Keeps(const core::Transaction& txn, const Verdict& verdict) c
 
 std::string StreamFilter::Filter(core::Transaction& txn) {
   if (!active_) return "";
-  // First pass: an uncopied table stops everything before anything is changed.
+  // First pass: an uncopied table stops everything before anything is changed; most
+  // transactions have nothing to drop and end here.
+  bool drops = false;
   for (const core::Change& change : txn.changes) {
     if (change.relation) {
       const Verdict& v = VerdictFor(change.relation);
       if (v.kind == Verdict::Kind::kUncopied) return v.name;
+      drops = drops || v.kind != Verdict::Kind::kApply;
     }
     for (const core::RelationPtr& relation : change.truncated) {
       const Verdict& v = VerdictFor(relation);
       if (v.kind == Verdict::Kind::kUncopied) return v.name;
+      drops = drops || v.kind != Verdict::Kind::kApply;
     }
   }
+  if (!drops) return "";
   auto note_unpublished = [&](const core::RelationPtr& relation, const Verdict& v) {
     if (v.kind != Verdict::Kind::kUnpublished) return;
     if (reported_.insert(relation->QualifiedName()).second) {

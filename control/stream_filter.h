@@ -55,6 +55,7 @@ class StreamFilter {
     std::string name;  // kUncopied: the table's name now
   };
   const Verdict& VerdictFor(const core::RelationPtr& relation);
+  const Verdict& LookUp(const core::RelationPtr& relation);
   // Whether `txn`'s changes to `relation` are kept.
   bool Keeps(const core::Transaction& txn, const Verdict& verdict) const;
 
@@ -65,6 +66,9 @@ class StreamFilter {
   bool active_;
   // By relation version; the RelationPtr keeps the object (and so the key) alive.
   std::unordered_map<const core::Relation*, std::pair<core::RelationPtr, Verdict>> verdicts_;
+  // The last relation looked up and its verdict (verdicts_ never erases, so it stays valid).
+  const core::Relation* last_relation_ = nullptr;
+  const Verdict* last_verdict_ = nullptr;
   std::vector<std::string> unpublished_;
   std::set<std::string> reported_;
 };
