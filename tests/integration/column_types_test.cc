@@ -9,7 +9,7 @@
 
 #include <csignal>
 
-#include "tests/support/pipeline_fixture.h"
+#include "tests/support/run_fixture.h"
 #include "tests/support/table_compare.h"
 
 namespace sluice::testing {
@@ -17,27 +17,11 @@ namespace {
 
 constexpr auto kCatchUp = std::chrono::seconds(180);
 
-class ColumnTypesTest : public ::testing::Test {
+class ColumnTypesTest : public SluiceRunTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(f_.ok()) << f_.error();
+    SluiceRunTest::SetUp();
     Both("CREATE TABLE public.sluice_marker (id int PRIMARY KEY)");
-  }
-  static void Exec(const PgCluster& cluster, const std::string& sql) {
-    auto st = cluster.Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  void Source(const std::string& sql) { Exec(f_.source(), sql); }
-  void Target(const std::string& sql) { Exec(f_.target(), sql); }
-  // The same schema on both sides, as `pg_dump -s` of the source would make it.
-  void Both(const std::string& sql) {
-    Source(sql);
-    Target(sql);
-  }
-  std::string TargetValue(const std::string& sql) {
-    auto value = f_.target().QueryValue(sql);
-    EXPECT_TRUE(value.ok()) << value.status().ToString();
-    return value.ok() ? *value : "<error>";
   }
 
   void StartRun(bool create_tables = false, const std::string& pipeline = "col",
@@ -68,10 +52,7 @@ class ColumnTypesTest : public ::testing::Test {
     return ReadFile(log_);
   }
 
-  PipelineFixture f_;
-  TailConfig config_;
   std::string log_;
-  SluiceProcess run_;
 };
 
 // A text value of 22 000+ bytes that stays TOASTed out of line: updates that leave it alone send

@@ -11,7 +11,7 @@
 
 #include "apply/postgres_sink.h"
 #include "core/pg_time.h"
-#include "tests/support/pipeline_fixture.h"
+#include "tests/support/run_fixture.h"
 #include "tests/support/table_compare.h"
 
 namespace sluice::testing {
@@ -20,28 +20,14 @@ namespace {
 constexpr auto kCatchUp = std::chrono::seconds(180);
 constexpr auto kStop = std::chrono::seconds(120);
 
-class SchemaChangeTest : public ::testing::Test {
+class SchemaChangeTest : public SluiceRunTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(f_.ok()) << f_.error();
+    SluiceRunTest::SetUp();
     Source("CREATE TABLE public.sluice_marker (id int PRIMARY KEY)");
   }
   void TearDown() override {
     for (auto& load : loads_) load->Kill(SIGKILL);
-  }
-
-  void Source(const std::string& sql) {
-    auto st = f_.source().Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  void Target(const std::string& sql) {
-    auto st = f_.target().Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  std::string SourceValue(const std::string& sql) {
-    auto value = f_.source().QueryValue(sql);
-    EXPECT_TRUE(value.ok()) << value.status().ToString();
-    return value.ok() ? *value : "";
   }
 
   // `sluice run` with target.apply.schema_changes = `policy` (tables created by the initial
@@ -58,7 +44,6 @@ class SchemaChangeTest : public ::testing::Test {
                     .ok());
   }
   SluiceProcess& run() { return *runs_.back(); }
-  std::string Log() const { return f_.dir().File("run.err"); }
 
   // The run stops on its own (a schema change it does not follow): non-zero exit.
   void ExpectStopped() {
@@ -165,8 +150,6 @@ class SchemaChangeTest : public ::testing::Test {
     WaitForLoad(after, "after");
   }
 
-  PipelineFixture f_;
-  TailConfig config_;
   std::vector<std::unique_ptr<SluiceProcess>> runs_;
   std::vector<std::unique_ptr<SluiceProcess>> loads_;
 };

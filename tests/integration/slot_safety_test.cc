@@ -9,7 +9,7 @@
 #include <csignal>
 #include <thread>
 
-#include "tests/support/pipeline_fixture.h"
+#include "tests/support/run_fixture.h"
 
 namespace sluice::testing {
 namespace {
@@ -17,10 +17,10 @@ namespace {
 constexpr auto kCatchUp = std::chrono::seconds(180);
 const std::vector<std::string> kTables = {"public.items", "public.sluice_marker"};
 
-class SlotSafetyTest : public ::testing::Test {
+class SlotSafetyTest : public SluiceRunTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(f_.ok()) << f_.error();
+    SluiceRunTest::SetUp();
     Source(
         "CREATE TABLE public.sluice_marker (id int PRIMARY KEY);"
         "CREATE TABLE public.items (id int PRIMARY KEY, note text);"
@@ -29,32 +29,9 @@ class SlotSafetyTest : public ::testing::Test {
                                   "      apply: { create_tables: true }\n");
   }
 
-  void Source(const std::string& sql) {
-    auto st = f_.source().Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
   void Insert(int from, int to, const std::string& note) {
     Source("INSERT INTO public.items SELECT g, '" + note + " ' || g FROM generate_series(" +
            std::to_string(from) + ", " + std::to_string(to) + ") g");
-  }
-
-  void StartRun(SluiceProcess& run, const TailConfig& config) {
-    ASSERT_TRUE(run.Start({"run", "--config", config.path}, f_.dir().File("run.out"), Log()).ok());
-  }
-  void StartRun() { StartRun(run_, config_); }
-  void StopRun(SluiceProcess& run) {
-    run.Kill(SIGTERM);
-    auto exit_code = run.Wait(std::chrono::seconds(60));
-    ASSERT_TRUE(exit_code.ok());
-    EXPECT_EQ(*exit_code, 0) << ReadFile(Log());
-  }
-  std::string Log() const { return f_.dir().File("run.err"); }
-
-  // Copies, streams, catches up and stops cleanly: the pipeline has a position.
-  void RunUntilCaughtUp() {
-    StartRun();
-    ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
-    StopRun(run_);
   }
 
   bool SlotExists() {
@@ -103,13 +80,9 @@ class SlotSafetyTest : public ::testing::Test {
     StartRun();
     Insert(100001, 100050, "after the snapshot");
     ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
-    StopRun(run_);
+    StopRun();
     EXPECT_EQ(f_.Diff(kTables), "");
   }
-
-  PipelineFixture f_;
-  TailConfig config_;
-  SluiceProcess run_;
 };
 
 TEST_F(SlotSafetyTest, SlotDroppedAfterTheCopyIsRefusedUntilSnapshot) {
@@ -242,13 +215,13 @@ TEST_F(SlotSafetyTest, ASecondDaemonNeverTakesTheFirstsSlot) {
     if (first_running) {
       Insert(101, 200, "beside the second daemon");
       ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
-      StopRun(run_);
+      StopRun();
       Insert(201, 300, "while the first was stopped");
     }
   }
   StartRun();
   ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
-  StopRun(run_);
+  StopRun();
   EXPECT_EQ(f_.Diff(kTables), "");
 }
 

@@ -7,7 +7,7 @@
 #include <random>
 #include <thread>
 
-#include "tests/support/pipeline_fixture.h"
+#include "tests/support/run_fixture.h"
 
 namespace sluice::testing {
 namespace {
@@ -15,10 +15,10 @@ namespace {
 constexpr auto kCatchUp = std::chrono::seconds(240);
 const std::vector<std::string> kTables = {"public.items", "public.big", "public.sluice_marker"};
 
-class SnapshotCommandTest : public ::testing::Test {
+class SnapshotCommandTest : public SluiceRunTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(f_.ok()) << f_.error();
+    SluiceRunTest::SetUp();
     Source(
         "CREATE TABLE public.sluice_marker (id int PRIMARY KEY);"
         "CREATE TABLE public.items (id int PRIMARY KEY, note text);"
@@ -27,32 +27,6 @@ class SnapshotCommandTest : public ::testing::Test {
         "INSERT INTO public.big SELECT g, repeat('x', 300) FROM generate_series(1, 200000) g");
     config_ = WritePipelineConfig(f_.dir(), f_.source(), f_.target(), {"public.*"},
                                   "      apply: { create_tables: true, copy_jobs: 2 }\n");
-  }
-
-  void Source(const std::string& sql) {
-    auto st = f_.source().Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  void Target(const std::string& sql) {
-    auto st = f_.target().Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  std::string Log() const { return f_.dir().File("run.err"); }
-
-  void StartRun() {
-    ASSERT_TRUE(
-        run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log()).ok());
-  }
-  void StopRun() {
-    run_.Kill(SIGTERM);
-    auto exit_code = run_.Wait(std::chrono::seconds(60));
-    ASSERT_TRUE(exit_code.ok()) << ReadFile(Log());
-    EXPECT_EQ(*exit_code, 0) << ReadFile(Log());
-  }
-  void RunUntilCaughtUp() {
-    StartRun();
-    ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
-    StopRun();
   }
 
   // Starts `sluice snapshot ARGS` and SIGKILLs it after `delay` (if it is still running).
@@ -83,10 +57,6 @@ class SnapshotCommandTest : public ::testing::Test {
     StopRun();
     EXPECT_EQ(f_.Diff(kTables), "");
   }
-
-  PipelineFixture f_;
-  TailConfig config_;
-  SluiceProcess run_;
 };
 
 // The operator's repair of one damaged table: only it is emptied and copied again; the other

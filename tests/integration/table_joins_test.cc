@@ -7,51 +7,14 @@
 #include <csignal>
 #include <thread>
 
-#include "tests/support/pipeline_fixture.h"
+#include "tests/support/run_fixture.h"
 
 namespace sluice::testing {
 namespace {
 
 constexpr auto kCatchUp = std::chrono::seconds(180);
 
-class TableJoinsTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_TRUE(f_.ok()) << f_.error(); }
-
-  void Source(const std::string& sql) {
-    auto st = f_.source().Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  void Target(const std::string& sql) {
-    auto st = f_.target().Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  std::string Log() const { return f_.dir().File("run.err"); }
-  void StartRun() {
-    ASSERT_TRUE(
-        run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log()).ok());
-  }
-  void StopRun() {
-    run_.Kill(SIGTERM);
-    auto exit_code = run_.Wait(std::chrono::seconds(60));
-    ASSERT_TRUE(exit_code.ok()) << ReadFile(Log());
-    EXPECT_EQ(*exit_code, 0) << ReadFile(Log());
-  }
-  // Until the target's `table` has as many rows as the source's (up to a minute).
-  bool WaitForRows(const std::string& table) {
-    for (int i = 0; i < 600; ++i) {
-      auto want = f_.source().QueryValue("SELECT count(*) FROM " + table);
-      auto have = f_.target().QueryValue("SELECT count(*) FROM " + table);
-      if (want.ok() && have.ok() && *want == *have) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
-  }
-
-  PipelineFixture f_;
-  TailConfig config_;
-  SluiceProcess run_;
-};
+class TableJoinsTest : public SluiceRunTest {};
 
 const char kTwoTables[] =
     "CREATE TABLE public.sluice_marker (id int PRIMARY KEY);"

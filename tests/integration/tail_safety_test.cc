@@ -7,7 +7,7 @@
 #include <csignal>
 #include <thread>
 
-#include "tests/support/pipeline_fixture.h"
+#include "tests/support/run_fixture.h"
 
 namespace sluice::testing {
 namespace {
@@ -15,31 +15,16 @@ namespace {
 constexpr auto kCatchUp = std::chrono::seconds(180);
 const std::vector<std::string> kTables = {"public.items", "public.sluice_marker"};
 
-class TailSafetyTest : public ::testing::Test {
+class TailSafetyTest : public SluiceRunTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(f_.ok()) << f_.error();
+    SluiceRunTest::SetUp();
     Source(
         "CREATE TABLE public.sluice_marker (id int PRIMARY KEY);"
         "CREATE TABLE public.items (id int PRIMARY KEY, note text);"
         "INSERT INTO public.items SELECT g, 'before' FROM generate_series(1, 20) g");
     config_ = WritePipelineConfig(f_.dir(), f_.source(), f_.target(), {"public.*"},
                                   "      apply: { create_tables: true }\n");
-  }
-  void Source(const std::string& sql) {
-    auto st = f_.source().Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  std::string Log() const { return f_.dir().File("run.err"); }
-  void StartRun() {
-    ASSERT_TRUE(
-        run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log()).ok());
-  }
-  void StopRun() {
-    run_.Kill(SIGTERM);
-    auto exit_code = run_.Wait(std::chrono::seconds(60));
-    ASSERT_TRUE(exit_code.ok()) << ReadFile(Log());
-    EXPECT_EQ(*exit_code, 0) << ReadFile(Log());
   }
   std::string Confirmed() {
     auto lsn = f_.source().QueryValue(
@@ -71,10 +56,6 @@ class TailSafetyTest : public ::testing::Test {
     ASSERT_TRUE(exit_code.ok());
     EXPECT_EQ(*exit_code, 0) << ReadFile(f_.dir().File("tail.err"));
   }
-
-  PipelineFixture f_;
-  TailConfig config_;
-  SluiceProcess run_;
 };
 
 TEST_F(TailSafetyTest, TailOnAStoppedPipelineMovesNothingRunDependsOn) {

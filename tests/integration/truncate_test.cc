@@ -5,17 +5,17 @@
 
 #include <csignal>
 
-#include "tests/support/pipeline_fixture.h"
+#include "tests/support/run_fixture.h"
 
 namespace sluice::testing {
 namespace {
 
 constexpr auto kCatchUp = std::chrono::seconds(180);
 
-class TruncateTest : public ::testing::Test {
+class TruncateTest : public SluiceRunTest {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(f_.ok()) << f_.error();
+    SluiceRunTest::SetUp();
     Both(
         "CREATE TABLE public.sluice_marker (id int PRIMARY KEY);"
         "CREATE TABLE parent (id int PRIMARY KEY, v text);"
@@ -23,16 +23,6 @@ class TruncateTest : public ::testing::Test {
     Source(
         "INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 5) g;"
         "INSERT INTO child SELECT g, g, 'source child' FROM generate_series(1, 3) g");
-  }
-  static void Exec(const PgCluster& cluster, const std::string& sql) {
-    auto st = cluster.Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  void Source(const std::string& sql) { Exec(f_.source(), sql); }
-  void Target(const std::string& sql) { Exec(f_.target(), sql); }
-  void Both(const std::string& sql) {
-    Source(sql);
-    Target(sql);
   }
   std::vector<PgCluster::Row> TargetRows(const std::string& sql) {
     auto rows = f_.target().Query(sql);
@@ -49,18 +39,7 @@ class TruncateTest : public ::testing::Test {
   core::Status Restart() {
     return run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log());
   }
-  std::string Log() const { return f_.dir().File("run.err"); }
   void CatchUp() { ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log()); }
-  void StopRun() {
-    run_.Kill(SIGTERM);
-    auto exit_code = run_.Wait(std::chrono::seconds(30));
-    ASSERT_TRUE(exit_code.ok());
-    EXPECT_EQ(*exit_code, 0) << ReadFile(Log());
-  }
-
-  PipelineFixture f_;
-  TailConfig config_;
-  SluiceProcess run_;
 };
 
 using Rows = std::vector<PgCluster::Row>;
