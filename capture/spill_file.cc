@@ -131,6 +131,8 @@ core::Status SpillFile::Remove() {
 core::Result<uint64_t> SpillFile::Append(const core::Change& change) {
   if (fd_ < 0) return core::FailedPrecondition("spill file " + path_ + " already removed");
   encode_scratch_.clear();
+  // Never less than the encoding: a huge value is not copied again as the string grows.
+  encode_scratch_.reserve(change.ApproximateBytes());
   EncodeChange(change, relations_, &encode_scratch_);
   if (encode_scratch_.size() > kMaxRecordBytes) {
     return core::ResourceExhausted("change of " + std::to_string(encode_scratch_.size()) +

@@ -185,6 +185,31 @@ TEST_F(SpillFileTest, LargeRecordsAmongSmallOnesReadBackAndTruncate) {
   check(5);
 }
 
+TEST_F(SpillFileTest, EncodingNeverExceedsApproximateBytes) {
+  // Append reserves ApproximateBytes() for the encoding, so that a huge value is copied once.
+  std::vector<core::Change> changes = {MakeChange(1, 0), MakeChange(2, 5 << 20)};
+  core::Change update = MakeChange(3, 100);
+  update.op = core::Operation::kUpdate;
+  update.old_kind = core::OldTupleKind::kFull;
+  update.old_tuple = {core::Value::Text("3"), core::Value::UnchangedToast()};
+  changes.push_back(update);
+  core::Change message;
+  message.op = core::Operation::kMessage;
+  message.message_prefix = std::string(300, 'p');
+  message.message_content = std::string(1 << 20, 'c');
+  changes.push_back(message);
+  core::Change truncate;
+  truncate.op = core::Operation::kTruncate;
+  truncate.truncated = {relation_, relation_, relation_};
+  changes.push_back(truncate);
+  for (const core::Change& change : changes) {
+    RelationTable relations;
+    std::string encoded;
+    EncodeChange(change, relations, &encoded);
+    EXPECT_LE(encoded.size(), change.ApproximateBytes()) << core::OperationName(change.op);
+  }
+}
+
 TEST_F(SpillFileTest, RelationReplacedMidFileDecodesToEachVersion) {
   auto file = CreateFile();
   ASSERT_NE(file, nullptr);
