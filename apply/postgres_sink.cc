@@ -1348,6 +1348,8 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
     };
     bool sent = true;
     for (const core::Change* change : group) {
+      // Room for the row up front: a huge value is not copied again as the buffer grows.
+      buffer.reserve(buffer.size() + change->ApproximateBytes());
       AppendCopyRow(change->new_tuple, buffer);
       if (buffer.size() >= kChunk && !(sent = put())) break;
     }
