@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <string_view>
 #include <thread>
 
 #include "core/pg_time.h"
@@ -1282,9 +1284,26 @@ core::Status PostgresSink::FlushCompacted(core::Lsn fallback_lsn) {
 }
 
 namespace {
+// `text` with COPY's backslash escapes.
+void AppendCopyEscaped(std::string_view text, std::string& out) {
+  size_t plain_from = 0;
+  for (size_t j = 0; j < text.size(); ++j) {
+    const char c = text[j];
+    if (c != '\\' && c != '\n' && c != '\r' && c != '\t') continue;
+    out.append(text, plain_from, j - plain_from);
+    out += '\\';
+    out += c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+    plain_from = j + 1;
+  }
+  out.append(text, plain_from);
+}
+
 // COPY text format: tab-separated columns, \N for NULL, backslash escapes. An insert holds only
-// text and NULL values (ShapeOf refused the rest before the change was absorbed).
-void AppendCopyRow(const core::Tuple& tuple, std::string& out) {
+// text and NULL values (ShapeOf refused the rest before the change was absorbed). Whenever `out`
+// reaches `chunk` bytes, also inside a value, `put` sends and empties it, so a huge value is
+// never held here whole; false from `put` stops the row.
+bool AppendCopyRow(const core::Tuple& tuple, std::string& out, size_t chunk,
+                   const std::function<bool()>& put) {
   for (size_t i = 0; i < tuple.size(); ++i) {
     if (i > 0) out += '\t';
     const core::Value& value = tuple[i];
@@ -1292,19 +1311,14 @@ void AppendCopyRow(const core::Tuple& tuple, std::string& out) {
       out += "\\N";
       continue;
     }
-    const std::string& text = value.data;
-    size_t plain_from = 0;
-    for (size_t j = 0; j < text.size(); ++j) {
-      const char c = text[j];
-      if (c != '\\' && c != '\n' && c != '\r' && c != '\t') continue;
-      out.append(text, plain_from, j - plain_from);
-      out += '\\';
-      out += c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-      plain_from = j + 1;
+    const std::string_view text = value.data;
+    for (size_t from = 0; from < text.size(); from += chunk) {
+      AppendCopyEscaped(text.substr(from, chunk), out);
+      if (out.size() >= chunk && !put()) return false;
     }
-    out.append(text, plain_from);
   }
   out += '\n';
+  return true;
 }
 }  // namespace
 
@@ -1330,28 +1344,19 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
         core::Status(ClassifySqlState(ResultSqlState(started.get())),
                      "starting COPY of " + rows_text + ": " + ResultErrorText(started.get(), raw));
   } else {
+    // Sent in pieces of about kChunk (COPY data need not end at a row's end): libpq's output
+    // buffer grows to the largest piece and keeps that size.
     constexpr size_t kChunk = 256 * 1024;
     std::string buffer;
-    buffer.reserve(kChunk + 4096);
-    // In slices of kChunk: libpq's output buffer grows to the largest piece and stays so.
-    auto put = [&]() {
-      for (size_t at = 0; at < buffer.size(); at += kChunk) {
-        const size_t n = std::min(kChunk, buffer.size() - at);
-        if (PQputCopyData(raw, buffer.data() + at, static_cast<int>(n)) != 1) return false;
-      }
+    buffer.reserve(3 * kChunk);  // a piece, plus the escapes of one slice of a value
+    const std::function<bool()> put = [&] {
+      const bool ok = PQputCopyData(raw, buffer.data(), static_cast<int>(buffer.size())) == 1;
       buffer.clear();
-      if (buffer.capacity() > 4 * kChunk) {  // a huge row passed: give its memory back
-        std::string().swap(buffer);
-        buffer.reserve(kChunk + 4096);
-      }
-      return true;
+      return ok;
     };
     bool sent = true;
     for (const core::Change* change : group) {
-      // Room for the row up front: a huge value is not copied again as the buffer grows.
-      buffer.reserve(buffer.size() + change->ApproximateBytes());
-      AppendCopyRow(change->new_tuple, buffer);
-      if (buffer.size() >= kChunk && !(sent = put())) break;
+      if (!(sent = AppendCopyRow(change->new_tuple, buffer, kChunk, put))) break;
     }
     if (sent && !buffer.empty()) sent = put();
     if (!sent || PQputCopyEnd(raw, nullptr) != 1) return ConnectionLost("COPY of " + rows_text);
