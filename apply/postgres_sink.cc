@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <string_view>
 #include <thread>
 
 #include "core/pg_time.h"
@@ -40,6 +42,10 @@ constexpr size_t kMinCopyRows = 2000;
 // A batch larger than this is not kept for a row-by-row replay (see the header): the copy
 // adds to the memory the capture bounds, so it stays small.
 constexpr size_t kMaxRetainedBytes = 8u << 20;
+// Statement parameters handed to libpq and not yet sent: beyond this, the sink waits until
+// libpq has sent them. libpq's output buffer grows to hold whatever is queued in it and never
+// shrinks, so this keeps it near max(this, the largest statement).
+constexpr uint64_t kMaxUnsentBytes = 8u << 20;
 
 constexpr char kCreateSchemaSql[] =
     "CREATE SCHEMA IF NOT EXISTS sluice; "
@@ -336,6 +342,7 @@ void PostgresSink::DropConnection() {
   compactor_.Clear();
   since_sync_ = 0;
   sends_since_pump_ = 0;
+  unsent_bytes_ = 0;
   run_.changes.clear();
   run_.keys.clear();
 }
@@ -522,6 +529,7 @@ core::Status PostgresSink::Pump(bool wait, size_t max_pending) {
     PGconn* raw = conn_->raw();
     const int flushed = PQflush(raw);  // 0: all sent, 1: more to send, -1: failure
     if (flushed < 0) return ConnectionLost("sending to the target");
+    if (flushed == 0) unsent_bytes_ = 0;
     if (PQconsumeInput(raw) != 1) return ConnectionLost("reading from the target");
 
     while (!pending_.empty() && !PQisBusy(raw)) {
@@ -1107,16 +1115,20 @@ core::Status PostgresSink::SendRow(const core::Change& change, core::Lsn fallbac
   const auto& params = prepared.statement.params;
   param_values_.resize(params.size());
   const char** values = param_values_.data();
+  uint64_t bytes = 0;
   for (size_t i = 0; i < params.size(); ++i) {
     const core::Tuple& tuple =
         params[i].side == ParamSource::Side::kNew ? change.new_tuple : change.old_tuple;
     const core::Value& value = tuple[params[i].column];
     values[i] = value.kind == core::Value::Kind::kText ? value.data.c_str() : nullptr;
+    bytes += value.data.size();
   }
+  SLUICE_RETURN_IF_ERROR(MakeRoomToSend(bytes));
   if (PQsendQueryPrepared(conn_->raw(), prepared.name.c_str(), static_cast<int>(params.size()),
                           values, nullptr, nullptr, 0) != 1) {
     return ConnectionLost("sending a change for " + change.relation->QualifiedName());
   }
+  unsent_bytes_ += bytes;
   Pending pending;
   pending.kind = Pending::Kind::kRow;
   pending.relation = change.relation;
@@ -1177,6 +1189,7 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
   const auto& params = prepared.statement.params;
   param_values_.resize(params.size() * rows);
   const char** values = param_values_.data();
+  uint64_t bytes = 0;
   for (size_t r = 0; r < rows; ++r) {
     const core::Change& change = *changes[r];
     for (const ParamSource& param : params) {
@@ -1184,13 +1197,16 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
           param.side == ParamSource::Side::kNew ? change.new_tuple : change.old_tuple;
       const core::Value& value = tuple[param.column];
       *values++ = value.kind == core::Value::Kind::kText ? value.data.c_str() : nullptr;
+      bytes += value.data.size();
     }
   }
+  SLUICE_RETURN_IF_ERROR(MakeRoomToSend(bytes));
   if (PQsendQueryPrepared(conn_->raw(), prepared.name.c_str(),
                           static_cast<int>(param_values_.size()), param_values_.data(), nullptr,
                           nullptr, 0) != 1) {
     return ConnectionLost("sending changes for " + first.relation->QualifiedName());
   }
+  unsent_bytes_ += bytes;
   pending_.push_back(run_pending(Pending::Kind::kRow));
   ++since_sync_;
   ++stats_.multi_row_statements_sent;
@@ -1223,7 +1239,19 @@ core::Status PostgresSink::FlushRun(core::Lsn fallback_lsn) {
   return status;
 }
 
+core::Status PostgresSink::MakeRoomToSend(uint64_t bytes) {
+  if (unsent_bytes_ == 0 || unsent_bytes_ + bytes <= kMaxUnsentBytes) return core::Status::Ok();
+  // Everything queued must leave first: a large statement then has libpq's buffer to itself.
+  SLUICE_RETURN_IF_ERROR(Pump(/*wait=*/true, /*max_pending=*/SIZE_MAX));
+  return pipeline_error_;
+}
+
 core::Status PostgresSink::AfterSend() {
+  if (unsent_bytes_ > kMaxUnsentBytes) {
+    // A large statement (or many): wait until libpq has sent it, reading results meanwhile.
+    SLUICE_RETURN_IF_ERROR(Pump(/*wait=*/true, /*max_pending=*/SIZE_MAX));
+    SLUICE_RETURN_IF_ERROR(pipeline_error_);
+  }
   if (since_sync_ >= options_.pipeline_depth) SLUICE_RETURN_IF_ERROR(SendSync());
   if (++sends_since_pump_ >= kSendsPerPump) {
     // Read what is ready; if the server is far behind, wait for it so memory stays bounded.
@@ -1257,9 +1285,26 @@ core::Status PostgresSink::FlushCompacted(core::Lsn fallback_lsn) {
 }
 
 namespace {
+// `text` with COPY's backslash escapes.
+void AppendCopyEscaped(std::string_view text, std::string& out) {
+  size_t plain_from = 0;
+  for (size_t j = 0; j < text.size(); ++j) {
+    const char c = text[j];
+    if (c != '\\' && c != '\n' && c != '\r' && c != '\t') continue;
+    out.append(text, plain_from, j - plain_from);
+    out += '\\';
+    out += c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+    plain_from = j + 1;
+  }
+  out.append(text, plain_from);
+}
+
 // COPY text format: tab-separated columns, \N for NULL, backslash escapes. An insert holds only
-// text and NULL values (ShapeOf refused the rest before the change was absorbed).
-void AppendCopyRow(const core::Tuple& tuple, std::string& out) {
+// text and NULL values (ShapeOf refused the rest before the change was absorbed). Whenever `out`
+// reaches `chunk` bytes, also inside a value, `put` sends and empties it, so a huge value is
+// never held here whole; false from `put` stops the row.
+bool AppendCopyRow(const core::Tuple& tuple, std::string& out, size_t chunk,
+                   const std::function<bool()>& put) {
   for (size_t i = 0; i < tuple.size(); ++i) {
     if (i > 0) out += '\t';
     const core::Value& value = tuple[i];
@@ -1267,19 +1312,14 @@ void AppendCopyRow(const core::Tuple& tuple, std::string& out) {
       out += "\\N";
       continue;
     }
-    const std::string& text = value.data;
-    size_t plain_from = 0;
-    for (size_t j = 0; j < text.size(); ++j) {
-      const char c = text[j];
-      if (c != '\\' && c != '\n' && c != '\r' && c != '\t') continue;
-      out.append(text, plain_from, j - plain_from);
-      out += '\\';
-      out += c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-      plain_from = j + 1;
+    const std::string_view text = value.data;
+    for (size_t from = 0; from < text.size(); from += chunk) {
+      AppendCopyEscaped(text.substr(from, chunk), out);
+      if (out.size() >= chunk && !put()) return false;
     }
-    out.append(text, plain_from);
   }
   out += '\n';
+  return true;
 }
 }  // namespace
 
@@ -1305,21 +1345,21 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
         core::Status(ClassifySqlState(ResultSqlState(started.get())),
                      "starting COPY of " + rows_text + ": " + ResultErrorText(started.get(), raw));
   } else {
+    // Sent in pieces of about kChunk (COPY data need not end at a row's end): libpq's output
+    // buffer grows to the largest piece and keeps that size.
     constexpr size_t kChunk = 256 * 1024;
     std::string buffer;
-    buffer.reserve(kChunk + 4096);
+    buffer.reserve(3 * kChunk);  // a piece, plus the escapes of one slice of a value
+    const std::function<bool()> put = [&] {
+      const bool ok = PQputCopyData(raw, buffer.data(), static_cast<int>(buffer.size())) == 1;
+      buffer.clear();
+      return ok;
+    };
     bool sent = true;
     for (const core::Change* change : group) {
-      AppendCopyRow(change->new_tuple, buffer);
-      if (buffer.size() >= kChunk) {
-        sent = PQputCopyData(raw, buffer.data(), static_cast<int>(buffer.size())) == 1;
-        buffer.clear();
-        if (!sent) break;
-      }
+      if (!(sent = AppendCopyRow(change->new_tuple, buffer, kChunk, put))) break;
     }
-    if (sent && !buffer.empty()) {
-      sent = PQputCopyData(raw, buffer.data(), static_cast<int>(buffer.size())) == 1;
-    }
+    if (sent && !buffer.empty()) sent = put();
     if (!sent || PQputCopyEnd(raw, nullptr) != 1) return ConnectionLost("COPY of " + rows_text);
     while (PGresult* next = PQgetResult(raw)) {
       PgResultPtr result(next);

@@ -236,8 +236,12 @@ class PostgresSink : public Sink {
   core::Status SendChanges(const core::Transaction& fragment, bool coalesce,
                            core::Transaction* movable = nullptr);
   core::Status ApplyFragment(const core::Transaction& fragment, core::Transaction* movable);
-  // After each statement sent: syncs at pipeline depth, reads results now and then.
+  // After each statement sent: waits until libpq has sent it when much is unsent, syncs at
+  // pipeline depth, reads results now and then.
   core::Status AfterSend();
+  // Before a statement with `bytes` of parameters: waits until libpq has sent what it holds
+  // when both together would exceed the unsent bound (see unsent_bytes_).
+  core::Status MakeRoomToSend(uint64_t bytes);
   // Keeps a copy of `fragment` for a row-by-row replay while the batch is small enough.
   void Retain(const core::Transaction& fragment);
   // On a permanent error of a multi-row statement: rollback, re-apply the retained batch one row
@@ -304,6 +308,10 @@ class PostgresSink : public Sink {
   size_t syncs_in_flight_ = 0;  // sync points in pending_: 0 means the target has done all
   size_t since_sync_ = 0;
   size_t sends_since_pump_ = 0;
+  // Parameter bytes of the statements handed to libpq since its output was last seen empty:
+  // bounded (kMaxUnsentBytes, or one larger statement alone), because libpq's output buffer
+  // grows to hold them all and never shrinks.
+  uint64_t unsent_bytes_ = 0;
   std::vector<const char*> param_values_;  // scratch for PQsendQueryPrepared
 
   std::unordered_map<std::string, Prepared> prepared_;

@@ -182,6 +182,7 @@ core::Status LogicalCapture::Run(core::Lsn resume_after, const std::atomic<bool>
       stats_.messages.fetch_add(1, std::memory_order_relaxed);
       stats_.received_lsn.store(data.end_lsn.value(), std::memory_order_relaxed);
       auto message = decoder.Decode(data.payload);
+      connection_->ReleaseFrame();  // the message owns its values: libpq's copy can go now
       if (!message.ok()) {
         return message.status().WithContext(where + " at " + data.start_lsn.ToString());
       }

@@ -220,6 +220,11 @@ class ReplicationConnection {
   // and reconnect from the durable LSN).
   core::Result<std::optional<XLogData>> Next(std::chrono::milliseconds timeout);
 
+  // Frees libpq's copy of the last frame Next() returned (its payload is invalid after), as
+  // the next Next() would. A caller that has decoded the payload calls it at once, so that a
+  // huge message is not held twice while the decoded values travel on. Idempotent.
+  void ReleaseFrame() { ReleaseBuffer(); }
+
   // Everything up to `lsn` is durable downstream and may be confirmed to the server. Monotonic:
   // a smaller value than one set before is ignored. Thread-safe.
   void SetDurableLsn(core::Lsn lsn);

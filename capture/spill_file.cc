@@ -131,28 +131,46 @@ core::Status SpillFile::Remove() {
 core::Result<uint64_t> SpillFile::Append(const core::Change& change) {
   if (fd_ < 0) return core::FailedPrecondition("spill file " + path_ + " already removed");
   encode_scratch_.clear();
+  // Never less than the encoding: a huge value is not copied again as the string grows.
+  encode_scratch_.reserve(change.ApproximateBytes());
   EncodeChange(change, relations_, &encode_scratch_);
   if (encode_scratch_.size() > kMaxRecordBytes) {
     return core::ResourceExhausted("change of " + std::to_string(encode_scratch_.size()) +
                                    " bytes too large for spill file " + path_);
   }
   const uint64_t index = record_count_;
+  const uint64_t record_bytes = kHeaderBytes + encode_scratch_.size();
   if (index % kIndexStride == 0) sparse_offsets_.push_back(size_bytes_);
   char header[kHeaderBytes];
   PutU32(static_cast<uint32_t>(encode_scratch_.size()), header);
   PutU32(Crc32(encode_scratch_), header + 4);
-  write_buffer_.append(header, kHeaderBytes);
-  write_buffer_.append(encode_scratch_);
-  size_bytes_ += kHeaderBytes + encode_scratch_.size();
+  if (encode_scratch_.size() >= kWriteBufferBytes) {
+    // A large record (a huge value) goes to the file straight from its encoding, not through
+    // a second copy in the write buffer, and the encoding's memory is given back.
+    SLUICE_RETURN_IF_ERROR(Flush());
+    SLUICE_RETURN_IF_ERROR(WriteOut(std::string_view(header, kHeaderBytes)));
+    SLUICE_RETURN_IF_ERROR(WriteOut(encode_scratch_));
+    std::string().swap(encode_scratch_);
+  } else {
+    write_buffer_.append(header, kHeaderBytes);
+    write_buffer_.append(encode_scratch_);
+  }
+  size_bytes_ += record_bytes;
   ++record_count_;
   if (write_buffer_.size() >= kWriteBufferBytes) SLUICE_RETURN_IF_ERROR(Flush());
   return index;
 }
 
 core::Status SpillFile::Flush() {
+  SLUICE_RETURN_IF_ERROR(WriteOut(write_buffer_));
+  write_buffer_.clear();
+  return core::Status::Ok();
+}
+
+core::Status SpillFile::WriteOut(std::string_view bytes) {
   size_t done = 0;
-  while (done < write_buffer_.size()) {
-    ssize_t w = ::pwrite(fd_, write_buffer_.data() + done, write_buffer_.size() - done,
+  while (done < bytes.size()) {
+    ssize_t w = ::pwrite(fd_, bytes.data() + done, bytes.size() - done,
                          static_cast<off_t>(flushed_bytes_ + done));
     if (w < 0) {
       if (errno == EINTR) continue;
@@ -162,8 +180,7 @@ core::Status SpillFile::Flush() {
     }
     done += static_cast<size_t>(w);
   }
-  flushed_bytes_ += write_buffer_.size();
-  write_buffer_.clear();
+  flushed_bytes_ += bytes.size();
   return core::Status::Ok();
 }
 
@@ -260,6 +277,13 @@ core::Result<bool> SpillReader::NextChunk(std::vector<core::Change>* out, size_t
     buffer_pos_ += kHeaderBytes + length;
     ++next_record_;
     ++added;
+    if (buffer_.capacity() > 2 * kReadBufferBytes) {
+      // It grew for a large record, now decoded: give that memory back.
+      buffer_.erase(0, buffer_pos_);
+      file_offset_ += buffer_pos_;
+      buffer_pos_ = 0;
+      buffer_.shrink_to_fit();
+    }
   }
   return true;
 }

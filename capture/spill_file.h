@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "capture/change_codec.h"
@@ -19,8 +20,9 @@ class SpillReader;
 // files left by a previous run are deleted (RemoveStaleSpillFiles).
 //
 // Records are framed as u32 length, u32 CRC-32 of the payload, payload (EncodeChange). Writes
-// are buffered in memory up to a small fixed size. Relations are stored by index into the
-// file's own RelationTable, which lives in memory as long as the file.
+// are buffered in memory up to a small fixed size; a record larger than that is written
+// directly, and neither writer nor reader keeps the memory a large record needed. Relations are
+// stored by index into the file's own RelationTable, which lives in memory as long as the file.
 //
 // Not thread-safe. The file is closed and removed when the object is destroyed.
 class SpillFile {
@@ -55,6 +57,8 @@ class SpillFile {
 
   SpillFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   core::Status Flush();
+  // Writes `bytes` at flushed_bytes_ and advances it.
+  core::Status WriteOut(std::string_view bytes);
   // Byte offset of record `index` (< record_count_), found from the sparse index.
   core::Result<uint64_t> OffsetOfRecord(uint64_t index);
 

@@ -155,6 +155,61 @@ TEST_F(SpillFileTest, TruncateToRecordDropsTheTail) {
   EXPECT_EQ(bad.code(), core::StatusCode::kInvalidArgument);
 }
 
+TEST_F(SpillFileTest, LargeRecordsAmongSmallOnesReadBackAndTruncate) {
+  // Records larger than the write and read buffers (256 KB) are written directly and read
+  // whole, between small ones still in the write buffer.
+  auto file = CreateFile();
+  ASSERT_NE(file, nullptr);
+  std::vector<size_t> sizes;
+  for (int i = 0; i < 12; ++i) sizes.push_back(i % 3 == 1 ? (3u << 20) + i : 100);
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    auto index = file->Append(MakeChange(static_cast<int>(i), sizes[i]));
+    ASSERT_TRUE(index.ok()) << index.status().ToString();
+    EXPECT_EQ(*index, i);
+  }
+  auto check = [&](size_t records) {
+    std::vector<core::Change> all = ReadAll(*file, /*chunk=*/2, /*max_bytes=*/1 << 20);
+    ASSERT_EQ(all.size(), records);
+    for (size_t i = 0; i < records; ++i) {
+      EXPECT_EQ(all[i].new_tuple[0].data, std::to_string(i));
+      EXPECT_EQ(all[i].new_tuple[1].data, std::string(sizes[i], 'a' + i % 26)) << i;
+    }
+  };
+  check(sizes.size());
+  ASSERT_TRUE(file->TruncateToRecord(8).ok());  // right after a large record
+  check(8);
+  ASSERT_TRUE(file->TruncateToRecord(4).ok());  // right before one
+  check(4);
+  auto index = file->Append(MakeChange(4, sizes[4]));
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  check(5);
+}
+
+TEST_F(SpillFileTest, EncodingNeverExceedsApproximateBytes) {
+  // Append reserves ApproximateBytes() for the encoding, so that a huge value is copied once.
+  std::vector<core::Change> changes = {MakeChange(1, 0), MakeChange(2, 5 << 20)};
+  core::Change update = MakeChange(3, 100);
+  update.op = core::Operation::kUpdate;
+  update.old_kind = core::OldTupleKind::kFull;
+  update.old_tuple = {core::Value::Text("3"), core::Value::UnchangedToast()};
+  changes.push_back(update);
+  core::Change message;
+  message.op = core::Operation::kMessage;
+  message.message_prefix = std::string(300, 'p');
+  message.message_content = std::string(1 << 20, 'c');
+  changes.push_back(message);
+  core::Change truncate;
+  truncate.op = core::Operation::kTruncate;
+  truncate.truncated = {relation_, relation_, relation_};
+  changes.push_back(truncate);
+  for (const core::Change& change : changes) {
+    RelationTable relations;
+    std::string encoded;
+    EncodeChange(change, relations, &encoded);
+    EXPECT_LE(encoded.size(), change.ApproximateBytes()) << core::OperationName(change.op);
+  }
+}
+
 TEST_F(SpillFileTest, RelationReplacedMidFileDecodesToEachVersion) {
   auto file = CreateFile();
   ASSERT_NE(file, nullptr);

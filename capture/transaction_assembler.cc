@@ -40,17 +40,17 @@ struct TransactionAssembler::Fragmenter {
         max_changes(std::max<size_t>(options.max_fragment_changes, 1)),
         max_bytes(options.max_fragment_bytes) {}
 
-  bool full() const {
-    return changes.size() >= max_changes || (!changes.empty() && bytes >= max_bytes);
-  }
-  bool started() const { return next_fragment > 0 || !changes.empty(); }
-
-  // A full fragment is emitted only once the next change arrives, so the last fragment is
-  // never empty unless the whole transaction is.
+  // A fragment full by count is emitted once the next change arrives, so a transaction of
+  // whole fragments has no empty tail. One full by bytes is emitted at once: a huge value then
+  // leaves capture (for the queue, which bounds it) before the next message is read, and is
+  // not held twice meanwhile. The last fragment is empty only after such a fragment.
   core::Status Add(core::Change&& change, const EmitFn& emit) {
-    if (full()) SLUICE_RETURN_IF_ERROR(Emit(/*last=*/false, core::kInvalidLsn, emit));
+    if (changes.size() >= max_changes) {
+      SLUICE_RETURN_IF_ERROR(Emit(/*last=*/false, core::kInvalidLsn, emit));
+    }
     bytes += change.ApproximateBytes();
     changes.push_back(std::move(change));
+    if (bytes >= max_bytes) return Emit(/*last=*/false, core::kInvalidLsn, emit);
     return core::Status::Ok();
   }
 

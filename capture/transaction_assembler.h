@@ -42,9 +42,11 @@ struct AssemblerOptions {
 //   last_fragment set). Only the last fragment carries end_lsn; earlier ones have an invalid
 //   end_lsn. A transaction without changes (including a skipped origin) is one empty last
 //   fragment, so consumers can still advance their position past it.
-// * Non-streamed transactions are never buffered whole: a fragment is emitted as soon as it is
-//   full and another change arrives. Streamed (proto v2) transactions are buffered (in memory
-//   up to memory_limit_bytes in total, then spilled) and emitted at Stream Commit.
+// * Non-streamed transactions are never buffered whole: a fragment full by count is emitted
+//   as soon as another change arrives, one full by bytes at once (so a huge value is handed
+//   on before the next message is read; the last fragment may then be empty). Streamed
+//   (proto v2) transactions are buffered (in memory up to memory_limit_bytes in total, then
+//   spilled) and emitted at Stream Commit, in fragments cut the same way.
 // * A non-transactional logical message is emitted as its own transaction: xid 0, one kMessage
 //   change, commit_lsn = the message's LSN, and an INVALID end_lsn, because it is not ordered
 //   with the transactions still open on the source: consumers must not checkpoint (or confirm

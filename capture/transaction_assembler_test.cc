@@ -198,6 +198,31 @@ TEST_F(TransactionAssemblerTest, FragmentsByBytes) {
   EXPECT_EQ(Keys(emitted_, 1), Range(0, 10));
 }
 
+TEST_F(TransactionAssemblerTest, AFragmentFullByBytesLeavesAtOnce) {
+  options_.max_fragment_bytes = 4096;
+  Make();
+  FEED(Rel(kUsers, "users", 2));
+  FEED(Begin(2, 0x5000));
+  FEED(Ins(kUsers, 1));
+  EXPECT_TRUE(emitted_.empty());
+  // A large value fills the fragment: it goes before the next message is read.
+  FEED(Ins(kUsers, 2, 2, std::nullopt, 100000));
+  ASSERT_EQ(emitted_.size(), 1u);
+  EXPECT_EQ(emitted_[0].changes.size(), 2u);
+  EXPECT_FALSE(emitted_[0].last_fragment);
+  FEED(Ins(kUsers, 3, 2, std::nullopt, 100000));
+  ASSERT_EQ(emitted_.size(), 2u);
+  EXPECT_EQ(emitted_[1].changes.size(), 1u);
+  // The transaction's last change filled a fragment: the last fragment carries only end_lsn.
+  FEED(Commit(0x5000, 0x5028));
+  ASSERT_EQ(emitted_.size(), 3u);
+  EXPECT_TRUE(emitted_[2].changes.empty());
+  EXPECT_TRUE(emitted_[2].last_fragment);
+  EXPECT_EQ(emitted_[2].fragment, 2u);
+  EXPECT_EQ(emitted_[2].end_lsn, Lsn(0x5028));
+  EXPECT_EQ(Keys(emitted_, 2), Range(1, 4));
+}
+
 TEST_F(TransactionAssemblerTest, EmptyTransactionIsOneEmptyLastFragment) {
   Make();
   FEED(Begin(741, 0x6000, 5));

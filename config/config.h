@@ -49,11 +49,18 @@ struct SourceConfig {
 struct CaptureConfig {
   uint64_t memory_limit_bytes = 64 * kMiB;  // YAML: memory_limit (a size)
   std::string spill_dir;                    // default <state_dir>/spill/<pipeline name>
-  // Memory held between capture and apply is at most about queue_capacity x max_fragment_bytes
-  // (plus memory_limit for streamed transactions), whatever the size of a source transaction.
+  // Fragments between capture and apply: at most queue_capacity of them and queue_bytes() of
+  // changes (Change::ApproximateBytes), counted until apply is done with each; a fragment
+  // larger than that (one huge value) goes alone. See README, "Memory".
   size_t max_fragment_changes = 2000;
   uint64_t max_fragment_bytes = 4 * kMiB;  // YAML: max_fragment_bytes (a size)
   size_t queue_capacity = 16;              // fragments
+
+  // queue_capacity full fragments (saturating).
+  uint64_t queue_bytes() const {
+    const uint64_t capacity = queue_capacity == 0 ? 1 : queue_capacity;
+    return max_fragment_bytes > UINT64_MAX / capacity ? UINT64_MAX : capacity * max_fragment_bytes;
+  }
 };
 
 struct ApplyConfig {

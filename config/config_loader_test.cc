@@ -61,6 +61,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(p.capture.max_fragment_changes, 2000u);
   EXPECT_EQ(p.capture.max_fragment_bytes, 4 * kMiB);
   EXPECT_EQ(p.capture.queue_capacity, 16u);
+  EXPECT_EQ(p.capture.queue_bytes(), 64 * kMiB);  // queue_capacity full fragments
   EXPECT_EQ(p.target.apply.batch_max_transactions, 1000u);
   EXPECT_EQ(p.target.apply.batch_max_bytes, 16 * kMiB);
   EXPECT_EQ(p.target.apply.batch_max_delay, std::chrono::milliseconds(100));
@@ -156,6 +157,7 @@ migrations:
   EXPECT_EQ(p.capture.max_fragment_changes, 5u);
   EXPECT_EQ(p.capture.max_fragment_bytes, 64 * kKiB);
   EXPECT_EQ(p.capture.queue_capacity, 3u);
+  EXPECT_EQ(p.capture.queue_bytes(), 3 * 64 * kKiB);
   ASSERT_EQ(c.migrations.size(), 1u);
   EXPECT_EQ(c.migrations[0].name, "move-app");
   EXPECT_EQ(c.migrations[0].old_dsn, "host=old");

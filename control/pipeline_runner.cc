@@ -465,7 +465,8 @@ core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) 
   }
 
   metrics_.phase = PipelinePhase::kStreaming;
-  core::BoundedQueue<core::Transaction> queue(pipeline_.capture.queue_capacity);
+  core::BoundedQueue<core::Transaction> queue(pipeline_.capture.queue_capacity,
+                                              pipeline_.capture.queue_bytes(), FragmentBytes);
   std::atomic<bool> capture_stop{false};
   core::Status capture_status;
   std::thread capture_thread([&] {
