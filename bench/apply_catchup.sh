@@ -180,11 +180,13 @@ pipelines:
       dsn: \"$SRC_DSN\"
       publication: bench
       create_publication: false
+      adopt_slot: true
       streaming: $STREAMING
       binary: $BINARY
     snapshot: never"
     # The slot-creating run is a tail (it needs no target) with its own state directory, so the
-    # timed run starts from the slot's position with a fresh state.
+    # timed run starts from the slot's position with a fresh state (adopt_slot: it did not make
+    # the slot itself).
     printf 'state_dir: %s\n%s\n    target: { type: none }\n' "$DIR/tail-state" "$common" \
       >"$DIR/sluice-tail.yaml"
     printf 'state_dir: %s\nadmin: { listen: "127.0.0.1:%s" }\n%s\n' "$DIR/state" "$(free_port)" \

@@ -33,9 +33,11 @@ core::Status CheckSlotUsable(const std::optional<SlotState>& slot, const std::st
         "replication slot " + slot_name + " already exists on source " + endpoint +
         " but was not created by this pipeline's state directory (another sluice with the same "
         "pipeline name, or another tool, uses it); sluice never streams from or drops a slot "
-        "it does not own: give this pipeline its own slot (source.slot), or, if the slot is "
-        "stale, drop it on the source with SELECT pg_drop_replication_slot('" +
-        slot_name + "')");
+        "it does not own: give this pipeline its own slot (source.slot); if the slot is stale, "
+        "drop it on the source with SELECT pg_drop_replication_slot('" +
+        slot_name +
+        "'); if it was made for this pipeline to start from, set source.adopt_slot: true "
+        "(with snapshot: never)");
   }
   if (slot->wal_status == "lost" || (slot->slot_type == "logical" && !slot->restart_lsn.valid())) {
     return core::FailedPrecondition(WithRemedy(

@@ -35,6 +35,11 @@ struct SourceConfig {
   // Kept as written; see ParseTablePattern in config_loader.h.
   std::vector<std::string> tables;
   bool create_publication = true;
+  // Stream from a slot that already exists though this state directory did not make it (one
+  // made by hand, or by another tool, at the position to start from; the publication must
+  // have existed before it, as pgoutput reads it as of each change). Needs snapshot: never.
+  // Without it such a slot is refused: it may be another daemon's.
+  bool adopt_slot = false;
   int protocol_version = 0;  // 0 = the highest the server supports; else 1..4
   bool streaming = true;     // stream in-progress transactions (protocol >= 2)
   bool binary = false;

@@ -509,6 +509,7 @@ void ReadSource(Loader* loader, MapReader& m, const std::string& pipeline_name,
   std::optional<Field> tables = m.Take("tables");
   if (tables) ReadTables(loader, *tables, &source->tables);
   if (auto f = m.Take("create_publication")) Assign(&source->create_publication, loader->Bool(*f));
+  if (auto f = m.Take("adopt_slot")) Assign(&source->adopt_slot, loader->Bool(*f));
   if (auto f = m.Take("protocol_version")) {
     Assign(&source->protocol_version, loader->Integer(*f, 0, 4));
   }
@@ -637,7 +638,14 @@ void ReadPipeline(Loader* loader, const Field& item, const std::string& state_di
     }
   }
   ReadTarget(loader, m->Take("target"), &p->target);
-  if (auto f = m->Take("snapshot")) Assign(&p->snapshot, loader->OneOf(*f, {"initial", "never"}));
+  std::optional<Field> snapshot = m->Take("snapshot");
+  if (snapshot) Assign(&p->snapshot, loader->OneOf(*snapshot, {"initial", "never"}));
+  if (p->source.adopt_slot && p->snapshot != "never") {
+    // A copy needs the slot's own exported snapshot, which only a slot made now has.
+    loader->Error(snapshot ? snapshot->mark : m->field().mark, m->ChildPath("snapshot"),
+                  "expected snapshot: never because source.adopt_slot is true (an initial copy "
+                  "needs a slot sluice makes itself)");
+  }
   if (std::optional<MapReader> cm = SubMap(loader, m->Take("capture"))) {
     ReadCapture(loader, *cm, &p->capture);
   }

@@ -500,6 +500,13 @@ INSTANTIATE_TEST_SUITE_P(
   - { name: m, old: { dsn: "host=a" }, new: { dsn: "host=b" }, tables: [public.x] }
 )",
                   "3:13: migrations[1].name: duplicate migration name 'm' (also migrations[0])"},
+        BadConfig{"adopted slot with an initial copy", R"(pipelines:
+  - name: orders
+    source: { dsn: "host=x", tables: [public.orders], adopt_slot: true }
+    snapshot: initial
+)",
+                  "4:15: pipelines[0].snapshot: expected snapshot: never because "
+                  "source.adopt_slot is true (an initial copy needs a slot sluice makes itself)"},
         BadConfig{"syntax error", "pipelines:\n  - name: [orders\n",
                   "3:1: YAML syntax error: end of sequence flow not found"},
         BadConfig{"bad indentation", "pipelines:\n  - name: a\n   source: x\n",

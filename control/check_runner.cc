@@ -605,6 +605,7 @@ void CheckSlot(const config::Config& config, const config::PipelineConfig& p, Re
         "snapshot again)");
     return;
   }
+  facts.adopt_slot = p.source.adopt_slot;
   capture::SlotPolicy policy = SlotPolicyFor(facts, remedy);
   auto slot = capture::LogicalCapture::InspectSlot(CaptureOptionsFor(config, p));
   if (!slot.ok()) {

@@ -18,6 +18,7 @@ void CompareFixed(const config::PipelineConfig& a, const config::PipelineConfig&
   check(a.source.slot == b.source.slot, "source.slot");
   check(a.source.publication == b.source.publication, "source.publication");
   check(a.source.create_publication == b.source.create_publication, "source.create_publication");
+  check(a.source.adopt_slot == b.source.adopt_slot, "source.adopt_slot");
   check(a.source.protocol_version == b.source.protocol_version, "source.protocol_version");
   check(a.source.streaming == b.source.streaming, "source.streaming");
   check(a.source.binary == b.source.binary, "source.binary");

@@ -267,7 +267,7 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
   capture::CaptureOptions options = CaptureOptionsFor(config_, pipeline_);
   options.tables = CurrentTables();
   options.slot_policy.remedy = SnapshotRemedy();
-  if (!has_local_state && !owned) {
+  if (!has_local_state && !owned && !pipeline_.source.adopt_slot) {
     // A state directory that never saw the pipeline's slot leaves one that exists alone, before
     // it touches the target (another daemon with this pipeline name may be applying there).
     SLUICE_ASSIGN_OR_RETURN(std::optional<capture::SlotState> existing,
@@ -299,6 +299,7 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
   facts.owned = owned;
   facts.copy_unfinished = copy_unfinished;
   facts.resume = start.resume;
+  facts.adopt_slot = pipeline_.source.adopt_slot;
   options.slot_policy = SlotPolicyFor(facts, SnapshotRemedy());
   if (options.slot_policy.may_create && !owned) {
     // Recorded before the slot exists, so a crash right after making it still leaves it ours.

@@ -7,7 +7,7 @@ capture::SlotPolicy SlotPolicyFor(const SlotFacts& facts, std::string remedy) {
   policy.remedy = std::move(remedy);
   if (!facts.has_local_state && !facts.target_has_position) {
     policy.may_create = true;
-    policy.refuse_existing = !facts.owned;
+    policy.refuse_existing = !facts.owned && !facts.adopt_slot;
   } else if (facts.copy_unfinished) {
     policy.may_create = false;
     policy.refuse_existing = !facts.owned;

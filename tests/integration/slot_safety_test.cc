@@ -225,5 +225,36 @@ TEST_F(SlotSafetyTest, ASecondDaemonNeverTakesTheFirstsSlot) {
   EXPECT_EQ(f_.Diff(kTables), "");
 }
 
+// A slot made by hand (or by another tool) at the position to start from is refused unless
+// the operator says to adopt it; adopted, it streams from there and is the pipeline's own.
+TEST_F(SlotSafetyTest, ASlotMadeForThePipelineIsAdoptedOnlyWhenAsked) {
+  Target(
+      "CREATE TABLE public.sluice_marker (id int PRIMARY KEY);"
+      "CREATE TABLE public.items (id int PRIMARY KEY, note text)");
+  // The operator's own copy, consistent with the slot made right after it (nothing writes).
+  Target("INSERT INTO public.items SELECT g, 'before ' || g FROM generate_series(1, 100) g");
+  // pgoutput reads the publication as of each change: it must exist before the slot.
+  Source("CREATE PUBLICATION sluice_pipe FOR TABLE public.items, public.sluice_marker");
+  Source("SELECT pg_create_logical_replication_slot('sluice_pipe', 'pgoutput')");
+  Insert(101, 200, "after the slot was made");
+  config_ = WritePipelineConfig(f_.dir(), f_.source(), f_.target(), {"public.*"},
+                                "    snapshot: never\n");
+  SluiceRun refused = RunSluice({"run", "--config", config_.path}, std::chrono::seconds(120));
+  EXPECT_EQ(refused.exit_code, 78) << refused.err;
+  EXPECT_NE(refused.err.find("source.adopt_slot: true"), std::string::npos) << refused.err;
+
+  std::string yaml = ReadFile(config_.path);
+  yaml.replace(yaml.find("      tables:"), 0, "      adopt_slot: true\n");
+  WriteFile(config_.path, yaml);
+  StartRun();
+  ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
+  StopRun();
+  Insert(201, 250, "while stopped");
+  StartRun();
+  ASSERT_TRUE(f_.WaitForCatchUp(kCatchUp)) << ReadFile(Log());
+  StopRun();
+  EXPECT_EQ(f_.Diff({"public.items"}), "");
+}
+
 }  // namespace
 }  // namespace sluice::testing
