@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "core/pg_time.h"
+#include "pg/quote.h"
+#include "pg/sql_state.h"
 
 namespace sluice::apply {
 namespace {
@@ -120,9 +122,9 @@ constexpr char kTargetUniqueIndexesSql[] =
 
 // Netting a keyed table's changes per row is invisible only when every unique index covers the
 // key (a violation of it would be one of the key), so no reordering of rows can trip it.
-bool UniqueIndexesCoverKey(const core::Relation& relation, const std::vector<PgRow>& rows) {
+bool UniqueIndexesCoverKey(const core::Relation& relation, const std::vector<pg::Row>& rows) {
   std::unordered_map<std::string, std::pair<bool, std::unordered_set<std::string>>> indexes;
-  for (const PgRow& row : rows) {
+  for (const pg::Row& row : rows) {
     if (row.size() < 3 || !row[0]) continue;
     auto& index = indexes[*row[0]];
     index.first = row[2] == std::optional<std::string>("true");
@@ -142,13 +144,20 @@ constexpr char kPrivilegeHint[] =
     "pg_replication_origin_session_setup and pg_replication_origin_xact_setup and, on "
     "PostgreSQL 15+, SET on session_replication_role (sluice check prints the GRANTs)";
 
+// A privilege error (42501) of the session set-up, with what to grant; other statuses as they are.
+core::Status WithPrivilegeHint(const core::Status& status) {
+  if (status.server_code() != "42501") return status;
+  return core::Status(status.code(), status.message() + "; " + kPrivilegeHint, status.server_code(),
+                      status.retryable());
+}
+
 std::optional<std::string> CommitTimeText(core::PgTimestamp commit_time) {
   if (commit_time == 0) return std::nullopt;  // unknown
   return core::FormatPgTimestamp(commit_time);
 }
 
 // Whether kTargetFiresSql's answer says that something fires.
-bool Fires(const std::vector<PgRow>& rows) {
+bool Fires(const std::vector<pg::Row>& rows) {
   return !(rows.size() == 1 && rows[0].size() == 1 &&
            rows[0][0] == std::optional<std::string>("f"));
 }
@@ -202,7 +211,7 @@ core::Result<std::string> CreateTableSql(const core::TableDefinition& table) {
     return core::Internal("table definition of " + relation.QualifiedName() +
                           " has mismatched column lists");
   }
-  std::string sql = "CREATE TABLE " + QuoteQualifiedName(relation.schema, relation.name) + " (";
+  std::string sql = "CREATE TABLE " + pg::QuoteQualifiedName(relation.schema, relation.name) + " (";
   size_t generated = 0;
   auto separate = [&sql, first = true]() mutable {
     if (!first) sql += ", ";
@@ -215,14 +224,14 @@ core::Result<std::string> CreateTableSql(const core::TableDefinition& table) {
          ++generated) {
       const core::GeneratedColumn& column = table.generated_columns[generated];
       separate();
-      sql += QuoteIdentifier(column.name) + " " + column.type + " GENERATED ALWAYS AS (" +
+      sql += pg::QuoteIdentifier(column.name) + " " + column.type + " GENERATED ALWAYS AS (" +
              column.expression + ") STORED";
     }
   };
   for (size_t i = 0; i < relation.columns.size(); ++i) {
     add_generated_before(i);
     separate();
-    sql += QuoteIdentifier(relation.columns[i].name) + " " + table.column_types[i];
+    sql += pg::QuoteIdentifier(relation.columns[i].name) + " " + table.column_types[i];
     if (table.not_null[i]) sql += " NOT NULL";
   }
   add_generated_before(SIZE_MAX);
@@ -233,10 +242,10 @@ core::Result<std::string> CreateTableSql(const core::TableDefinition& table) {
 std::string AddPrimaryKeySql(const core::TableDefinition& table) {
   std::string key;
   for (const core::Column& column : table.relation.columns) {
-    if (column.is_key) key += (key.empty() ? "" : ", ") + QuoteIdentifier(column.name);
+    if (column.is_key) key += (key.empty() ? "" : ", ") + pg::QuoteIdentifier(column.name);
   }
   if (key.empty()) return "";
-  return "ALTER TABLE " + QuoteQualifiedName(table.relation.schema, table.relation.name) +
+  return "ALTER TABLE " + pg::QuoteQualifiedName(table.relation.schema, table.relation.name) +
          " ADD PRIMARY KEY (" + key + ")";
 }
 
@@ -263,14 +272,15 @@ std::string Statements(const std::vector<std::string>& ddl) {
 
 std::string QuotedNames(const std::vector<std::string>& names) {
   std::string out;
-  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + QuoteIdentifier(name);
+  for (const std::string& name : names)
+    out += (out.empty() ? "" : ", ") + pg::QuoteIdentifier(name);
   return out;
 }
 
 // Loads one table with COPY FROM STDIN on a connection of its own, in one transaction.
 class PostgresBulkLoader : public BulkLoader {
  public:
-  PostgresBulkLoader(std::unique_ptr<PgConnection> conn, std::string table)
+  PostgresBulkLoader(std::unique_ptr<pg::Connection> conn, std::string table)
       : conn_(std::move(conn)), table_(std::move(table)) {}
 
   ~PostgresBulkLoader() override {
@@ -296,7 +306,7 @@ class PostgresBulkLoader : public BulkLoader {
     if (PQputCopyEnd(conn_->raw(), nullptr) != 1) return Failed(nullptr);
     core::Status status;
     while (PGresult* raw = PQgetResult(conn_->raw())) {
-      PgResultPtr result(raw);
+      pg::ResultPtr result(raw);
       if (PQresultStatus(raw) != PGRES_COMMAND_OK && status.ok()) status = Failed(raw);
     }
     SLUICE_RETURN_IF_ERROR(status);
@@ -308,7 +318,7 @@ class PostgresBulkLoader : public BulkLoader {
     return conn_->ErrorStatus(result, "bulk load into " + table_);
   }
 
-  std::unique_ptr<PgConnection> conn_;
+  std::unique_ptr<pg::Connection> conn_;
   std::string table_;
   bool in_copy_ = true;
 };
@@ -350,7 +360,7 @@ void PostgresSink::DropConnection() {
 core::Status PostgresSink::ConnectionLost(std::string_view what, const PGresult* result) {
   std::string message = std::string(what) + ": connection to the target";
   if (conn_) {
-    message += " at " + conn_->endpoint() + " lost: " + ResultErrorText(result, conn_->raw());
+    message += " at " + conn_->endpoint() + " lost: " + pg::ServerErrorText(result, conn_->raw());
   } else {
     message += " is not open";
   }
@@ -370,58 +380,49 @@ core::Status PostgresSink::RequireConnection(std::string_view what) const {
 
 core::Status PostgresSink::Connect() {
   DropConnection();
-  SLUICE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.dsn, options_.connect_timeout,
-                                                       "sluice-apply-" + options_.pipeline));
+  SLUICE_ASSIGN_OR_RETURN(
+      conn_, pg::Connection::Connect(options_.dsn,
+                                     {.timeout = options_.connect_timeout,
+                                      .application_name = "sluice-apply-" + options_.pipeline}));
   return core::Status::Ok();
 }
 
 core::Status PostgresSink::SetUpSession() {
   if (options_.session_replication_role.empty()) return core::Status::Ok();
   core::Status status = conn_->Exec(
-      "SET session_replication_role = " + QuoteLiteral(options_.session_replication_role),
+      "SET session_replication_role = " + pg::QuoteLiteral(options_.session_replication_role),
       "setting session_replication_role = " + options_.session_replication_role);
-  if (!status.ok() && status.code() == core::StatusCode::kFailedPrecondition &&
-      status.message().find("42501") != std::string::npos) {
-    return core::FailedPrecondition(status.message() + "; " + kPrivilegeHint);
-  }
-  return status;
+  return WithPrivilegeHint(status);
 }
 
 core::Status PostgresSink::SetUpOrigin() {
   const std::string& origin = options_.origin_name;
   const std::string what = "setting up replication origin \"" + origin + "\"";
-  auto with_hint = [&](core::Status status) {
-    if (status.message().find("42501") != std::string::npos) {
-      return core::FailedPrecondition(status.message() + "; " + kPrivilegeHint);
-    }
-    return status;
-  };
   for (int attempt = 0;; ++attempt) {
     SLUICE_ASSIGN_OR_RETURN(
         auto existing,
-        conn_->Query("SELECT 1 FROM pg_catalog.pg_replication_origin WHERE roname = $1", {origin},
-                     what));
+        conn_->QueryRows("SELECT 1 FROM pg_catalog.pg_replication_origin WHERE roname = $1",
+                         {origin}, what));
     if (existing.empty()) {
       auto created =
-          conn_->Query("SELECT pg_catalog.pg_replication_origin_create($1)", {origin}, what);
+          conn_->QueryRows("SELECT pg_catalog.pg_replication_origin_create($1)", {origin}, what);
       if (!created.ok()) {
         // Another session created it between our look-up and create: use theirs.
-        if (attempt == 0 && created.status().message().find("23505") != std::string::npos) {
+        if (attempt == 0 && created.status().server_code() == "23505") {
           continue;
         }
-        return with_hint(created.status());
+        return WithPrivilegeHint(created.status());
       }
     }
-    auto setup =
-        conn_->Query("SELECT pg_catalog.pg_replication_origin_session_setup($1)", {origin}, what);
+    auto setup = conn_->QueryRows("SELECT pg_catalog.pg_replication_origin_session_setup($1)",
+                                  {origin}, what);
     if (setup.ok()) return core::Status::Ok();
     // 55006: still active in a session of ours that is going away.
-    if (setup.status().message().find("55006") != std::string::npos &&
-        attempt + 1 < kOriginBusyAttempts) {
+    if (setup.status().server_code() == "55006" && attempt + 1 < kOriginBusyAttempts) {
       std::this_thread::sleep_for(kOriginBusyDelay);
       continue;
     }
-    return with_hint(setup.status());
+    return WithPrivilegeHint(setup.status());
   }
 }
 
@@ -436,8 +437,8 @@ core::Result<AppliedPosition> PostgresSink::Open() {
 
   // Creating only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
   // when the schema exists.
-  auto exists = conn_->Query("SELECT to_regclass('sluice.applied') IS NOT NULL", {},
-                             "looking up sluice.applied");
+  auto exists = conn_->QueryRows("SELECT to_regclass('sluice.applied') IS NOT NULL", {},
+                                 "looking up sluice.applied");
   if (!exists.ok()) return fail(exists.status());
   if (exists->empty() || (*exists)[0][0] != "t") {
     core::Status created = conn_->Exec(kCreateSchemaSql, "creating sluice.applied");
@@ -449,11 +450,11 @@ core::Result<AppliedPosition> PostgresSink::Open() {
   }
 
   AppliedPosition position;
-  auto rows = conn_->Query(kReadPositionSql, {options_.pipeline},
-                           "reading the applied position of pipeline " + options_.pipeline);
+  auto rows = conn_->QueryRows(kReadPositionSql, {options_.pipeline},
+                               "reading the applied position of pipeline " + options_.pipeline);
   if (!rows.ok()) return fail(rows.status());
   if (!rows->empty()) {
-    const PgRow& row = rows->front();
+    const pg::Row& row = rows->front();
     if (row[0]) {
       auto lsn = core::Lsn::Parse(*row[0]);
       if (!lsn.ok()) return fail(lsn.status());
@@ -477,7 +478,7 @@ core::Status PostgresSink::EnterPipelineMode() {
   PGconn* raw = conn_->raw();
   if (PQenterPipelineMode(raw) != 1 || PQsetnonblocking(raw, 1) != 0) {
     return core::Internal("cannot enter libpq pipeline mode on " + conn_->endpoint() + ": " +
-                          ResultErrorText(nullptr, raw));
+                          pg::ServerErrorText(nullptr, raw));
   }
   return core::Status::Ok();
 }
@@ -493,7 +494,7 @@ core::Status PostgresSink::LeavePipelineMode() {
 
 core::Status PostgresSink::SendCommand(const std::string& sql, std::string label,
                                        const std::vector<std::optional<std::string>>& params,
-                                       std::shared_ptr<std::vector<PgRow>> rows) {
+                                       std::shared_ptr<std::vector<pg::Row>> rows) {
   SLUICE_RETURN_IF_ERROR(RequireConnection(label));
   std::vector<const char*> values;
   values.reserve(params.size());
@@ -533,7 +534,7 @@ core::Status PostgresSink::Pump(bool wait, size_t max_pending) {
     if (PQconsumeInput(raw) != 1) return ConnectionLost("reading from the target");
 
     while (!pending_.empty() && !PQisBusy(raw)) {
-      PgResultPtr result(PQgetResult(raw));
+      pg::ResultPtr result(PQgetResult(raw));
       if (PQstatus(raw) != CONNECTION_OK) return ConnectionLost("reading results", result.get());
       Pending& front = pending_.front();
       if (front.kind == Pending::Kind::kSync) {
@@ -612,7 +613,7 @@ void PostgresSink::HandleResult(Pending& pending, const PGresult* result) {
         break;
       }
       case Pending::Kind::kQuery:
-        *pending.rows = ResultRows(result);
+        *pending.rows = pg::ResultRows(result);
         break;
       case Pending::Kind::kCommand:
         pending.command_tag = PQcmdStatus(const_cast<PGresult*>(result));
@@ -630,8 +631,8 @@ void PostgresSink::HandleResult(Pending& pending, const PGresult* result) {
   if (status == PGRES_PIPELINE_ABORTED) return;  // skipped after an earlier error
   if (!pipeline_error_.ok()) return;             // report the first error only
 
-  const core::StatusCode code = ClassifySqlState(ResultSqlState(result));
-  const std::string server_text = ResultErrorText(result, conn_->raw());
+  const std::string sqlstate = pg::ResultSqlState(result);
+  const std::string server_text = pg::ServerErrorText(result, conn_->raw());
   switch (pending.kind) {
     case Pending::Kind::kRow:
     case Pending::Kind::kPrepare:
@@ -639,27 +640,28 @@ void PostgresSink::HandleResult(Pending& pending, const PGresult* result) {
       if (pending.compacted) multi_row_error_ = true;
       if (pending.row_count > 1) {
         multi_row_error_ = true;
-        pipeline_error_ = core::Status(
-            code, std::string("apply to ") + pending.relation->QualifiedName() + " failed in " +
-                      (pending.kind == Pending::Kind::kPrepare ? "preparing " : "") +
-                      "a statement of " + std::to_string(pending.row_count) + " " +
-                      core::OperationName(pending.op) + "s at source LSNs " +
-                      pending.lsn.ToString() + ".." + pending.last_lsn.ToString() + " for keys " +
-                      pending.key + ".." + pending.last_key + ": " + server_text);
+        pipeline_error_ = pg::StatusForSqlState(
+            sqlstate,
+            std::string("apply to ") + pending.relation->QualifiedName() + " failed in " +
+                (pending.kind == Pending::Kind::kPrepare ? "preparing " : "") + "a statement of " +
+                std::to_string(pending.row_count) + " " + core::OperationName(pending.op) +
+                "s at source LSNs " + pending.lsn.ToString() + ".." + pending.last_lsn.ToString() +
+                " for keys " + pending.key + ".." + pending.last_key + ": " + server_text);
         break;
       }
-      pipeline_error_ = core::Status(
-          code, std::string("apply to ") + pending.relation->QualifiedName() +
-                    " failed at source LSN " + pending.lsn.ToString() + " for key " + pending.key +
-                    (pending.kind == Pending::Kind::kPrepare
-                         ? std::string(" (preparing the ") + core::OperationName(pending.op) +
-                               " statement)"
-                         : std::string()) +
-                    ": " + server_text);
+      pipeline_error_ = pg::StatusForSqlState(
+          sqlstate, std::string("apply to ") + pending.relation->QualifiedName() +
+                        " failed at source LSN " + pending.lsn.ToString() + " for key " +
+                        pending.key +
+                        (pending.kind == Pending::Kind::kPrepare
+                             ? std::string(" (preparing the ") + core::OperationName(pending.op) +
+                                   " statement)"
+                             : std::string()) +
+                        ": " + server_text);
       break;
     default:
-      pipeline_error_ =
-          core::Status(code, pending.label + " on " + conn_->endpoint() + ": " + server_text);
+      pipeline_error_ = pg::StatusForSqlState(
+          sqlstate, pending.label + " on " + conn_->endpoint() + ": " + server_text);
       break;
   }
 }
@@ -696,20 +698,20 @@ core::Status PostgresSink::CheckRelations(const std::vector<Sighting>& relations
   // Compaction reorders rows across tables: only when no trigger or foreign key check fires.
   const bool compact =
       options_.compact && options_.coalesce && options_.session_replication_role == "replica";
-  std::vector<std::shared_ptr<std::vector<PgRow>>> columns;
-  std::vector<std::shared_ptr<std::vector<PgRow>>> fires;
-  std::vector<std::shared_ptr<std::vector<PgRow>>> unique_indexes;
+  std::vector<std::shared_ptr<std::vector<pg::Row>>> columns;
+  std::vector<std::shared_ptr<std::vector<pg::Row>>> fires;
+  std::vector<std::shared_ptr<std::vector<pg::Row>>> unique_indexes;
   for (const Sighting& sighting : relations) {
     const core::Relation& relation = *sighting.relation;
     const std::string what = "looking up target table " + relation.QualifiedName();
-    columns.push_back(std::make_shared<std::vector<PgRow>>());
+    columns.push_back(std::make_shared<std::vector<pg::Row>>());
     SLUICE_RETURN_IF_ERROR(
         SendCommand(kTargetColumnsSql, what, {relation.schema, relation.name}, columns.back()));
-    fires.push_back(std::make_shared<std::vector<PgRow>>());
+    fires.push_back(std::make_shared<std::vector<pg::Row>>());
     SLUICE_RETURN_IF_ERROR(SendCommand(kTargetFiresSql, what + " (triggers and rules)",
                                        {relation.schema, relation.name}, fires.back()));
     if (!compact) continue;
-    unique_indexes.push_back(std::make_shared<std::vector<PgRow>>());
+    unique_indexes.push_back(std::make_shared<std::vector<pg::Row>>());
     SLUICE_RETURN_IF_ERROR(SendCommand(kTargetUniqueIndexesSql, what + " (unique indexes)",
                                        {relation.schema, relation.name}, unique_indexes.back()));
   }
@@ -823,14 +825,14 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
     }
     return nullptr;
   };
-  std::vector<std::pair<const core::Column*, std::shared_ptr<std::vector<PgRow>>>> lookups;
+  std::vector<std::pair<const core::Column*, std::shared_ptr<std::vector<pg::Row>>>> lookups;
   auto look_up = [&](const core::Relation& version, const core::Column& column) -> core::Status {
     SLUICE_ASSIGN_OR_RETURN(auto params, TargetTypeLookup(version, column));
-    lookups.emplace_back(&column, std::make_shared<std::vector<PgRow>>());
-    return SendCommand(
-        kTargetTypeSql,
-        "looking up the type of " + table + "." + QuoteIdentifier(column.name) + " on the target",
-        params, lookups.back().second);
+    lookups.emplace_back(&column, std::make_shared<std::vector<pg::Row>>());
+    return SendCommand(kTargetTypeSql,
+                       "looking up the type of " + table + "." + pg::QuoteIdentifier(column.name) +
+                           " on the target",
+                       params, lookups.back().second);
   };
   for (size_t i : missing) {
     core::Status status = look_up(relation, relation.columns[i]);
@@ -863,8 +865,8 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
   std::vector<std::string> renamed_to;
   for (const RelationDiff::Rename& rename : diff.renamed) {
     if (on_target(rename.to) || !on_target(rename.from)) continue;  // followed, or nothing to do
-    findings.push_back("column " + QuoteIdentifier(rename.from) + " was renamed to " +
-                       QuoteIdentifier(rename.to));
+    findings.push_back("column " + pg::QuoteIdentifier(rename.from) + " was renamed to " +
+                       pg::QuoteIdentifier(rename.to));
     ddl.push_back(RenameColumnSql(relation, rename.from, rename.to));
     renamed_to.push_back(rename.to);
   }
@@ -880,11 +882,11 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
       spdlog::warn(
           "pipeline {}: source column {}.{} changed its type to {} at source LSN {}; the target "
           "column has a type of its own ({}), kept: the target casts the values to it",
-          options_.pipeline, table, QuoteIdentifier(column.name), now->sql, sighting.lsn.ToString(),
-          declared);
+          options_.pipeline, table, pg::QuoteIdentifier(column.name), now->sql,
+          sighting.lsn.ToString(), declared);
       continue;
     }
-    findings.push_back("column " + QuoteIdentifier(column.name) + " changed its type from " +
+    findings.push_back("column " + pg::QuoteIdentifier(column.name) + " changed its type from " +
                        declared + " to " + now->sql +
                        (now->exists ? "" : " (a type the target does not have yet: create it)"));
     ddl.push_back(AlterColumnTypeSql(relation, column.name, now->sql));
@@ -900,8 +902,9 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
     }
     const std::optional<TargetType> type = type_of(column);
     if (!type || (!type->exists && type->sql.empty())) {
-      return stop("source column " + table + "." + QuoteIdentifier(column.name) + " (new since " +
-                  at + ") has built-in type OID " + std::to_string(column.type_oid) +
+      return stop("source column " + table + "." + pg::QuoteIdentifier(column.name) +
+                  " (new since " + at + ") has built-in type OID " +
+                  std::to_string(column.type_oid) +
                   " of the source's PostgreSQL, which the target's PostgreSQL does not have; "
                   "add the column on the target with a type that takes its values, then restart "
                   "sluice");
@@ -942,7 +945,7 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
 
   if (!findings.empty()) {
     for (size_t k = 0; k < added.size(); ++k) {
-      findings.push_back("column " + QuoteIdentifier(added_names[k]) + " is new");
+      findings.push_back("column " + pg::QuoteIdentifier(added_names[k]) + " is new");
     }
     ddl.insert(ddl.end(), add_ddl.begin(), add_ddl.end());
     std::string alternative;
@@ -993,7 +996,7 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
     if (!unsent.empty()) {
       hint = " (if one of them is a column the target has under an older name, " +
              QuotedNames(unsent) + ", rename that one instead: ALTER TABLE " +
-             QuoteQualifiedName(relation.schema, relation.name) + " RENAME COLUMN ... TO ...;)";
+             pg::QuoteQualifiedName(relation.schema, relation.name) + " RENAME COLUMN ... TO ...;)";
     }
     return stop("source table " + table + " has " +
                 (added.size() == 1 ? "a new column " : "new columns ") + QuotedNames(added_names) +
@@ -1014,7 +1017,7 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
         "since it started, so it cannot tell new columns from renamed ones: run on the target "
         "either " +
         Statements(add_ddl) + " (new columns) or ALTER TABLE " +
-        QuoteQualifiedName(relation.schema, relation.name) +
+        pg::QuoteQualifiedName(relation.schema, relation.name) +
         " RENAME COLUMN <old> TO <new>; (renamed ones)," + restart);
   }
   if (types_missing) {
@@ -1032,7 +1035,7 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
     SLUICE_RETURN_IF_ERROR(SendCommand(statement, "adding a column to target table " + table +
                                                       " (new on the source at " + at + ")"));
   }
-  auto rows = std::make_shared<std::vector<PgRow>>();
+  auto rows = std::make_shared<std::vector<pg::Row>>();
   SLUICE_RETURN_IF_ERROR(SendCommand(kTargetColumnsSql, "looking up target table " + table,
                                      {relation.schema, relation.name}, rows));
   SLUICE_RETURN_IF_ERROR(SyncAndDrain());
@@ -1334,16 +1337,16 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
   PGconn* raw = conn_->raw();
   std::string columns;
   for (const core::Column& column : relation.columns) {
-    columns += (columns.empty() ? "" : ", ") + QuoteIdentifier(column.name);
+    columns += (columns.empty() ? "" : ", ") + pg::QuoteIdentifier(column.name);
   }
-  const std::string sql = "COPY " + QuoteQualifiedName(relation.schema, relation.name) + " (" +
+  const std::string sql = "COPY " + pg::QuoteQualifiedName(relation.schema, relation.name) + " (" +
                           columns + ") FROM STDIN";
   core::Status status;
-  PgResultPtr started(PQexec(raw, sql.c_str()));
+  pg::ResultPtr started(PQexec(raw, sql.c_str()));
   if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
-    status =
-        core::Status(ClassifySqlState(ResultSqlState(started.get())),
-                     "starting COPY of " + rows_text + ": " + ResultErrorText(started.get(), raw));
+    status = pg::StatusForSqlState(
+        pg::ResultSqlState(started.get()),
+        "starting COPY of " + rows_text + ": " + pg::ServerErrorText(started.get(), raw));
   } else {
     // Sent in pieces of about kChunk (COPY data need not end at a row's end): libpq's output
     // buffer grows to the largest piece and keeps that size.
@@ -1362,12 +1365,12 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
     if (sent && !buffer.empty()) sent = put();
     if (!sent || PQputCopyEnd(raw, nullptr) != 1) return ConnectionLost("COPY of " + rows_text);
     while (PGresult* next = PQgetResult(raw)) {
-      PgResultPtr result(next);
+      pg::ResultPtr result(next);
       if (PQresultStatus(next) == PGRES_COMMAND_OK || !status.ok()) continue;
-      const std::string sqlstate = ResultSqlState(next);
+      const std::string sqlstate = pg::ResultSqlState(next);
       if (sqlstate.empty()) return ConnectionLost("COPY of " + rows_text, next);
-      status = core::Status(ClassifySqlState(sqlstate),
-                            "COPY of " + rows_text + ": " + ResultErrorText(next, raw));
+      status = pg::StatusForSqlState(
+          sqlstate, "COPY of " + rows_text + ": " + pg::ServerErrorText(next, raw));
       if (sqlstate == "23505" && HasUsableKey(relation)) {
         // A key the stream inserts exists already: the target does not follow the source
         // alone. Upserts from now on; the pipeline applies the batch again. (A keyless table
@@ -1521,14 +1524,14 @@ core::Status PostgresSink::CheckTruncateBlockers(const core::Change& change, cor
     names.push_back(relation->name);
     listed += (listed.empty() ? "" : ", ") + relation->QualifiedName();
   }
-  auto rows = std::make_shared<std::vector<PgRow>>();
+  auto rows = std::make_shared<std::vector<pg::Row>>();
   SLUICE_RETURN_IF_ERROR(SendCommand(kTruncateBlockersSql,
                                      "looking up the target's foreign keys to " + listed,
                                      {TextArrayLiteral(schemas), TextArrayLiteral(names)}, rows));
   SLUICE_RETURN_IF_ERROR(SyncAndDrain());
   if (rows->empty()) return core::Status::Ok();
   std::string keys;
-  for (const PgRow& row : *rows) {
+  for (const pg::Row& row : *rows) {
     if (row.size() < 3) continue;
     keys += (keys.empty() ? "" : "; ") + std::string("target table ") + row[0].value_or("?") +
             " references " + row[1].value_or("?") + " (foreign key " + row[2].value_or("?") + ")";
@@ -1855,18 +1858,20 @@ core::Status PostgresSink::FinishCopyTarget(const core::TableDefinition& table) 
   if (sql.empty()) return core::Status::Ok();
   const core::Relation& relation = table.relation;
   const std::string name = relation.QualifiedName();
-  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                          PgConnection::Connect(options_.dsn, options_.connect_timeout,
-                                                "sluice-copy-" + options_.pipeline));
+  SLUICE_ASSIGN_OR_RETURN(
+      std::unique_ptr<pg::Connection> conn,
+      pg::Connection::Connect(options_.dsn,
+                              {.timeout = options_.connect_timeout,
+                               .application_name = "sluice-copy-" + options_.pipeline}));
   // Only a table sluice created, and only once: a user's own table is never altered.
   SLUICE_ASSIGN_OR_RETURN(
-      std::vector<PgRow> state,
-      conn->Query("SELECT obj_description(c.oid, 'pg_class') = $3,"
-                  " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND"
-                  " i.indisprimary) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-                  " ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-                  {relation.schema, relation.name, kCreatedBySluice},
-                  "looking up target table " + name));
+      std::vector<pg::Row> state,
+      conn->QueryRows("SELECT obj_description(c.oid, 'pg_class') = $3,"
+                      " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND"
+                      " i.indisprimary) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+                      " ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                      {relation.schema, relation.name, kCreatedBySluice},
+                      "looking up target table " + name));
   if (state.empty() || state[0].size() < 2 || state[0][0] != std::optional<std::string>("t") ||
       state[0][1] == std::optional<std::string>("t")) {
     return core::Status::Ok();
@@ -1882,13 +1887,16 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
                                              bool create_missing, bool truncate_first) {
   const core::Relation& relation = table.relation;
   const std::string name = relation.QualifiedName();
-  const std::string qualified = QuoteQualifiedName(relation.schema, relation.name);
-  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                          PgConnection::Connect(options_.dsn, options_.connect_timeout,
-                                                "sluice-copy-" + options_.pipeline));
+  const std::string qualified = pg::QuoteQualifiedName(relation.schema, relation.name);
+  SLUICE_ASSIGN_OR_RETURN(
+      std::unique_ptr<pg::Connection> conn,
+      pg::Connection::Connect(options_.dsn,
+                              {.timeout = options_.connect_timeout,
+                               .application_name = "sluice-copy-" + options_.pipeline}));
   const std::string lookup = "looking up target table " + name;
-  SLUICE_ASSIGN_OR_RETURN(std::vector<PgRow> columns,
-                          conn->Query(kTargetColumnsSql, {relation.schema, relation.name}, lookup));
+  SLUICE_ASSIGN_OR_RETURN(
+      std::vector<pg::Row> columns,
+      conn->QueryRows(kTargetColumnsSql, {relation.schema, relation.name}, lookup));
   if (columns.empty()) {
     if (!create_missing) {
       return core::FailedPrecondition("target table " + name +
@@ -1897,27 +1905,27 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
     }
     // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists.
     SLUICE_ASSIGN_OR_RETURN(
-        std::vector<PgRow> schema,
-        conn->Query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", {relation.schema},
-                    "looking up target schema " + relation.schema));
+        std::vector<pg::Row> schema,
+        conn->QueryRows("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                        {relation.schema}, "looking up target schema " + relation.schema));
     if (schema.empty()) {
       SLUICE_RETURN_IF_ERROR(
-          conn->Exec("CREATE SCHEMA IF NOT EXISTS " + QuoteIdentifier(relation.schema),
+          conn->Exec("CREATE SCHEMA IF NOT EXISTS " + pg::QuoteIdentifier(relation.schema),
                      "creating target schema " + relation.schema));
     }
     SLUICE_ASSIGN_OR_RETURN(std::string create, CreateTableSql(table));
     SLUICE_RETURN_IF_ERROR(conn->Exec(create, "creating target table " + name));
     SLUICE_RETURN_IF_ERROR(conn->Exec("COMMENT ON TABLE " +
-                                          QuoteQualifiedName(relation.schema, relation.name) +
+                                          pg::QuoteQualifiedName(relation.schema, relation.name) +
                                           " IS '" + kCreatedBySluice + "'",
                                       "marking target table " + name));
     spdlog::info("pipeline {}: created target table {}", options_.pipeline, name);
     SLUICE_ASSIGN_OR_RETURN(
-        columns, conn->Query(kTargetColumnsSql, {relation.schema, relation.name}, lookup));
+        columns, conn->QueryRows(kTargetColumnsSql, {relation.schema, relation.name}, lookup));
   }
   SLUICE_ASSIGN_OR_RETURN(
-      std::vector<PgRow> fires,
-      conn->Query(kTargetFiresSql, {relation.schema, relation.name}, lookup + " (triggers)"));
+      std::vector<pg::Row> fires,
+      conn->QueryRows(kTargetFiresSql, {relation.schema, relation.name}, lookup + " (triggers)"));
   const std::vector<TargetColumn> target_columns = ParseTargetColumns(columns);
   SLUICE_RETURN_IF_ERROR(DescribeTargetTable(relation, target_columns, Fires(fires)).status());
   for (const core::GeneratedColumn& generated : table.generated_columns) {
@@ -1928,7 +1936,7 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
     // Rows of an earlier, interrupted copy by this pipeline: sluice's own to remove.
     if (!options_.session_replication_role.empty()) {  // as the loaders: no user triggers
       SLUICE_RETURN_IF_ERROR(conn->Exec(
-          "SET session_replication_role = " + QuoteLiteral(options_.session_replication_role),
+          "SET session_replication_role = " + pg::QuoteLiteral(options_.session_replication_role),
           "setting session_replication_role to empty " + name));
     }
     SLUICE_RETURN_IF_ERROR(conn->Exec(
@@ -1938,9 +1946,9 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
                  options_.pipeline, name);
     return core::Status::Ok();
   }
-  SLUICE_ASSIGN_OR_RETURN(std::vector<PgRow> any,
-                          conn->Query("SELECT 1 FROM " + qualified + " LIMIT 1", {},
-                                      "checking that target table " + name + " is empty"));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<pg::Row> any,
+                          conn->QueryRows("SELECT 1 FROM " + qualified + " LIMIT 1", {},
+                                          "checking that target table " + name + " is empty"));
   if (!any.empty()) {
     return core::FailedPrecondition("target table " + name +
                                     " is not empty; the initial copy needs empty tables (or set "
@@ -1952,12 +1960,14 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
 core::Result<std::unique_ptr<BulkLoader>> PostgresSink::OpenBulkLoad(
     const core::Relation& relation) {
   const std::string table = relation.QualifiedName();
-  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                          PgConnection::Connect(options_.dsn, options_.connect_timeout,
-                                                "sluice-bulk-" + options_.pipeline));
+  SLUICE_ASSIGN_OR_RETURN(
+      std::unique_ptr<pg::Connection> conn,
+      pg::Connection::Connect(options_.dsn,
+                              {.timeout = options_.connect_timeout,
+                               .application_name = "sluice-bulk-" + options_.pipeline}));
   if (!options_.session_replication_role.empty()) {
     SLUICE_RETURN_IF_ERROR(conn->Exec(
-        "SET session_replication_role = " + QuoteLiteral(options_.session_replication_role),
+        "SET session_replication_role = " + pg::QuoteLiteral(options_.session_replication_role),
         "setting session_replication_role for the bulk load into " + table));
   }
   // The source copier's COPY text is UTF8 (capture::SnapshotCopier sets it).
@@ -1967,11 +1977,11 @@ core::Result<std::unique_ptr<BulkLoader>> PostgresSink::OpenBulkLoad(
   std::string columns;
   for (const auto& column : relation.columns) {
     if (!columns.empty()) columns += ", ";
-    columns += QuoteIdentifier(column.name);
+    columns += pg::QuoteIdentifier(column.name);
   }
-  const std::string sql = "COPY " + QuoteQualifiedName(relation.schema, relation.name) + " (" +
+  const std::string sql = "COPY " + pg::QuoteQualifiedName(relation.schema, relation.name) + " (" +
                           columns + ") FROM STDIN";
-  PgResultPtr result(PQexec(conn->raw(), sql.c_str()));
+  pg::ResultPtr result(PQexec(conn->raw(), sql.c_str()));
   if (!result || PQresultStatus(result.get()) != PGRES_COPY_IN) {
     return conn->ErrorStatus(result.get(), "starting COPY into " + table);
   }
@@ -1979,15 +1989,18 @@ core::Result<std::unique_ptr<BulkLoader>> PostgresSink::OpenBulkLoad(
 }
 
 core::Status PostgresSink::ForgetPosition() {
-  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                          PgConnection::Connect(options_.dsn, options_.connect_timeout,
-                                                "sluice-reset-" + options_.pipeline));
+  SLUICE_ASSIGN_OR_RETURN(
+      std::unique_ptr<pg::Connection> conn,
+      pg::Connection::Connect(options_.dsn,
+                              {.timeout = options_.connect_timeout,
+                               .application_name = "sluice-reset-" + options_.pipeline}));
   const std::string what = "forgetting the applied position of pipeline " + options_.pipeline;
   SLUICE_ASSIGN_OR_RETURN(
-      std::vector<PgRow> exists,
-      conn->Query("SELECT to_regclass('sluice.applied') IS NOT NULL", {}, what));
+      std::vector<pg::Row> exists,
+      conn->QueryRows("SELECT to_regclass('sluice.applied') IS NOT NULL", {}, what));
   if (exists.empty() || exists[0][0] != std::optional<std::string>("t")) return core::Status::Ok();
-  return conn->Query("DELETE FROM sluice.applied WHERE pipeline = $1", {options_.pipeline}, what)
+  return conn
+      ->QueryRows("DELETE FROM sluice.applied WHERE pipeline = $1", {options_.pipeline}, what)
       .status();
 }
 

@@ -10,11 +10,11 @@
 #include <unordered_set>
 
 #include "apply/batch_compactor.h"
-#include "apply/pg_connection.h"
 #include "apply/schema_change.h"
 #include "apply/sink.h"
 #include "apply/sql_builder.h"
 #include "apply/target_table.h"
+#include "pg/connection.h"
 
 namespace sluice::apply {
 
@@ -173,7 +173,7 @@ class PostgresSink : public Sink {
     // kPrepare: the statement name to confirm; kCommand / kQuery: what the step is.
     std::string label;
     // kQuery: where the rows go.
-    std::shared_ptr<std::vector<PgRow>> rows;
+    std::shared_ptr<std::vector<pg::Row>> rows;
     std::string command_tag;  // filled in for kCommand (COMMIT checks it)
     // kRow / kPrepare of a multi-row statement: its number of rows, and the last row's LSN and
     // key (lsn and key above are the first row's).
@@ -249,7 +249,7 @@ class PostgresSink : public Sink {
   core::Status ReplayRowByRow(core::Status error);
   core::Status SendCommand(const std::string& sql, std::string label,
                            const std::vector<std::optional<std::string>>& params = {},
-                           std::shared_ptr<std::vector<PgRow>> rows = nullptr);
+                           std::shared_ptr<std::vector<pg::Row>> rows = nullptr);
   core::Status SendSync();
   // Flushes output and reads the results that are ready; with `wait`, blocks until at most
   // `max_pending` entries remain unanswered. Returns only transport failures (the connection is
@@ -298,7 +298,7 @@ class PostgresSink : public Sink {
   core::Status CheckTruncateBlockers(const core::Change& change, core::Lsn lsn);
 
   const PostgresSinkOptions options_;  // const: OpenBulkLoad() reads it from other threads
-  std::unique_ptr<PgConnection> conn_;
+  std::unique_ptr<pg::Connection> conn_;
   bool in_batch_ = false;
   // First statement error since the last reset: sticky for the open batch (until AbortBatch),
   // reset after each sync outside a batch.

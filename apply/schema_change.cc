@@ -1,5 +1,7 @@
 #include "apply/schema_change.h"
 
+#include "pg/quote.h"
+
 namespace sluice::apply {
 namespace {
 
@@ -13,7 +15,7 @@ std::optional<size_t> IndexOf(const core::Relation& relation, const std::string&
 std::string QuotedList(const core::Relation& relation, const std::vector<size_t>& columns) {
   std::string out;
   for (size_t i : columns) {
-    out += (out.empty() ? "" : ", ") + QuoteIdentifier(relation.columns[i].name);
+    out += (out.empty() ? "" : ", ") + pg::QuoteIdentifier(relation.columns[i].name);
   }
   return out;
 }
@@ -104,16 +106,16 @@ core::Result<std::vector<std::optional<std::string>>> TargetTypeLookup(
                                                    std::to_string(column.type_oid), typmod};
   }
   return core::Unsupported("source column " + relation.QualifiedName() + "." +
-                           QuoteIdentifier(column.name) + " has a type (OID " +
+                           pg::QuoteIdentifier(column.name) + " has a type (OID " +
                            std::to_string(column.type_oid) +
                            " on the source) that the source did not name, so sluice cannot "
                            "find it on the target; add the column on the target yourself");
 }
 
-TargetType TargetTypeOf(const core::Column& column, const std::vector<PgRow>& rows) {
+TargetType TargetTypeOf(const core::Column& column, const std::vector<pg::Row>& rows) {
   TargetType type;
   const bool user_named = !column.type_name.empty() && column.type_schema != "pg_catalog";
-  if (user_named) type.sql = QuoteQualifiedName(column.type_schema, column.type_name);
+  if (user_named) type.sql = pg::QuoteQualifiedName(column.type_schema, column.type_name);
   if (rows.empty() || rows[0].size() < 2 || !rows[0][0] || !rows[0][1]) return type;
   type.exists = true;
   type.formatted = *rows[0][0];
@@ -133,21 +135,21 @@ TargetType TargetTypeOf(const core::Column& column, const std::vector<PgRow>& ro
 
 std::string AddColumnSql(const core::Relation& relation, const std::string& column,
                          const std::string& type_sql) {
-  return "ALTER TABLE " + QuoteQualifiedName(relation.schema, relation.name) + " ADD COLUMN " +
-         QuoteIdentifier(column) + " " + type_sql;
+  return "ALTER TABLE " + pg::QuoteQualifiedName(relation.schema, relation.name) + " ADD COLUMN " +
+         pg::QuoteIdentifier(column) + " " + type_sql;
 }
 
 std::string RenameColumnSql(const core::Relation& relation, const std::string& from,
                             const std::string& to) {
-  return "ALTER TABLE " + QuoteQualifiedName(relation.schema, relation.name) + " RENAME COLUMN " +
-         QuoteIdentifier(from) + " TO " + QuoteIdentifier(to);
+  return "ALTER TABLE " + pg::QuoteQualifiedName(relation.schema, relation.name) +
+         " RENAME COLUMN " + pg::QuoteIdentifier(from) + " TO " + pg::QuoteIdentifier(to);
 }
 
 std::string AlterColumnTypeSql(const core::Relation& relation, const std::string& column,
                                const std::string& type_sql) {
-  const std::string name = QuoteIdentifier(column);
-  return "ALTER TABLE " + QuoteQualifiedName(relation.schema, relation.name) + " ALTER COLUMN " +
-         name + " TYPE " + type_sql + " USING " + name + "::" + type_sql;
+  const std::string name = pg::QuoteIdentifier(column);
+  return "ALTER TABLE " + pg::QuoteQualifiedName(relation.schema, relation.name) +
+         " ALTER COLUMN " + name + " TYPE " + type_sql + " USING " + name + "::" + type_sql;
 }
 
 }  // namespace sluice::apply

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "apply/pg_connection.h"
 #include "core/relation.h"
 #include "core/status.h"
+#include "pg/connection.h"
 
 namespace sluice::apply {
 
@@ -71,7 +71,7 @@ struct TargetType {
 
 // From the rows kTargetTypeSql returned for TargetTypeLookup(relation, column): none when the
 // target lacks the type, else (format_type(oid, typmod), format_type(oid, -1)).
-TargetType TargetTypeOf(const core::Column& column, const std::vector<PgRow>& rows);
+TargetType TargetTypeOf(const core::Column& column, const std::vector<pg::Row>& rows);
 
 // --- DDL the target needs ---------------------------------------------------------------------
 

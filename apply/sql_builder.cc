@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "apply/pg_connection.h"
+#include "pg/quote.h"
 
 namespace sluice::apply {
 namespace {
@@ -44,7 +44,7 @@ bool LacksEquality(core::Oid type_oid) {
 }
 
 std::string ColumnLabel(const Relation& relation, size_t column) {
-  return relation.QualifiedName() + "." + QuoteIdentifier(relation.columns[column].name);
+  return relation.QualifiedName() + "." + pg::QuoteIdentifier(relation.columns[column].name);
 }
 
 bool AnyKeyColumn(const Relation& relation) {
@@ -121,7 +121,7 @@ void AppendWhere(const Relation& relation, const std::string& table, const RowLo
     const char* separator = " WHERE ";
     for (uint32_t column : locator.columns) {
       const std::string param = next_param(column);
-      const std::string name = QuoteIdentifier(relation.columns[column].name);
+      const std::string name = pg::QuoteIdentifier(relation.columns[column].name);
       statement.sql += separator;
       if (LacksEquality(relation.columns[column].type_oid)) {
         const bool cast = param.find(':') != std::string::npos;
@@ -138,7 +138,8 @@ void AppendWhere(const Relation& relation, const std::string& table, const RowLo
   const char* separator = " WHERE ";
   for (uint32_t column : locator.columns) {
     statement.sql += separator;
-    statement.sql += QuoteIdentifier(relation.columns[column].name) + " = " + next_param(column);
+    statement.sql +=
+        pg::QuoteIdentifier(relation.columns[column].name) + " = " + next_param(column);
     separator = " AND ";
   }
 }
@@ -168,13 +169,13 @@ void AppendValue(const Value& value, std::string& out) {
 // INSERT INTO t (cols) [OVERRIDING SYSTEM VALUE] VALUES (row 1), (row 2), ...
 // [ON CONFLICT (key) DO UPDATE/NOTHING]; params describe one row.
 RowStatement InsertStatement(const Relation& relation, size_t rows, const TargetTable* target) {
-  const std::string table = QuoteQualifiedName(relation.schema, relation.name);
+  const std::string table = pg::QuoteQualifiedName(relation.schema, relation.name);
   const uint32_t width = static_cast<uint32_t>(relation.columns.size());
   RowStatement statement;
   std::string columns;
   for (uint32_t i = 0; i < width; ++i) {
     if (i > 0) columns += ", ";
-    columns += QuoteIdentifier(relation.columns[i].name);
+    columns += pg::QuoteIdentifier(relation.columns[i].name);
     statement.params.push_back({ParamSource::Side::kNew, i});
   }
   const bool overriding = target != nullptr && target->AnyIdentityAlways();
@@ -196,7 +197,7 @@ RowStatement InsertStatement(const Relation& relation, size_t rows, const Target
       const bool key = relation.columns[i].is_key;
       // UPDATE cannot set a GENERATED ALWAYS identity column, not even in ON CONFLICT.
       if (!key && target != nullptr && target->IdentityAlways(i)) continue;
-      const std::string name = QuoteIdentifier(relation.columns[i].name);
+      const std::string name = pg::QuoteIdentifier(relation.columns[i].name);
       std::string& list = key ? key_columns : updates;
       if (!list.empty()) list += ", ";
       list += key ? name : name + " = EXCLUDED." + name;
@@ -229,14 +230,14 @@ bool NeedsMove(const core::Change& change, const RowShape& shape, const TargetTa
 // own columns) from the deleted row.
 RowStatement MoveStatement(const Relation& relation, const RowShape& shape,
                            const RowLocator& locator, const TargetTable& target) {
-  const std::string table = QuoteQualifiedName(relation.schema, relation.name);
+  const std::string table = pg::QuoteQualifiedName(relation.schema, relation.name);
   RowStatement statement;
   statement.sql = "WITH sluice_old AS (DELETE FROM " + table;
   AppendWhere(relation, table, locator, statement, &target);
   std::string columns;
   std::string values;
   for (uint32_t i = 0; i < relation.columns.size(); ++i) {
-    const std::string name = QuoteIdentifier(relation.columns[i].name);
+    const std::string name = pg::QuoteIdentifier(relation.columns[i].name);
     if (i > 0) {
       columns += ", ";
       values += ", ";
@@ -250,7 +251,7 @@ RowStatement MoveStatement(const Relation& relation, const RowShape& shape,
     }
   }
   for (const std::string& own : target.own_columns) {
-    const std::string name = QuoteIdentifier(own);
+    const std::string name = pg::QuoteIdentifier(own);
     columns += ", " + name;
     values += ", sluice_old." + name;
   }
@@ -355,7 +356,7 @@ std::string ShapeCacheKey(const Relation* relation, const RowShape& shape) {
 
 core::Result<RowStatement> BuildRowStatement(const Relation& relation, const RowShape& shape,
                                              const TargetTable* target) {
-  const std::string table = QuoteQualifiedName(relation.schema, relation.name);
+  const std::string table = pg::QuoteQualifiedName(relation.schema, relation.name);
   const uint32_t width = static_cast<uint32_t>(relation.columns.size());
   RowStatement statement;
   switch (shape.op) {
@@ -380,7 +381,7 @@ core::Result<RowStatement> BuildRowStatement(const Relation& relation, const Row
         if (target != nullptr && target->IdentityAlways(i)) continue;
         statement.params.push_back({ParamSource::Side::kNew, i});
         if (!sets.empty()) sets += ", ";
-        sets += QuoteIdentifier(relation.columns[i].name) + " = $" +
+        sets += pg::QuoteIdentifier(relation.columns[i].name) + " = $" +
                 std::to_string(statement.params.size());
       }
       if (sets.empty()) return RowStatement{};
@@ -490,15 +491,15 @@ core::Result<RowStatement> BuildMultiRowStatement(const Relation& relation, cons
   std::string where;
   for (size_t k = 0; k < keys.size(); ++k) {
     where += k == 0 ? " WHERE " : " AND ";
-    where += "sluice_t." + QuoteIdentifier(relation.columns[keys[k]].name) + " = sluice_v.c" +
+    where += "sluice_t." + pg::QuoteIdentifier(relation.columns[keys[k]].name) + " = sluice_v.c" +
              std::to_string(k);
   }
-  const std::string table = QuoteQualifiedName(relation.schema, relation.name);
+  const std::string table = pg::QuoteQualifiedName(relation.schema, relation.name);
   if (shape.op == Operation::kUpdate) {
     statement.sql = "UPDATE " + table + " AS sluice_t SET ";
     for (size_t s = 0; s < sets.size(); ++s) {
       if (s > 0) statement.sql += ", ";
-      statement.sql += QuoteIdentifier(relation.columns[sets[s]].name) + " = sluice_v.c" +
+      statement.sql += pg::QuoteIdentifier(relation.columns[sets[s]].name) + " = sluice_v.c" +
                        std::to_string(keys.size() + s);
     }
     statement.sql += " FROM " + values + where;
@@ -514,7 +515,7 @@ std::string BuildTruncate(const core::Change& change) {
   for (const auto& relation : change.truncated) {
     if (!first) sql += ", ";
     first = false;
-    sql += QuoteQualifiedName(relation->schema, relation->name);
+    sql += pg::QuoteQualifiedName(relation->schema, relation->name);
   }
   if (change.truncate_restart_identity) sql += " RESTART IDENTITY";
   return sql;

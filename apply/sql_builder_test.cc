@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "apply/pg_connection.h"
-
 namespace sluice::apply {
 namespace {
 
@@ -76,32 +74,6 @@ RowStatement Build(const Change& change) {
 }
 
 using Side = ParamSource::Side;
-
-TEST(QuotingTest, IdentifiersAreAlwaysQuotedWithQuotesDoubled) {
-  EXPECT_EQ(QuoteIdentifier("id"), "\"id\"");
-  EXPECT_EQ(QuoteIdentifier("a\"b"), "\"a\"\"b\"");
-  EXPECT_EQ(QuoteIdentifier("Mixed Case"), "\"Mixed Case\"");
-  EXPECT_EQ(QuoteIdentifier("naïve"), "\"naïve\"");
-  EXPECT_EQ(QuoteIdentifier(""), "\"\"");
-  EXPECT_EQ(QuoteQualifiedName("my schema", "t\"1"), "\"my schema\".\"t\"\"1\"");
-}
-
-TEST(QuotingTest, LiteralsDoubleQuotesAndUseEscapeFormForBackslashes) {
-  EXPECT_EQ(QuoteLiteral("replica"), "'replica'");
-  EXPECT_EQ(QuoteLiteral("it's"), "'it''s'");
-  EXPECT_EQ(QuoteLiteral("a\\b'c"), "E'a\\\\b''c'");
-}
-
-TEST(ClassifySqlStateTest, RetryableAndPermanent) {
-  using core::StatusCode;
-  for (const char* state :
-       {"", "08006", "08001", "40001", "40P01", "57P01", "57P02", "57P03", "53300", "55006"}) {
-    EXPECT_EQ(ClassifySqlState(state), StatusCode::kUnavailable) << state;
-  }
-  for (const char* state : {"42P01", "42703", "23505", "23503", "23502", "22P02", "42501"}) {
-    EXPECT_EQ(ClassifySqlState(state), StatusCode::kFailedPrecondition) << state;
-  }
-}
 
 TEST(SqlBuilderTest, InsertWithKeyUpserts) {
   auto change = Insert(Orders(), {Value::Text("1"), Value::Text("n"), Value::Null()});

@@ -2,18 +2,19 @@
 
 #include <algorithm>
 
-#include "apply/pg_connection.h"
+#include "pg/connection.h"
+#include "pg/quote.h"
 
 namespace sluice::apply {
 namespace {
 
 std::string ColumnName(const core::Relation& relation, const std::string& column) {
-  return relation.QualifiedName() + "." + QuoteIdentifier(column);
+  return relation.QualifiedName() + "." + pg::QuoteIdentifier(column);
 }
 
 std::string AlterColumn(const core::Relation& relation, const std::string& column) {
-  return "ALTER TABLE " + QuoteQualifiedName(relation.schema, relation.name) + " ALTER COLUMN " +
-         QuoteIdentifier(column);
+  return "ALTER TABLE " + pg::QuoteQualifiedName(relation.schema, relation.name) +
+         " ALTER COLUMN " + pg::QuoteIdentifier(column);
 }
 
 bool Sends(const core::Relation& relation, const std::string& name) {

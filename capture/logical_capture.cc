@@ -58,7 +58,7 @@ core::Result<std::unique_ptr<LogicalCapture>> LogicalCapture::Open(CaptureOption
   // The publication is managed over an ordinary connection: publication DDL is plain SQL.
   {
     SLUICE_ASSIGN_OR_RETURN(auto sql,
-                            PgConnection::Connect(o.dsn, /*replication=*/false, o.connect_timeout));
+                            pg::Connection::Connect(o.dsn, {.timeout = o.connect_timeout}));
     PublicationManager publications(*sql);
     if (o.create_publication) {
       // Also checks every published table's replica identity.

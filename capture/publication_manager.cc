@@ -5,6 +5,8 @@
 #include <set>
 #include <utility>
 
+#include "pg/quote.h"
+
 namespace sluice::capture {
 namespace {
 
@@ -18,7 +20,7 @@ bool IsPlainIdentifier(std::string_view part) {
 }
 
 std::string DisplayIdentifier(std::string_view part) {
-  return IsPlainIdentifier(part) ? std::string(part) : QuoteIdentifier(part);
+  return IsPlainIdentifier(part) ? std::string(part) : pg::QuoteIdentifier(part);
 }
 
 std::string TrimSpaces(std::string_view s) {
@@ -80,7 +82,7 @@ core::Result<std::vector<NamePart>> SplitQualifiedName(std::string_view text) {
   return parts;
 }
 
-const std::string& Cell(const QueryResult& result, size_t row, size_t col) {
+const std::string& Cell(const pg::QueryResult& result, size_t row, size_t col) {
   static const std::string kEmpty;
   if (row >= result.rows.size() || col >= result.rows[row].size() || !result.rows[row][col]) {
     return kEmpty;
@@ -95,7 +97,7 @@ constexpr const char* kTableInfoSelect =
     "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) "
     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ";
 
-std::vector<TableInfo> ToTableInfos(const QueryResult& result) {
+std::vector<TableInfo> ToTableInfos(const pg::QueryResult& result) {
   std::vector<TableInfo> tables;
   for (size_t r = 0; r < result.rows.size(); ++r) {
     TableInfo info;
@@ -182,7 +184,7 @@ std::string TableInfo::QualifiedName() const {
 core::Status PublicationManager::PermissionError(const core::Status& status,
                                                  const std::string& action,
                                                  const std::string& publication) {
-  if (connection_.last_sqlstate() != "42501") return status;
+  if (status.server_code() != "42501") return status;
   const std::string& user = connection_.user();
   const std::string& db = connection_.dbname();
   return core::FailedPrecondition(
@@ -190,7 +192,7 @@ core::Status PublicationManager::PermissionError(const core::Status& status,
       connection_.endpoint() + " (" + status.message() +
       "); creating a publication needs CREATE privilege on the database (GRANT CREATE ON "
       "DATABASE " +
-      QuoteIdentifier(db) + " TO " + QuoteIdentifier(user) +
+      pg::QuoteIdentifier(db) + " TO " + pg::QuoteIdentifier(user) +
       ") and ownership of the tables, or create it as a superuser");
 }
 
@@ -207,8 +209,9 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
   }
 
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult role, Sql("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
-                            "reading the connected role"));
+      pg::QueryResult role,
+      Sql("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
+          "reading the connected role"));
   const bool superuser = Cell(role, 0, 0) == "t";
   // PostgreSQL 15 requires superuser for FOR TABLES IN SCHEMA; otherwise expand the schema.
   const bool schema_clause = connection_.server_version() >= 150000 && superuser;
@@ -222,7 +225,7 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
     const std::string schema_literal = connection_.QuoteLiteralForSql(pattern.schema);
     if (pattern.all_tables_in_schema) {
       SLUICE_ASSIGN_OR_RETURN(
-          QueryResult schema,
+          pg::QueryResult schema,
           Sql("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = " + schema_literal,
               "looking up schema " + pattern.schema));
       if (schema.rows.empty()) {
@@ -231,7 +234,7 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
                               " for publication " + name);
       }
       SLUICE_ASSIGN_OR_RETURN(
-          QueryResult in_schema,
+          pg::QueryResult in_schema,
           Sql(std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
                   " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
               "listing the tables of schema " + pattern.schema));
@@ -243,7 +246,7 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
       continue;
     }
     SLUICE_ASSIGN_OR_RETURN(
-        QueryResult table,
+        pg::QueryResult table,
         Sql(std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
                 " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table) +
                 " AND c.relkind IN ('r', 'p')",
@@ -262,7 +265,7 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
   SLUICE_RETURN_IF_ERROR(CheckUsable(candidates, name, endpoint));
 
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult existing,
+      pg::QueryResult existing,
       Sql("SELECT puballtables FROM pg_catalog.pg_publication WHERE pubname = " + pub_literal,
           "looking up publication " + name));
 
@@ -272,20 +275,20 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
     for (const auto& [schema, table] : wanted_tables) {
       if (!seen.insert({schema, table}).second) continue;
       objects += objects.empty() ? " FOR TABLE " : ", ";
-      objects += QuoteIdentifier(schema) + "." + QuoteIdentifier(table);
+      objects += pg::QuoteIdentifier(schema) + "." + pg::QuoteIdentifier(table);
     }
     std::set<std::string> seen_schemas;
     for (const auto& schema : wanted_schemas) {
       if (!seen_schemas.insert(schema).second) continue;
       objects += objects.empty() ? " FOR " : ", ";
-      objects += "TABLES IN SCHEMA " + QuoteIdentifier(schema);
+      objects += "TABLES IN SCHEMA " + pg::QuoteIdentifier(schema);
     }
-    auto created = Sql("CREATE PUBLICATION " + QuoteIdentifier(name) + objects,
+    auto created = Sql("CREATE PUBLICATION " + pg::QuoteIdentifier(name) + objects,
                        "creating publication " + name);
     if (!created.ok()) return PermissionError(created.status(), "create", name);
   } else if (Cell(existing, 0, 0) != "t") {  // FOR ALL TABLES publishes everything already
     SLUICE_ASSIGN_OR_RETURN(
-        QueryResult published,
+        pg::QueryResult published,
         Sql("SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = " +
                 pub_literal,
             "listing the tables of publication " + name));
@@ -296,7 +299,7 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
     std::set<std::string> have_schemas;
     if (connection_.server_version() >= 150000) {
       SLUICE_ASSIGN_OR_RETURN(
-          QueryResult schemas,
+          pg::QueryResult schemas,
           Sql("SELECT n.nspname FROM pg_catalog.pg_publication_namespace pn "
               "JOIN pg_catalog.pg_publication p ON p.oid = pn.pnpubid "
               "JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid WHERE p.pubname = " +
@@ -308,15 +311,15 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
     for (const auto& [schema, table] : wanted_tables) {
       if (!have.insert({schema, table}).second) continue;
       objects += objects.empty() ? " ADD TABLE " : ", ";
-      objects += QuoteIdentifier(schema) + "." + QuoteIdentifier(table);
+      objects += pg::QuoteIdentifier(schema) + "." + pg::QuoteIdentifier(table);
     }
     for (const auto& schema : wanted_schemas) {
       if (!have_schemas.insert(schema).second) continue;
       objects += objects.empty() ? " ADD " : ", ";
-      objects += "TABLES IN SCHEMA " + QuoteIdentifier(schema);
+      objects += "TABLES IN SCHEMA " + pg::QuoteIdentifier(schema);
     }
     if (!objects.empty()) {
-      auto altered = Sql("ALTER PUBLICATION " + QuoteIdentifier(name) + objects,
+      auto altered = Sql("ALTER PUBLICATION " + pg::QuoteIdentifier(name) + objects,
                          "adding tables to publication " + name);
       if (!altered.ok()) return PermissionError(altered.status(), "alter", name);
     }
@@ -338,7 +341,7 @@ core::Result<std::vector<TableInfo>> PublicationManager::ResolveTables(
     } else {
       sql += " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table);
     }
-    SLUICE_ASSIGN_OR_RETURN(QueryResult rows, Sql(sql, "listing the tables of " + text));
+    SLUICE_ASSIGN_OR_RETURN(pg::QueryResult rows, Sql(sql, "listing the tables of " + text));
     if (rows.rows.empty() && !pattern.all_tables_in_schema) {
       return core::NotFound("table " + pattern.ToString() + " not found on " +
                             connection_.endpoint());
@@ -353,14 +356,14 @@ core::Result<std::vector<TableInfo>> PublicationManager::ResolveTables(
 core::Result<std::vector<TableInfo>> PublicationManager::PublishedTables(const std::string& name) {
   const std::string pub_literal = connection_.QuoteLiteralForSql(name);
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult existing,
+      pg::QueryResult existing,
       Sql("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = " + pub_literal,
           "looking up publication " + name));
   if (existing.rows.empty()) {
     return core::NotFound("publication " + name + " does not exist on " + connection_.endpoint());
   }
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult tables,
+      pg::QueryResult tables,
       Sql(std::string(kTableInfoSelect) +
               "JOIN pg_catalog.pg_publication_tables pt ON pt.schemaname = n.nspname "
               "AND pt.tablename = c.relname WHERE pt.pubname = " +

@@ -40,7 +40,7 @@ struct TableInfo {
 // Threads: as the connection (one thread).
 class PublicationManager {
  public:
-  explicit PublicationManager(PgConnection& connection) : connection_(connection) {}
+  explicit PublicationManager(pg::Connection& connection) : connection_(connection) {}
 
   // Makes publication `name` publish at least `tables` (patterns, see ParseTablePattern).
   // Missing → CREATE PUBLICATION ... FOR TABLE ...; existing → ALTER PUBLICATION ... ADD for
@@ -65,13 +65,13 @@ class PublicationManager {
   core::Status CheckReplicaIdentity(const std::string& name);
 
  private:
-  core::Result<QueryResult> Sql(const std::string& sql, const std::string& what) {
+  core::Result<pg::QueryResult> Sql(const std::string& sql, const std::string& what) {
     return connection_.Query(sql, what);
   }
   core::Status PermissionError(const core::Status& status, const std::string& action,
                                const std::string& publication);
 
-  PgConnection& connection_;
+  pg::Connection& connection_;
 };
 
 }  // namespace sluice::capture

@@ -9,228 +9,18 @@
 #include <variant>
 
 #include "core/pg_time.h"
+#include "pg/quote.h"
+#include "pg/redact.h"
+#include "pg/socket_poll.h"
+#include "pg/sql_state.h"
 
 namespace sluice::capture {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// libpq messages end in a newline and continue on tab-indented lines: make them one line.
-std::string TrimTrailingNewlines(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\n') {
-      while (i + 1 < s.size() && (s[i + 1] == '\t' || s[i + 1] == ' ')) ++i;
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-// The server's error from a result: primary message (SQLSTATE), detail, hint, context.
-std::string DescribeResultError(const PGresult* res) {
-  const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-  if (primary == nullptr) return TrimTrailingNewlines(PQresultErrorMessage(res));
-  std::string message = primary;
-  if (const char* sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE)) {
-    message += " (SQLSTATE " + std::string(sqlstate) + ")";
-  }
-  if (const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL)) {
-    message += "; " + std::string(detail);
-  }
-  if (const char* hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)) {
-    message += "; hint: " + std::string(hint);
-  }
-  if (const char* context = PQresultErrorField(res, PG_DIAG_CONTEXT)) {
-    message += "; context: " + TrimTrailingNewlines(context);
-  }
-  return message;
-}
-
-std::string Sqlstate(const PGresult* res) {
-  const char* sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-  return sqlstate != nullptr ? sqlstate : "";
-}
-
-bool Contains(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
-
-// Milliseconds until `until`, rounded up so a sub-millisecond remainder still waits.
-int MillisUntil(Clock::time_point until) {
-  const auto now = Clock::now();
-  if (until <= now) return 0;
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(until - now).count();
-  const int64_t ms = (us + 999) / 1000;
-  return static_cast<int>(std::min<int64_t>(ms, 24 * 3600 * 1000));
-}
-
-// Waits for `events` on `fd` until `until`. Returns the revents (0 on timeout).
-core::Result<short> PollSocket(int fd, short events, Clock::time_point until) {
-  while (true) {
-    pollfd pfd{};
-    pfd.fd = fd;
-    pfd.events = events;
-    const int rc = poll(&pfd, 1, MillisUntil(until));
-    if (rc >= 0) return static_cast<short>(rc == 0 ? 0 : pfd.revents);
-    if (errno != EINTR) {
-      return core::Internal(std::string("poll() on the PostgreSQL socket failed: ") +
-                            std::strerror(errno));
-    }
-  }
-}
-
-// Maps a SQLSTATE to what the caller should do about it.
-core::StatusCode CodeForSqlstate(std::string_view sqlstate) {
-  if (sqlstate.empty()) return core::StatusCode::kUnavailable;  // no server error: connection
-  if (sqlstate.starts_with("08") || sqlstate.starts_with("57P")) {
-    return core::StatusCode::kUnavailable;
-  }
-  if (sqlstate == "40001" || sqlstate == "40P01") return core::StatusCode::kUnavailable;
-  if (sqlstate.starts_with("53")) return core::StatusCode::kResourceExhausted;
-  if (sqlstate == "42704" || sqlstate == "42P01" || sqlstate == "3F000" || sqlstate == "3D000") {
-    return core::StatusCode::kNotFound;
-  }
-  if (sqlstate == "42710" || sqlstate == "42P07" || sqlstate == "42P06") {
-    return core::StatusCode::kAlreadyExists;
-  }
-  if (sqlstate == "42601") return core::StatusCode::kInternal;  // we built bad syntax
-  return core::StatusCode::kFailedPrecondition;
-}
-
-std::string Endpoint(PGconn* conn) {
-  const char* host = PQhost(conn);
-  const char* port = PQport(conn);
-  std::string h = host != nullptr && *host != '\0' ? host : "localhost";
-  std::string p = port != nullptr && *port != '\0' ? port : "5432";
-  return h + ":" + p;
-}
+using pg::PollSocket;
 
 }  // namespace
-
-// --- Connection strings -------------------------------------------------------------------
-
-std::string RedactPassword(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    // key=value form: "password" followed by optional spaces and '=' at a word boundary.
-    constexpr std::string_view kKey = "password";
-    const bool at_word_start =
-        i == 0 || !(std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_');
-    if (at_word_start && text.size() - i >= kKey.size()) {
-      std::string lowered(text.substr(i, kKey.size()));
-      std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      size_t j = i + kKey.size();
-      while (j < text.size() && text[j] == ' ') ++j;
-      if (lowered == kKey && j < text.size() && text[j] == '=') {
-        out.append(text.substr(i, kKey.size()));
-        out.append("=***");
-        ++j;
-        while (j < text.size() && text[j] == ' ') ++j;
-        if (j < text.size() && text[j] == '\'') {  // quoted value with \' and \\ escapes
-          ++j;
-          while (j < text.size() && text[j] != '\'') {
-            if (text[j] == '\\' && j + 1 < text.size()) ++j;
-            ++j;
-          }
-          if (j < text.size()) ++j;
-        } else {  // up to whitespace, or '&' / '#' inside a URI query
-          while (j < text.size() && !std::isspace(static_cast<unsigned char>(text[j])) &&
-                 text[j] != '&' && text[j] != '#') {
-            ++j;
-          }
-        }
-        i = j;
-        continue;
-      }
-    }
-    // URI form: scheme://user:secret@host
-    if (text.substr(i).starts_with("://")) {
-      out.append("://");
-      i += 3;
-      const size_t authority_end = std::min(text.find_first_of("/?#", i), text.size());
-      const size_t at = text.rfind('@', authority_end == 0 ? 0 : authority_end - 1);
-      if (at != std::string_view::npos && at >= i && at < authority_end) {
-        const size_t colon = text.find(':', i);
-        if (colon != std::string_view::npos && colon < at) {
-          out.append(text.substr(i, colon - i));
-          out.append(":***");
-          i = at;  // continue with "@host..."
-        }
-      }
-      continue;
-    }
-    out.push_back(text[i]);
-    ++i;
-  }
-  return out;
-}
-
-namespace {
-
-// The options the user gave for a connection: the conninfo's `options`, else PGOPTIONS (which
-// libpq would no longer read once `options` is passed explicitly).
-std::string UserOptions(const std::string& dsn) {
-  std::string options;
-  char* error = nullptr;
-  if (PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &error)) {
-    for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
-      if (std::string_view(o->keyword) == "options" && o->val != nullptr) options = o->val;
-    }
-    PQconninfoFree(parsed);
-  }
-  if (error != nullptr) PQfreemem(error);  // a malformed conninfo fails at connect, with why
-  if (options.empty()) {
-    if (const char* env = std::getenv("PGOPTIONS")) options = env;
-  }
-  return options;
-}
-
-}  // namespace
-
-ConninfoParams BuildConninfoParams(const std::string& dsn, bool replication) {
-  ConninfoParams params;
-  params.keywords = {"dbname", "fallback_application_name"};
-  params.values = {dsn, "sluice"};
-  if (replication) {
-    params.keywords.push_back("replication");
-    params.values.push_back("database");
-    const std::string user_options = UserOptions(dsn);
-    params.keywords.push_back("options");
-    params.values.push_back(user_options.empty() ? std::string(kWalsenderSessionOptions)
-                                                 : user_options + " " + kWalsenderSessionOptions);
-  }
-  return params;
-}
-
-// --- Quoting ---------------------------------------------------------------------------------
-
-std::string QuoteIdentifier(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
-
-std::string QuoteLiteral(std::string_view value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\'') out.push_back('\'');
-    out.push_back(c);
-  }
-  out.push_back('\'');
-  return out;
-}
 
 core::Status ValidateSlotName(std::string_view name) {
   if (name.empty() || name.size() > 63) {
@@ -244,183 +34,6 @@ core::Status ValidateSlotName(std::string_view name) {
     }
   }
   return core::Status::Ok();
-}
-
-// --- PgConnection ---------------------------------------------------------------------------
-
-PgConnection::PgConnection(PGconn* conn, bool replication)
-    : conn_(conn), replication_(replication) {
-  server_version_ = PQserverVersion(conn_);
-  endpoint_ = Endpoint(conn_);
-  const char* user = PQuser(conn_);
-  const char* db = PQdb(conn_);
-  user_ = user != nullptr ? user : "";
-  dbname_ = db != nullptr ? db : "";
-}
-
-PgConnection::~PgConnection() {
-  if (conn_ != nullptr) PQfinish(conn_);
-}
-
-std::string PgConnection::ErrorMessage() const {
-  return RedactPassword(TrimTrailingNewlines(PQerrorMessage(conn_)));
-}
-
-core::Result<std::unique_ptr<PgConnection>> PgConnection::Connect(
-    const std::string& dsn, bool replication, std::chrono::milliseconds timeout) {
-  const ConninfoParams params = BuildConninfoParams(dsn, replication);
-  std::vector<const char*> keywords, values;
-  for (size_t i = 0; i < params.keywords.size(); ++i) {
-    keywords.push_back(params.keywords[i].c_str());
-    values.push_back(params.values[i].c_str());
-  }
-  keywords.push_back(nullptr);
-  values.push_back(nullptr);
-
-  PGconn* conn = PQconnectStartParams(keywords.data(), values.data(), /*expand_dbname=*/1);
-  if (conn == nullptr) return core::Internal("libpq could not allocate a connection");
-  std::unique_ptr<PGconn, decltype(&PQfinish)> guard(conn, &PQfinish);
-
-  const auto deadline = Clock::now() + timeout;
-  auto fail = [&](const std::string& why) -> core::Status {
-    const std::string endpoint = Endpoint(conn);
-    const std::string message = RedactPassword(why);
-    const char* user = PQuser(conn);
-    const std::string role = user != nullptr ? user : "?";
-    // A connection failure has no PGresult, hence no SQLSTATE: recognise the server's
-    // messages for the cases with a precise remedy (the message itself is kept either way).
-    if (Contains(message, "replication role to start walsender") ||
-        Contains(message, "permission denied to start WAL sender")) {
-      return core::FailedPrecondition(
-          "role \"" + role + "\" may not open a replication connection to " + endpoint +
-          ": it lacks the REPLICATION attribute; run ALTER ROLE " + QuoteIdentifier(role) +
-          " REPLICATION (server said: " + message + ")");
-    }
-    if (Contains(message, "max_wal_senders")) {
-      return core::ResourceExhausted(
-          "no free WAL sender on " + endpoint + " (server said: " + message +
-          "); raise max_wal_senders and restart PostgreSQL, or stop another replication client");
-    }
-    return core::Unavailable("cannot connect to " + endpoint + " as \"" + role + "\": " + message);
-  };
-
-  if (PQstatus(conn) == CONNECTION_BAD) {
-    return fail(TrimTrailingNewlines(PQerrorMessage(conn)));
-  }
-  // As the libpq docs prescribe: start as if PQconnectPoll had returned PGRES_POLLING_WRITING.
-  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
-  while (state != PGRES_POLLING_OK) {
-    if (state == PGRES_POLLING_FAILED) return fail(TrimTrailingNewlines(PQerrorMessage(conn)));
-    const short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-    const int fd = PQsocket(conn);
-    if (fd < 0) return fail("no socket: " + TrimTrailingNewlines(PQerrorMessage(conn)));
-    SLUICE_ASSIGN_OR_RETURN(short revents, PollSocket(fd, events, deadline));
-    if (revents == 0) {
-      return fail("timed out after " + std::to_string(timeout.count()) + " ms");
-    }
-    state = PQconnectPoll(conn);
-  }
-  return std::unique_ptr<PgConnection>(new PgConnection(guard.release(), replication));
-}
-
-core::Result<QueryResult> PgConnection::Query(const std::string& command, const std::string& what) {
-  last_sqlstate_.clear();
-  const std::string description = what.empty() ? command.substr(0, 200) : what;
-  std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn_, command.c_str()), &PQclear);
-  if (res == nullptr) {
-    return core::Unavailable(description + " on " + endpoint_ + " failed: " + ErrorMessage());
-  }
-  return TakeResult(res.get(), description);
-}
-
-core::Result<QueryResult> PgConnection::QueryWithin(const std::string& command,
-                                                    std::chrono::milliseconds timeout,
-                                                    const std::string& what) {
-  last_sqlstate_.clear();
-  const std::string description = what.empty() ? command.substr(0, 200) : what;
-  const auto deadline = Clock::now() + timeout;
-  auto lost = [&] {
-    return core::Unavailable(description + " on " + endpoint_ + " failed: " + ErrorMessage());
-  };
-  auto timed_out = [&] {
-    return core::Unavailable(description + " on " + endpoint_ + ": no answer within " +
-                             std::to_string(timeout.count()) + " ms");
-  };
-  // Waits for `events` until the deadline and reads what came in.
-  auto wait = [&](int events) -> core::Status {
-    if (PQsocket(conn_) < 0) return lost();
-    SLUICE_ASSIGN_OR_RETURN(short revents,
-                            PollSocket(PQsocket(conn_), static_cast<short>(events), deadline));
-    if (revents == 0) return timed_out();
-    if ((revents & (POLLIN | POLLERR | POLLHUP)) != 0 && PQconsumeInput(conn_) == 0) {
-      return lost();
-    }
-    return core::Status::Ok();
-  };
-  if (PQsetnonblocking(conn_, 1) != 0 || PQsendQuery(conn_, command.c_str()) == 0) return lost();
-  while (true) {
-    const int flushed = PQflush(conn_);
-    if (flushed < 0) return lost();
-    if (flushed == 0) break;
-    SLUICE_RETURN_IF_ERROR(wait(POLLIN | POLLOUT));
-  }
-  // As PQexec: the last result counts, unless an earlier one was an error.
-  std::unique_ptr<PGresult, decltype(&PQclear)> kept(nullptr, &PQclear);
-  while (true) {
-    while (PQisBusy(conn_)) SLUICE_RETURN_IF_ERROR(wait(POLLIN));
-    PGresult* res = PQgetResult(conn_);
-    if (res == nullptr) break;
-    if (kept != nullptr && PQresultStatus(kept.get()) == PGRES_FATAL_ERROR) {
-      PQclear(res);
-    } else {
-      kept.reset(res);
-    }
-  }
-  if (kept == nullptr) return lost();
-  return TakeResult(kept.get(), description);
-}
-
-core::Result<QueryResult> PgConnection::TakeResult(const PGresult* res,
-                                                   const std::string& description) {
-  const ExecStatusType status = PQresultStatus(res);
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
-    QueryResult result;
-    const char* tag = PQcmdStatus(const_cast<PGresult*>(res));
-    result.command_tag = tag != nullptr ? tag : "";
-    const int ncols = PQnfields(res);
-    const int nrows = PQntuples(res);
-    for (int c = 0; c < ncols; ++c) result.columns.emplace_back(PQfname(res, c));
-    result.rows.reserve(nrows);
-    for (int r = 0; r < nrows; ++r) {
-      auto& row = result.rows.emplace_back();
-      row.reserve(ncols);
-      for (int c = 0; c < ncols; ++c) {
-        if (PQgetisnull(res, r, c)) {
-          row.emplace_back(std::nullopt);
-        } else {
-          row.emplace_back(std::string(PQgetvalue(res, r, c), PQgetlength(res, r, c)));
-        }
-      }
-    }
-    return result;
-  }
-  if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR ||
-      status == PGRES_BAD_RESPONSE) {
-    last_sqlstate_ = Sqlstate(res);
-    const std::string message =
-        description + " on " + endpoint_ + " failed: " + DescribeResultError(res);
-    return core::Status(CodeForSqlstate(last_sqlstate_), RedactPassword(message));
-  }
-  return core::Internal(description + " on " + endpoint_ + " returned unexpected result status " +
-                        PQresStatus(status));
-}
-
-std::string PgConnection::QuoteLiteralForSql(std::string_view value) const {
-  char* escaped = PQescapeLiteral(conn_, value.data(), value.size());
-  if (escaped == nullptr) return QuoteLiteral(value);  // only on OOM / bad encoding
-  std::string out(escaped);
-  PQfreemem(escaped);
-  return out;
 }
 
 // --- START_REPLICATION ------------------------------------------------------------------------
@@ -466,17 +79,17 @@ core::Result<std::string> BuildStartReplicationCommand(const StartOptions& optio
   for (const auto& publication : options.publications) {
     if (publication.empty()) return core::InvalidArgument("empty publication name");
     if (!names.empty()) names += ",";
-    names += QuoteIdentifier(publication);
+    names += pg::QuoteIdentifier(publication);
   }
-  std::string command = "START_REPLICATION SLOT " + QuoteIdentifier(options.slot) + " LOGICAL " +
-                        options.start_lsn.ToString() + " (proto_version " +
-                        QuoteLiteral(std::to_string(protocol_version)) + ", publication_names " +
-                        QuoteLiteral(names);
+  std::string command = "START_REPLICATION SLOT " + pg::QuoteIdentifier(options.slot) +
+                        " LOGICAL " + options.start_lsn.ToString() + " (proto_version " +
+                        pg::QuoteReplicationLiteral(std::to_string(protocol_version)) +
+                        ", publication_names " + pg::QuoteReplicationLiteral(names);
   if (options.streaming) command += ", streaming 'on'";
   if (options.binary) command += ", binary 'true'";
   if (options.messages && server_version_num >= 140000) command += ", messages 'true'";
   if (!options.origin_filter.empty() && server_version_num >= 160000) {
-    command += ", origin " + QuoteLiteral(options.origin_filter);
+    command += ", origin " + pg::QuoteReplicationLiteral(options.origin_filter);
   }
   command += ")";
   return command;
@@ -484,22 +97,22 @@ core::Result<std::string> BuildStartReplicationCommand(const StartOptions& optio
 
 // --- ReplicationConnection ------------------------------------------------------------------
 
-ReplicationConnection::ReplicationConnection(std::unique_ptr<PgConnection> pg)
+ReplicationConnection::ReplicationConnection(std::unique_ptr<pg::Connection> pg)
     : pg_(std::move(pg)), endpoint_(pg_->endpoint()) {}
 
 ReplicationConnection::~ReplicationConnection() { ReleaseBuffer(); }
 
 core::Result<std::unique_ptr<ReplicationConnection>> ReplicationConnection::Connect(
     const std::string& dsn, std::chrono::milliseconds connect_timeout) {
-  SLUICE_ASSIGN_OR_RETURN(auto pg,
-                          PgConnection::Connect(dsn, /*replication=*/true, connect_timeout));
+  SLUICE_ASSIGN_OR_RETURN(
+      auto pg, pg::Connection::Connect(dsn, {.replication = true, .timeout = connect_timeout}));
   return std::unique_ptr<ReplicationConnection>(new ReplicationConnection(std::move(pg)));
 }
 
 core::Result<SystemIdentity> ReplicationConnection::IdentifySystem() {
   if (closed()) return core::FailedPrecondition("IDENTIFY_SYSTEM on " + endpoint_ + ": closed");
   if (streaming_) return core::FailedPrecondition("IDENTIFY_SYSTEM while streaming");
-  SLUICE_ASSIGN_OR_RETURN(QueryResult result, pg_->Query("IDENTIFY_SYSTEM"));
+  SLUICE_ASSIGN_OR_RETURN(pg::QueryResult result, pg_->Query("IDENTIFY_SYSTEM"));
   if (result.rows.size() != 1 || result.rows[0].size() < 4 || !result.rows[0][0] ||
       !result.rows[0][1] || !result.rows[0][2]) {
     return core::Corruption(
@@ -548,11 +161,10 @@ core::Status ReplicationConnection::StartReplication(const StartOptions& options
                            options.start_lsn.ToString() + " on " + endpoint();
   if (res == nullptr) return core::Unavailable(what + " failed: " + pg_->ErrorMessage());
   if (PQresultStatus(res.get()) != PGRES_COPY_BOTH) {
-    const std::string state = Sqlstate(res.get());
-    std::string message = what + " failed: " + DescribeResultError(res.get());
+    const std::string state = pg::ResultSqlState(res.get());
+    std::string message = what + " failed: " + pg::ServerErrorText(res.get(), pg_->raw());
     if (state == "55006") message += "; another client is streaming from this slot";
-    return core::Status(state.empty() ? core::StatusCode::kUnavailable : CodeForSqlstate(state),
-                        RedactPassword(message));
+    return pg::StatusForSqlState(state, message);
   }
   res.reset();
   if (PQsetnonblocking(pg_->raw(), 1) != 0) {
@@ -649,14 +261,16 @@ core::Status ReplicationConnection::StreamEnded() {
   std::string server_said;
   // A few errors at the end of a stream will not go away by retrying.
   core::StatusCode code = core::StatusCode::kUnavailable;
+  std::string server_code;
   // Collect the final result(s) of START_REPLICATION: COMMAND_OK when the server ended the
   // stream cleanly (e.g. shutting down), an error with the server's text otherwise.
   while (PGresult* res = PQgetResult(pg_->raw())) {
     const ExecStatusType status = PQresultStatus(res);
     if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) {
       if (!server_said.empty()) server_said += "; ";
-      server_said += DescribeResultError(res);
-      const std::string sqlstate = Sqlstate(res);
+      server_said += pg::ServerErrorText(res, pg_->raw());
+      const std::string sqlstate = pg::ResultSqlState(res);
+      if (!sqlstate.empty()) server_code = sqlstate;
       if (sqlstate == "42704") code = core::StatusCode::kNotFound;  // e.g. publication dropped
       if (sqlstate == "42501" || sqlstate == "55000") {             // privileges, invalidated slot
         code = core::StatusCode::kFailedPrecondition;
@@ -669,9 +283,11 @@ core::Status ReplicationConnection::StreamEnded() {
   }
   if (server_said.empty()) server_said = pg_->ErrorMessage();
   if (server_said.empty()) server_said = "the server ended the stream";
-  return core::Status(code, "replication stream of slot " + slot_ + " on " + endpoint() +
-                                " ended after " + server_wal_end_.ToString() + ": " +
-                                RedactPassword(server_said));
+  return core::Status(code,
+                      "replication stream of slot " + slot_ + " on " + endpoint() +
+                          " ended after " + server_wal_end_.ToString() + ": " +
+                          pg::RedactPassword(server_said),
+                      server_code, code == core::StatusCode::kUnavailable);
 }
 
 core::Status ReplicationConnection::WaitForSocket(Clock::time_point until) {

@@ -14,120 +14,12 @@
 #include "capture/replication_frame.h"
 #include "core/lsn.h"
 #include "core/status.h"
+#include "pg/connection.h"
 
 namespace sluice::capture {
 
-// --- Connection strings -------------------------------------------------------------------
-
-// `text` with every password removed: `password=...` key/value pairs (quoted or not) become
-// `password=***`, and a URI's `user:secret@` becomes `user:***@`. Use it on anything that may
-// echo a connection string into a log or error.
-std::string RedactPassword(std::string_view text);
-
-// The libpq keyword/value pairs a connection is opened with: the caller's conninfo (key=value
-// or URI) expanded as `dbname`, then `fallback_application_name=sluice`, then (for replication)
-// `replication=database` and `options` = the conninfo's own options (or PGOPTIONS) followed by
-// kWalsenderSessionOptions. libpq processes pairs in order and keeps the last value of a
-// keyword, so replication=database always wins over whatever the conninfo says, while an
-// application_name in the conninfo wins over the fallback.
-struct ConninfoParams {
-  std::vector<std::string> keywords;
-  std::vector<std::string> values;
-};
-ConninfoParams BuildConninfoParams(const std::string& dsn, bool replication);
-
-// Session settings of the walsender, which prints pgoutput's text values in its own output
-// formats: the same unambiguous forms PostgreSQL's own subscriber asks for (dates and intervals
-// that mean the same under every target setting, floats that round-trip), whatever DateStyle,
-// IntervalStyle and extra_float_digits the source has in postgresql.conf. A later -c wins over
-// an earlier one, so these follow the user's options.
-inline constexpr char kWalsenderSessionOptions[] =
-    "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3";
-
-// --- Quoting ---------------------------------------------------------------------------------
-
-// "name" with embedded double quotes doubled: an identifier for SQL and replication commands.
-std::string QuoteIdentifier(std::string_view name);
-// 'value' with embedded single quotes doubled. Valid in replication commands (their scanner has
-// no backslash escapes) and in SQL with standard_conforming_strings=on (the default since 9.1);
-// PgConnection::QuoteLiteral is the connection-aware variant for SQL.
-std::string QuoteLiteral(std::string_view value);
-
 // A replication slot name as PostgreSQL accepts it: 1..63 characters of [a-z0-9_].
 core::Status ValidateSlotName(std::string_view name);
-
-// --- A plain libpq connection ------------------------------------------------------------------
-
-struct QueryResult {
-  std::vector<std::string> columns;
-  std::vector<std::vector<std::optional<std::string>>> rows;
-  std::string command_tag;  // e.g. "CREATE PUBLICATION"
-};
-
-// One libpq connection, regular or replication=database, with commands as values. Errors name
-// the endpoint (host:port), the server's message and its SQLSTATE, and map the SQLSTATE to a
-// StatusCode (08xxx/57P0x → kUnavailable, 53xxx → kResourceExhausted, 42501 → kFailedPrecondition,
-// 42704/42P01/3F000 → kNotFound, 42710/42P07 → kAlreadyExists, ...).
-//
-// Threads: not thread-safe; one thread at a time.
-class PgConnection {
- public:
-  // Connects without blocking longer than `timeout` (non-blocking libpq connect + poll()).
-  // Failure → kUnavailable with the server's message and host:port; a role without the
-  // REPLICATION attribute → kFailedPrecondition; max_wal_senders exhausted →
-  // kResourceExhausted. The password never appears in messages.
-  static core::Result<std::unique_ptr<PgConnection>> Connect(const std::string& dsn,
-                                                             bool replication,
-                                                             std::chrono::milliseconds timeout);
-  ~PgConnection();
-  PgConnection(const PgConnection&) = delete;
-  PgConnection& operator=(const PgConnection&) = delete;
-
-  // Runs one command (SQL, or a replication command on a replication connection) and returns
-  // its rows (empty for commands without a result set). `what` describes the command in error
-  // messages; empty = the command text itself.
-  core::Result<QueryResult> Query(const std::string& command, const std::string& what = "");
-  core::Status Exec(const std::string& command, const std::string& what = "") {
-    return Query(command, what).status();
-  }
-  // Query() bounded on the client side: sent without blocking and awaited with poll(), so a
-  // server that stopped answering (its processes stopped, the network cut) costs at most
-  // `timeout`, then kUnavailable. The server's statement_timeout cannot do that: a stopped
-  // server does not send its error either. After a timeout the connection is unusable (the
-  // answer may still come): discard it.
-  core::Result<QueryResult> QueryWithin(const std::string& command,
-                                        std::chrono::milliseconds timeout,
-                                        const std::string& what = "");
-  // SQLSTATE of the last failed Query ("" if it succeeded or the failure had none).
-  const std::string& last_sqlstate() const { return last_sqlstate_; }
-
-  // Literal quoting that honours the connection's standard_conforming_strings.
-  std::string QuoteLiteralForSql(std::string_view value) const;
-
-  int server_version() const { return server_version_; }     // e.g. 150004
-  const std::string& endpoint() const { return endpoint_; }  // "host:port"
-  const std::string& user() const { return user_; }
-  const std::string& dbname() const { return dbname_; }
-  bool is_replication() const { return replication_; }
-
-  PGconn* raw() { return conn_; }
-
-  // PQerrorMessage without the trailing newline, passwords redacted.
-  std::string ErrorMessage() const;
-
- private:
-  PgConnection(PGconn* conn, bool replication);
-  // A finished command's result as a value (or its error, SQLSTATE kept in last_sqlstate_).
-  core::Result<QueryResult> TakeResult(const PGresult* res, const std::string& description);
-
-  PGconn* conn_;
-  bool replication_;
-  int server_version_ = 0;
-  std::string endpoint_;
-  std::string user_;
-  std::string dbname_;
-  std::string last_sqlstate_;
-};
 
 // --- The replication connection ---------------------------------------------------------------
 
@@ -200,7 +92,7 @@ class ReplicationConnection {
 
   // The underlying connection for commands before StartReplication() (slot management).
   // Not after Close().
-  PgConnection& connection() { return *pg_; }
+  pg::Connection& connection() { return *pg_; }
   const std::string& endpoint() const { return endpoint_; }
   bool closed() const { return pg_ == nullptr; }
 
@@ -255,7 +147,7 @@ class ReplicationConnection {
   core::Status Close();
 
  private:
-  explicit ReplicationConnection(std::unique_ptr<PgConnection> pg);
+  explicit ReplicationConnection(std::unique_ptr<pg::Connection> pg);
 
   using Clock = std::chrono::steady_clock;
 
@@ -272,7 +164,7 @@ class ReplicationConnection {
                              Clock::time_point* wake);
   core::Lsn WriteLsn() const;
 
-  std::unique_ptr<PgConnection> pg_;  // null after Close()
+  std::unique_ptr<pg::Connection> pg_;  // null after Close()
   std::string endpoint_;
   bool streaming_ = false;
   int protocol_version_ = 0;

@@ -3,12 +3,14 @@
 #include <cstdlib>
 #include <utility>
 
+#include "pg/quote.h"
+
 namespace sluice::capture {
 namespace {
 
 constexpr const char* kPlugin = "pgoutput";
 
-const std::string& Cell(const QueryResult& result, size_t row, size_t col) {
+const std::string& Cell(const pg::QueryResult& result, size_t row, size_t col) {
   static const std::string kEmpty;
   if (row >= result.rows.size() || col >= result.rows[row].size() || !result.rows[row][col]) {
     return kEmpty;
@@ -18,7 +20,7 @@ const std::string& Cell(const QueryResult& result, size_t row, size_t col) {
 
 }  // namespace
 
-core::Result<QueryResult> SlotManager::Sql(const std::string& sql, const std::string& what) {
+core::Result<pg::QueryResult> SlotManager::Sql(const std::string& sql, const std::string& what) {
   if (connection_.closed()) {
     return core::FailedPrecondition(what + " on " + connection_.endpoint() +
                                     ": the replication connection is closed");
@@ -32,21 +34,21 @@ core::Result<QueryResult> SlotManager::Sql(const std::string& sql, const std::st
 
 core::Status SlotManager::Preflight() {
   const std::string& endpoint = connection_.endpoint();
-  SLUICE_ASSIGN_OR_RETURN(QueryResult wal_level, Sql("SHOW wal_level", "reading wal_level"));
+  SLUICE_ASSIGN_OR_RETURN(pg::QueryResult wal_level, Sql("SHOW wal_level", "reading wal_level"));
   const std::string level = Cell(wal_level, 0, 0);
   if (level != "logical") {
     return core::FailedPrecondition("source " + endpoint + " has wal_level=" + level +
                                     "; set wal_level=logical and restart PostgreSQL");
   }
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult role,
+      pg::QueryResult role,
       Sql("SELECT rolsuper, rolreplication FROM pg_catalog.pg_roles WHERE rolname = current_user",
           "reading the privileges of the connected role"));
   if (Cell(role, 0, 0) != "t" && Cell(role, 0, 1) != "t") {
     const std::string& user = connection_.connection().user();
     return core::FailedPrecondition("role \"" + user + "\" on " + endpoint +
                                     " lacks the REPLICATION attribute; run ALTER ROLE " +
-                                    QuoteIdentifier(user) + " REPLICATION");
+                                    pg::QuoteIdentifier(user) + " REPLICATION");
   }
   return core::Status::Ok();
 }
@@ -56,12 +58,12 @@ core::Result<std::optional<SlotState>> SlotManager::InspectSlot(const std::strin
   // wal_status exists from PostgreSQL 13 on.
   const bool has_wal_status = connection_.connection().server_version() >= 130000;
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult rows,
+      pg::QueryResult rows,
       Sql(std::string("SELECT coalesce(plugin, ''), slot_type, coalesce(database, ''), "
                       "temporary, active, coalesce(active_pid, 0), restart_lsn, "
                       "confirmed_flush_lsn, ") +
               (has_wal_status ? "wal_status" : "''") +
-              " FROM pg_catalog.pg_replication_slots WHERE slot_name = " + QuoteLiteral(name),
+              " FROM pg_catalog.pg_replication_slots WHERE slot_name = " + pg::QuoteLiteral(name),
           "looking up replication slot " + name));
   if (rows.rows.empty()) return std::optional<SlotState>();
   SlotState state;
@@ -125,7 +127,7 @@ core::Result<SlotInfo> SlotManager::EnsureSlot(const std::string& name, bool exp
       return core::NotFound("replication slot " + name + " does not exist on " + endpoint);
     }
     auto created = Create(name, export_snapshot, /*temporary=*/false);
-    if (!created.ok() && connection_.connection().last_sqlstate() == "42710" && attempt == 0) {
+    if (!created.ok() && created.status().server_code() == "42710" && attempt == 0) {
       continue;  // created concurrently: look again
     }
     return created;
@@ -144,7 +146,7 @@ core::Result<SlotInfo> SlotManager::Create(const std::string& name, bool export_
   const std::string& endpoint = connection_.endpoint();
   // PostgreSQL 15 introduced the parenthesised option list; the keyword form works on 10+.
   const bool new_syntax = connection_.connection().server_version() >= 150000;
-  std::string command = "CREATE_REPLICATION_SLOT " + QuoteIdentifier(name) +
+  std::string command = "CREATE_REPLICATION_SLOT " + pg::QuoteIdentifier(name) +
                         (temporary ? " TEMPORARY" : "") + " LOGICAL " + kPlugin;
   if (new_syntax) {
     command += export_snapshot ? " (SNAPSHOT 'export')" : " (SNAPSHOT 'nothing')";
@@ -153,7 +155,7 @@ core::Result<SlotInfo> SlotManager::Create(const std::string& name, bool export_
   }
   auto created = Sql(command, "creating replication slot " + name);
   if (!created.ok()) {
-    const std::string sqlstate = connection_.connection().last_sqlstate();
+    const std::string& sqlstate = created.status().server_code();
     if (sqlstate == "53400") {
       std::string max_slots = "?";
       auto show = Sql("SHOW max_replication_slots", "reading max_replication_slots");
@@ -192,17 +194,19 @@ core::Result<SlotInfo> SlotManager::Create(const std::string& name, bool export_
 
 core::Status SlotManager::DropSlot(const std::string& name) {
   SLUICE_RETURN_IF_ERROR(ValidateSlotName(name));
-  auto dropped =
-      Sql("DROP_REPLICATION_SLOT " + QuoteIdentifier(name), "dropping replication slot " + name);
+  auto dropped = Sql("DROP_REPLICATION_SLOT " + pg::QuoteIdentifier(name),
+                     "dropping replication slot " + name);
   if (!dropped.ok()) {
-    const std::string sqlstate = connection_.connection().last_sqlstate();
+    const std::string& sqlstate = dropped.status().server_code();
     if (sqlstate == "42704") {
       return core::NotFound("replication slot " + name + " does not exist on " +
                             connection_.endpoint());
     }
-    if (sqlstate == "55006") {
-      return core::FailedPrecondition(dropped.status().message() +
-                                      "; stop the client streaming from it first");
+    if (sqlstate == "55006") {  // retryable: often a walsender of ours that is going away
+      return core::Status(
+          core::StatusCode::kUnavailable,
+          dropped.status().message() + "; if another client streams from it, stop that client",
+          sqlstate, true);
     }
     return dropped.status();
   }

@@ -71,7 +71,7 @@ class SlotManager {
 
  private:
   core::Result<SlotInfo> Create(const std::string& name, bool export_snapshot, bool temporary);
-  core::Result<QueryResult> Sql(const std::string& sql, const std::string& what);
+  core::Result<pg::QueryResult> Sql(const std::string& sql, const std::string& what);
 
   ReplicationConnection& connection_;
 };

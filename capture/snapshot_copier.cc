@@ -6,6 +6,8 @@
 #include <charconv>
 #include <utility>
 
+#include "pg/quote.h"
+
 namespace sluice::capture {
 namespace {
 
@@ -17,14 +19,14 @@ constexpr uint32_t kInt4Oid = 23;
 constexpr char kInvalidSnapshotSqlstate[] = "22023";
 
 std::string QualifiedTable(const core::Relation& relation) {
-  return QuoteIdentifier(relation.schema) + "." + QuoteIdentifier(relation.name);
+  return pg::QuoteIdentifier(relation.schema) + "." + pg::QuoteIdentifier(relation.name);
 }
 
 std::string ColumnList(const core::Relation& relation) {
   std::string columns;
   for (const auto& column : relation.columns) {
     if (!columns.empty()) columns += ", ";
-    columns += QuoteIdentifier(column.name);
+    columns += pg::QuoteIdentifier(column.name);
   }
   return columns;
 }
@@ -61,7 +63,8 @@ uint64_t ParseUint64OrZero(const std::optional<std::string>& text) {
 
 }  // namespace
 
-SnapshotCopier::SnapshotCopier(std::unique_ptr<PgConnection> connection, std::string snapshot_name)
+SnapshotCopier::SnapshotCopier(std::unique_ptr<pg::Connection> connection,
+                               std::string snapshot_name)
     : connection_(std::move(connection)), snapshot_name_(std::move(snapshot_name)) {}
 
 SnapshotCopier::~SnapshotCopier() = default;
@@ -74,7 +77,7 @@ core::Result<std::unique_ptr<SnapshotCopier>> SnapshotCopier::Open(
         "no exported snapshot to copy from (only a slot created by this run exports one)");
   }
   SLUICE_ASSIGN_OR_RETURN(auto connection,
-                          PgConnection::Connect(dsn, /*replication=*/false, connect_timeout));
+                          pg::Connection::Connect(dsn, {.timeout = connect_timeout}));
   // Before BEGIN: SET TRANSACTION SNAPSHOT must be the transaction's first statement. These make
   // the COPY text independent of the source's and target's own settings: ISO dates parse the
   // same under every DateStyle, extra_float_digits 3 keeps floats exact.
@@ -85,10 +88,10 @@ core::Result<std::unique_ptr<SnapshotCopier>> SnapshotCopier::Open(
   SLUICE_RETURN_IF_ERROR(connection->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                                           "starting the snapshot copy transaction"));
   core::Status imported =
-      connection->Exec("SET TRANSACTION SNAPSHOT " + QuoteLiteral(snapshot_name),
+      connection->Exec("SET TRANSACTION SNAPSHOT " + pg::QuoteLiteral(snapshot_name),
                        "importing snapshot " + snapshot_name);
   if (!imported.ok()) {
-    if (connection->last_sqlstate() == kInvalidSnapshotSqlstate) {
+    if (imported.server_code() == kInvalidSnapshotSqlstate) {
       return core::FailedPrecondition("the exported snapshot " + snapshot_name +
                                       " no longer exists (the slot's creating connection moved "
                                       "on): " +
@@ -116,7 +119,7 @@ core::Result<std::vector<core::TableDefinition>> SnapshotCopier::DescribeTables(
   const bool has_filters = version >= 150000;  // row filters and column lists
 
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult exists,
+      pg::QueryResult exists,
       connection_->Query("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = " + pub,
                          "looking up publication " + publication));
   if (exists.rows.empty()) {
@@ -130,7 +133,7 @@ core::Result<std::vector<core::TableDefinition>> SnapshotCopier::DescribeTables(
       "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename ";
   const std::string where = " WHERE pt.pubname = " + pub;
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult tables,
+      pg::QueryResult tables,
       connection_->Query(
           "SELECT c.oid, n.nspname, c.relname, c.relreplident, c.relkind, "
           "GREATEST(c.reltuples, 0)::int8, "
@@ -169,7 +172,7 @@ core::Result<std::vector<core::TableDefinition>> SnapshotCopier::DescribeTables(
       version >= 120000 ? ", a.attgenerated::text, pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
                         : ", ''::text, NULL::text";
   SLUICE_ASSIGN_OR_RETURN(
-      QueryResult columns,
+      pg::QueryResult columns,
       connection_->Query("SELECT c.oid, a.attname, a.atttypid, a.atttypmod, "
                          "pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
                          "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid "
@@ -244,12 +247,12 @@ core::Result<std::vector<CopyRange>> SnapshotCopier::PlanRanges(const core::Tabl
       (key->type_oid == kInt2Oid || key->type_oid == kInt4Oid || key->type_oid == kInt8Oid);
   if (pieces < 2 || !integer_key || table.estimated_bytes <= split_threshold_bytes) return ranges;
 
-  const std::string column = QuoteIdentifier(key->name);
+  const std::string column = pg::QuoteIdentifier(key->name);
   std::string sql = "SELECT min(" + column + ")::text, max(" + column + ")::text FROM " +
                     std::string(extra.relkind == 'p' ? "" : "ONLY ") +
                     QualifiedTable(table.relation);
   if (!extra.row_filter.empty()) sql += " WHERE " + extra.row_filter;
-  SLUICE_ASSIGN_OR_RETURN(QueryResult bounds,
+  SLUICE_ASSIGN_OR_RETURN(pg::QueryResult bounds,
                           connection_->Query(sql, "reading the key range of " + name));
   if (bounds.rows.empty() || !bounds.rows[0][0] || !bounds.rows[0][1]) return ranges;  // empty
   int64_t min = 0;

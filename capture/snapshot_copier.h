@@ -103,10 +103,10 @@ class SnapshotCopier {
     std::string row_filter;  // publication row filter (PostgreSQL 15+), empty when none
   };
 
-  SnapshotCopier(std::unique_ptr<PgConnection> connection, std::string snapshot_name);
+  SnapshotCopier(std::unique_ptr<pg::Connection> connection, std::string snapshot_name);
   core::Status Usable(const std::string& what) const;
 
-  std::unique_ptr<PgConnection> connection_;
+  std::unique_ptr<pg::Connection> connection_;
   std::string snapshot_name_;
   std::unordered_map<uint32_t, TableExtra> extras_;  // by table OID, from DescribeTables()
   bool broken_ = false;  // a COPY was cancelled: the transaction is gone

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/dsn.h"
+#include "pg/quote.h"
 
 namespace sluice::config {
 namespace {
@@ -849,19 +850,10 @@ core::Result<std::string> ReadIdentifier(const std::string& text, size_t* pos, c
   return out;
 }
 
-std::string QuoteIdentifier(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 std::string TablePattern::ToString() const {
-  return QuoteIdentifier(schema) + "." + (all_tables ? "*" : QuoteIdentifier(table));
+  return pg::QuoteIdentifier(schema) + "." + (all_tables ? "*" : pg::QuoteIdentifier(table));
 }
 
 core::Result<TablePattern> ParseTablePattern(const std::string& text) {

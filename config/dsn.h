@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "pg/redact.h"
 
 // Helpers for libpq connection strings, in both forms libpq accepts:
 //   key/value: "host=db1 port=5432 password='it\'s' user=x"  (values unquoted, or in single
@@ -16,7 +17,7 @@
 
 namespace sluice::config {
 
-inline constexpr char kRedacted[] = "********";
+using pg::kRedacted;
 
 // True if `dsn` is in URI form.
 bool IsUriDsn(const std::string& dsn);

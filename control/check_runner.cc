@@ -15,12 +15,14 @@
 #include "control/capture_setup.h"
 #include "control/pipeline_state.h"
 #include "control/slot_policy.h"
+#include "pg/connection.h"
+#include "pg/quote.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
 namespace {
 
-using capture::PgConnection;
+using pg::Connection;
 
 // Collects check results for one pipeline and prints them as they come, with every secret of
 // the pipeline's connection strings redacted (server messages may quote what they were given).
@@ -49,21 +51,21 @@ class Report {
   core::Status first_;
 };
 
-std::string Value(const capture::QueryResult& r, size_t row = 0, size_t col = 0) {
+std::string Value(const pg::QueryResult& r, size_t row = 0, size_t col = 0) {
   if (row >= r.rows.size() || col >= r.rows[row].size() || !r.rows[row][col]) return "";
   return *r.rows[row][col];
 }
 
 // Tables the pipeline's patterns name on the source, with their replica identity.
-core::Result<std::vector<capture::TableInfo>> ResolveTables(PgConnection& source,
+core::Result<std::vector<capture::TableInfo>> ResolveTables(Connection& source,
                                                             const config::PipelineConfig& p) {
   std::vector<capture::TableInfo> tables;
   std::set<uint32_t> seen;
   for (const std::string& text : p.source.tables) {
     SLUICE_ASSIGN_OR_RETURN(capture::TablePattern pattern, capture::ParseTablePattern(text));
-    std::string where = "n.nspname = " + capture::QuoteLiteral(pattern.schema);
+    std::string where = "n.nspname = " + pg::QuoteLiteral(pattern.schema);
     if (!pattern.all_tables_in_schema) {
-      where += " AND c.relname = " + capture::QuoteLiteral(pattern.table);
+      where += " AND c.relname = " + pg::QuoteLiteral(pattern.table);
     }
     SLUICE_ASSIGN_OR_RETURN(
         auto rows,
@@ -94,12 +96,12 @@ core::Result<std::vector<capture::TableInfo>> ResolveTables(PgConnection& source
 
 void CheckSource(const config::Config& config, const config::PipelineConfig& p, Report& report,
                  std::vector<capture::TableInfo>* tables) {
-  auto connected = PgConnection::Connect(p.source.dsn, false, p.source.connect_timeout);
+  auto connected = pg::Connection::Connect(p.source.dsn, {.timeout = p.source.connect_timeout});
   if (!connected.ok()) {
     report.Fail(connected.status());
     return;
   }
-  PgConnection& source = **connected;
+  Connection& source = **connected;
   report.Ok("source " + source.endpoint() + " reachable (PostgreSQL " +
             std::to_string(source.server_version() / 10000) + ", database " + source.dbname() +
             ", role " + source.user() + ")");
@@ -112,10 +114,10 @@ void CheckSource(const config::Config& config, const config::PipelineConfig& p, 
       " current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication),"
       " (SELECT plugin || '/' || coalesce(database, '') FROM pg_replication_slots WHERE"
       " slot_name = " +
-          capture::QuoteLiteral(p.source.slot) +
+          pg::QuoteLiteral(p.source.slot) +
           "), current_database(),"
           " (SELECT count(*) FROM pg_publication WHERE pubname = " +
-          capture::QuoteLiteral(p.source.publication) + ")",
+          pg::QuoteLiteral(p.source.publication) + ")",
       "reading server settings");
   if (!settings.ok()) {
     report.Fail(settings.status());
@@ -193,7 +195,7 @@ std::string SqlName(const std::string& name) {
                       return std::islower(static_cast<unsigned char>(c)) ||
                              std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '$';
                     });
-  return bare ? name : capture::QuoteIdentifier(name);
+  return bare ? name : pg::QuoteIdentifier(name);
 }
 
 std::string Join(const std::vector<std::string>& items, const std::string& separator) {
@@ -230,13 +232,13 @@ constexpr const char* kOriginFunctions[] = {
     "pg_catalog.pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)",
 };
 
-core::Result<TargetRole> ReadTargetRole(PgConnection& target, const std::string& origin) {
+core::Result<TargetRole> ReadTargetRole(Connection& target, const std::string& origin) {
   const int version = target.server_version();
   std::string sql = "SELECT r.rolsuper, has_database_privilege(current_database(), 'CREATE')";
   for (const char* function : kOriginFunctions) {
     // Before PostgreSQL 14 the origin functions check for superuser themselves.
     sql += version >= 140000
-               ? ", has_function_privilege(" + capture::QuoteLiteral(function) + ", 'EXECUTE')"
+               ? ", has_function_privilege(" + pg::QuoteLiteral(function) + ", 'EXECUTE')"
                : std::string(", r.rolsuper");
   }
   // GRANT SET ON PARAMETER exists from PostgreSQL 15; before, a superuser-only setting.
@@ -245,7 +247,7 @@ core::Result<TargetRole> ReadTargetRole(PgConnection& target, const std::string&
   sql +=
       ", (SELECT count(*) FROM pg_catalog.pg_replication_origin),"
       " EXISTS (SELECT 1 FROM pg_catalog.pg_replication_origin WHERE roname = " +
-      capture::QuoteLiteral(origin) +
+      pg::QuoteLiteral(origin) +
       "), coalesce(current_setting('max_active_replication_origins', true),"
       " current_setting('max_replication_slots'))::int,"
       " n.oid IS NOT NULL, has_schema_privilege(n.oid, 'CREATE'),"
@@ -287,7 +289,7 @@ core::Result<TargetRole> ReadTargetRole(PgConnection& target, const std::string&
 }
 
 // Replication origins, session_replication_role, sluice.applied and room for the origin.
-void CheckTargetRole(const config::PipelineConfig& p, PgConnection& target, Report& report) {
+void CheckTargetRole(const config::PipelineConfig& p, Connection& target, Report& report) {
   // apply::PostgresSinkOptions::origin_name's default, which control::MakeSink keeps.
   const std::string origin = "sluice_" + p.name;
   auto read = ReadTargetRole(target, origin);
@@ -381,8 +383,8 @@ void CheckTargetRole(const config::PipelineConfig& p, PgConnection& target, Repo
 std::string TableValues(const std::vector<capture::TableInfo>& tables) {
   std::string values;
   for (const auto& t : tables) {
-    values += std::string(values.empty() ? "" : ", ") + "(" + capture::QuoteLiteral(t.schema) +
-              ", " + capture::QuoteLiteral(t.name) + ")";
+    values += std::string(values.empty() ? "" : ", ") + "(" + pg::QuoteLiteral(t.schema) + ", " +
+              pg::QuoteLiteral(t.name) + ")";
   }
   return values;
 }
@@ -390,7 +392,7 @@ std::string TableValues(const std::vector<capture::TableInfo>& tables) {
 // SELECT, INSERT, UPDATE, DELETE and TRUNCATE on every existing target table (apply writes
 // them; the initial copy checks them empty, COPYs into them, and empties a table an
 // interrupted copy left behind), and USAGE on their schemas.
-void CheckTableWrites(PgConnection& target, const std::vector<capture::TableInfo>& tables,
+void CheckTableWrites(Connection& target, const std::vector<capture::TableInfo>& tables,
                       Report& report) {
   if (tables.empty()) return;
   static const char* kPrivileges[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"};
@@ -438,14 +440,14 @@ void CheckTableWrites(PgConnection& target, const std::vector<capture::TableInfo
 
 // CREATE on the schema of each missing table (USAGE too), or on the database when the schema
 // is missing as well (the sink creates both).
-void CheckTableCreation(PgConnection& target, const std::vector<capture::TableInfo>& missing,
+void CheckTableCreation(Connection& target, const std::vector<capture::TableInfo>& missing,
                         Report& report) {
   if (missing.empty()) return;
   std::set<std::string> schemas;
   for (const auto& t : missing) schemas.insert(t.schema);
   std::string values;
   for (const std::string& schema : schemas) {
-    values += std::string(values.empty() ? "" : ", ") + "(" + capture::QuoteLiteral(schema) + ")";
+    values += std::string(values.empty() ? "" : ", ") + "(" + pg::QuoteLiteral(schema) + ")";
   }
   auto rows = target.Query(
       "SELECT v.s, n.oid IS NOT NULL, has_schema_privilege(n.oid, 'CREATE'),"
@@ -483,19 +485,19 @@ void CheckTableCreation(PgConnection& target, const std::vector<capture::TableIn
 }
 
 void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::TableInfo>& tables,
-                 PgConnection* source, Report& report) {
+                 Connection* source, Report& report) {
   if (!config::RunStartsPipeline(p)) {
     report.Plan("no target: `sluice tail` shows the stream; `run` skips this pipeline");
     return;
   }
   // Other types are refused by config::CheckRunnable, reported above the pipelines.
   if (p.target.type != "postgres") return;
-  auto connected = PgConnection::Connect(p.target.dsn, false, p.source.connect_timeout);
+  auto connected = pg::Connection::Connect(p.target.dsn, {.timeout = p.source.connect_timeout});
   if (!connected.ok()) {
     report.Fail(connected.status());
     return;
   }
-  PgConnection& target = **connected;
+  Connection& target = **connected;
   report.Ok("target " + target.endpoint() + " reachable (PostgreSQL " +
             std::to_string(target.server_version() / 10000) + ", database " + target.dbname() +
             ", role " + target.user() + ")");
@@ -507,7 +509,7 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
     const std::string cols_sql =
         "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN"
         " pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = " +
-        capture::QuoteLiteral(t.schema) + " AND c.relname = " + capture::QuoteLiteral(t.name) +
+        pg::QuoteLiteral(t.schema) + " AND c.relname = " + pg::QuoteLiteral(t.name) +
         " AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''";
     auto target_cols = target.Query(cols_sql, "columns of " + t.QualifiedName() + " on target");
     if (!target_cols.ok()) {
@@ -579,12 +581,12 @@ void CheckSlot(const config::Config& config, const config::PipelineConfig& p, Re
     return;
   }
   if (p.target.type == "postgres") {
-    auto target = PgConnection::Connect(p.target.dsn, false, p.source.connect_timeout);
+    auto target = pg::Connection::Connect(p.target.dsn, {.timeout = p.source.connect_timeout});
     if (target.ok()) {
       auto applied = (*target)->Query(
           "SELECT end_lsn::text FROM sluice.applied WHERE to_regclass('sluice.applied') IS NOT "
           "NULL AND pipeline = " +
-              capture::QuoteLiteral(p.name),
+              pg::QuoteLiteral(p.name),
           "reading the target's position");
       if (applied.ok() && !applied->rows.empty()) {
         auto lsn = core::Lsn::Parse(Value(*applied));
@@ -645,7 +647,7 @@ core::Status RunCheck(const config::Config& config, std::FILE* out) {
     Report report(out, p.name, {p.source.dsn, p.target.dsn});
     std::vector<capture::TableInfo> tables;
     CheckSource(config, p, report, &tables);
-    auto source = PgConnection::Connect(p.source.dsn, false, p.source.connect_timeout);
+    auto source = pg::Connection::Connect(p.source.dsn, {.timeout = p.source.connect_timeout});
     CheckTarget(p, tables, source.ok() ? source->get() : nullptr, report);
     // The replication connection itself: privilege and a free WAL sender, for real.
     if (report.first_failure().ok()) {

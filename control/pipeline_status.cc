@@ -12,6 +12,8 @@
 #include "config/dsn.h"
 #include "control/pipeline_error_record.h"
 #include "core/pg_time.h"
+#include "pg/connection.h"
+#include "pg/quote.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
@@ -580,8 +582,7 @@ StatusCollector::SourceInfo StatusCollector::QuerySource(PerPipeline& p) {
   for (int attempt = 0; attempt < 2 && !info.ok; ++attempt) {
     const bool fresh = !p.connection;
     if (fresh) {
-      auto connection = capture::PgConnection::Connect(source.dsn, /*replication=*/false,
-                                                       options_.source_timeout);
+      auto connection = pg::Connection::Connect(source.dsn, {.timeout = options_.source_timeout});
       if (!connection.ok()) {
         info.error = connection.status().message();
         break;  // a fresh connection failed; a second one would too

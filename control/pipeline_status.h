@@ -19,8 +19,8 @@
 #include "core/status.h"
 #include "core/transaction.h"
 
-namespace sluice::capture {
-class PgConnection;
+namespace sluice::pg {
+class Connection;
 }
 namespace sluice::state {
 class CheckpointStore;
@@ -220,8 +220,8 @@ class StatusCollector {
   struct PerPipeline {
     const config::PipelineConfig* config = nullptr;
     const PipelineMetrics* metrics = nullptr;
-    RateMeter rate;                                     // guarded by mu_
-    std::unique_ptr<capture::PgConnection> connection;  // guarded by refresh_mu_
+    RateMeter rate;                              // guarded by mu_
+    std::unique_ptr<pg::Connection> connection;  // guarded by refresh_mu_
     std::optional<SourceInfo> source;  // the last answer, for the cache; guarded by sources_mu_
     // The kind of slot WAL warning last logged and when (daemon only); guarded by refresh_mu_.
     std::string logged_kind;

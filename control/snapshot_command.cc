@@ -41,8 +41,8 @@ core::Status RunSnapshot(const config::Config& config, const SnapshotOptions& op
   if (!request.all()) {
     // Checked before anything is recorded: a request is kept until it is done.
     SLUICE_ASSIGN_OR_RETURN(auto source,
-                            capture::PgConnection::Connect(pipeline->source.dsn, false,
-                                                           pipeline->source.connect_timeout));
+                            pg::Connection::Connect(pipeline->source.dsn,
+                                                    {.timeout = pipeline->source.connect_timeout}));
     capture::PublicationManager publications(*source);
     std::set<std::string> known;
     auto published = publications.PublishedTables(pipeline->source.publication);

@@ -37,15 +37,14 @@ core::Status TableWatcher::error() const {
 }
 
 void TableWatcher::Loop() {
-  std::unique_ptr<capture::PgConnection> connection;
+  std::unique_ptr<pg::Connection> connection;
   while (true) {
     {
       std::unique_lock lock(mu_);
       if (wake_.wait_for(lock, options_.interval, [this] { return stopping_; })) return;
     }
     if (!connection) {
-      auto connected = capture::PgConnection::Connect(options_.dsn, /*replication=*/false,
-                                                      options_.connect_timeout);
+      auto connected = pg::Connection::Connect(options_.dsn, {.timeout = options_.connect_timeout});
       if (!connected.ok()) {
         spdlog::debug("pipeline {}: looking for new tables: {}", options_.pipeline,
                       connected.status().message());

@@ -26,13 +26,15 @@ const char* StatusCodeName(StatusCode code) {
       return "aborted";
     case StatusCode::kInternal:
       return "internal error";
+    case StatusCode::kDataRejected:
+      return "data rejected";
   }
   return "unknown";
 }
 
 Status Status::WithContext(const std::string& context) const {
   if (ok()) return *this;
-  return Status(code_, context + ": " + message_);
+  return Status(code_, context + ": " + message_, server_code_, retryable_);
 }
 
 std::string Status::ToString() const {

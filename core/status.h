@@ -19,34 +19,50 @@ enum class StatusCode {
   kUnsupported,         // a protocol feature or type we do not handle
   kAborted,             // stopped on request
   kInternal,            // a bug in sluice
+  kDataRejected,        // a target refused the data: a constraint it adds, a type, a value
 };
 
 const char* StatusCodeName(StatusCode code);
 
-// An expected failure as a value: a code saying "retry or stop" and a message that names
-// what and where (pipeline, table, LSN). Cheap to pass around when ok.
+// An expected failure as a value: what kind of failure (code), whether trying again later may
+// succeed (retryable, a separate fact: "too many connections" is exhausted *and* transient), the
+// server's own error code when a server said no (a SQLSTATE, a Redis reply type, a librdkafka
+// error name), and a message that names what and where (pipeline, table, LSN). Callers decide
+// on code(), retryable() and server_code(), never by searching the message. Cheap when ok.
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  // Retryable exactly when the code is kUnavailable.
+  Status(StatusCode code, std::string message)
+      : code_(code), retryable_(code == StatusCode::kUnavailable), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message, std::string server_code, bool retryable)
+      : code_(code),
+        retryable_(retryable),
+        message_(std::move(message)),
+        server_code_(std::move(server_code)) {}
 
   static Status Ok() { return Status(); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // The server's error code ("23505", "OOM", ...); empty when no server gave one.
+  const std::string& server_code() const { return server_code_; }
 
   // Transient failures worth retrying with backoff.
-  bool retryable() const { return code_ == StatusCode::kUnavailable; }
+  bool retryable() const { return retryable_; }
 
-  // Returns a copy whose message is prefixed with `context: `.
+  // Returns a copy whose message is prefixed with `context: ` (code, server code and
+  // retryability kept).
   Status WithContext(const std::string& context) const;
 
   std::string ToString() const;
 
  private:
   StatusCode code_ = StatusCode::kOk;
+  bool retryable_ = false;
   std::string message_;
+  std::string server_code_;
 };
 
 inline Status InvalidArgument(std::string m) {
@@ -64,6 +80,7 @@ inline Status ResourceExhausted(std::string m) {
 inline Status Unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
 inline Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status DataRejected(std::string m) { return {StatusCode::kDataRejected, std::move(m)}; }
 
 // Either a value or a non-ok Status.
 template <typename T>

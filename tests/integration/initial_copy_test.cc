@@ -358,8 +358,8 @@ TEST_F(InitialCopyTest, StopBeforeTheCopyLeavesTheTargetUntouched) {
 class SnapshotCopierTest : public InitialCopyTest {
  protected:
   // A snapshot exported by a transaction kept open on `holder`.
-  static std::string ExportSnapshot(std::unique_ptr<capture::PgConnection>* holder) {
-    auto conn = capture::PgConnection::Connect(source_->Dsn(), false, std::chrono::seconds(10));
+  static std::string ExportSnapshot(std::unique_ptr<pg::Connection>* holder) {
+    auto conn = pg::Connection::Connect(source_->Dsn(), {.timeout = std::chrono::seconds(10)});
     EXPECT_TRUE(conn.ok()) << conn.status().ToString();
     if (!conn.ok()) return "";
     EXPECT_TRUE((*conn)->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ").ok());
@@ -394,7 +394,7 @@ TEST_F(SnapshotCopierTest, DescribesPublishedTablesColumnByColumn) {
        "ALTER TABLE dsc.t DROP COLUMN gone;"
        "CREATE TABLE dsc.f (x text); ALTER TABLE dsc.f REPLICA IDENTITY FULL;"
        "CREATE PUBLICATION pub_dsc FOR TABLE dsc.t, dsc.f;");
-  std::unique_ptr<capture::PgConnection> holder;
+  std::unique_ptr<pg::Connection> holder;
   const std::string snapshot = ExportSnapshot(&holder);
   auto copier = SnapshotCopier::Open(source_->Dsn(), snapshot, std::chrono::seconds(10));
   ASSERT_TRUE(copier.ok()) << copier.status().ToString();
@@ -447,7 +447,7 @@ TEST_F(SnapshotCopierTest, RangesOfABigIntegerKeyCoverEveryRowExactlyOnce) {
        "INSERT INTO rng.composite SELECT i, i FROM generate_series(1, 100) i;"
        "CREATE TABLE rng.textkey (k text PRIMARY KEY); INSERT INTO rng.textkey VALUES ('a');"
        "CREATE PUBLICATION pub_rng FOR TABLE rng.t, rng.small, rng.composite, rng.textkey;");
-  std::unique_ptr<capture::PgConnection> holder;
+  std::unique_ptr<pg::Connection> holder;
   const std::string snapshot = ExportSnapshot(&holder);
   // Rows added after the snapshot was exported stay invisible to the copier.
   Exec(source_, "INSERT INTO rng.t VALUES (1, 'later'), (100000, 'later')");
@@ -513,7 +513,7 @@ TEST_F(SnapshotCopierTest, AStopFromTheCallbackCancelsTheCopy) {
        "CREATE SCHEMA cancel; CREATE TABLE cancel.t (id int PRIMARY KEY);"
        "INSERT INTO cancel.t SELECT generate_series(1, 100000);"
        "CREATE PUBLICATION pub_cancel FOR TABLE cancel.t;");
-  std::unique_ptr<capture::PgConnection> holder;
+  std::unique_ptr<pg::Connection> holder;
   const std::string snapshot = ExportSnapshot(&holder);
   auto copier = SnapshotCopier::Open(source_->Dsn(), snapshot, std::chrono::seconds(10));
   ASSERT_TRUE(copier.ok()) << copier.status().ToString();
@@ -536,7 +536,7 @@ TEST_F(SnapshotCopierTest, AStopFromTheCallbackCancelsTheCopy) {
 }
 
 TEST_F(SnapshotCopierTest, AGoneSnapshotIsNamedInTheError) {
-  std::unique_ptr<capture::PgConnection> holder;
+  std::unique_ptr<pg::Connection> holder;
   const std::string snapshot = ExportSnapshot(&holder);
   ASSERT_TRUE(holder->Exec("COMMIT").ok());  // ends the export
   auto copier = SnapshotCopier::Open(source_->Dsn(), snapshot, std::chrono::seconds(10));

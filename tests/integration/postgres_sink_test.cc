@@ -492,7 +492,10 @@ TEST_F(PostgresSinkTest, ConstraintViolationIsPermanentAndNamesTableLsnAndKey) {
                                     Del(orders, OldTupleKind::kKey, {"1", std::nullopt})});
     auto st = ApplyBatch(*sink, {txn});
     ASSERT_FALSE(st.ok());
-    EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition) << st.ToString();
+    // A value the target refuses: a data error (exit 65), permanent, with the server's code.
+    EXPECT_EQ(st.code(), core::StatusCode::kDataRejected) << st.ToString();
+    EXPECT_FALSE(st.retryable());
+    EXPECT_EQ(st.server_code(), "23505");
     const std::string expected_prefix = "apply to cons.orders failed at source LSN " +
                                         txn.changes[1].lsn.ToString() +
                                         " for key (id)=(7): duplicate key value violates unique "

@@ -167,7 +167,7 @@ TEST_F(SystemdUnitsTest, UnitsKeepTheDaemonContract) {
     EXPECT_EQ(Only(d, "WatchdogSec"), "60");
     EXPECT_EQ(Only(d, "Restart"), "on-failure");
     EXPECT_EQ(Only(d, "RestartSec"), "5");
-    EXPECT_EQ(Only(d, "RestartPreventExitStatus"), "64 78");
+    EXPECT_EQ(Only(d, "RestartPreventExitStatus"), "64 65 78");
     EXPECT_EQ(Only(d, "TimeoutStopSec"), "60");
     EXPECT_EQ(Only(d, "User"), "sluice");
     EXPECT_EQ(Only(d, "Group"), "sluice");
