@@ -15,6 +15,7 @@
 #include "control/snapshot_command.h"
 #include "control/status_command.h"
 #include "control/tail_runner.h"
+#include "core/failpoint.h"
 
 namespace sluice::cli {
 namespace {
@@ -146,6 +147,11 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
+  }
+  // Crash tests name the point to die at (core/failpoint.h); a typo must not pass unnoticed.
+  if (core::Status armed = core::ArmFailpointsFromEnvironment(); !armed.ok()) {
+    spdlog::error("{}", armed.message());
+    return kExitUsage;
   }
   if (run->parsed()) return RunDaemonCommand(config_path);
   if (check->parsed()) return RunCheckCommand(config_path);

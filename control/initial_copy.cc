@@ -7,11 +7,11 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
 #include "capture/snapshot_copier.h"
+#include "core/failpoint.h"
 #include "core/table_definition.h"
 #include "core/thread_name.h"
 
@@ -31,14 +31,9 @@ int64_t UnixMillis() {
       .count();
 }
 
-std::string ProgressKey(const core::TableDefinition& table) {
-  return "copy/" + table.relation.QualifiedName();
-}
-
 // One table's copy, shared by the workers copying its ranges.
 struct TableCopy {
   const core::TableDefinition* def = nullptr;
-  std::string key;
   int ranges = 0;
   std::atomic<uint64_t> rows{0};
   std::atomic<uint64_t> bytes{0};
@@ -107,19 +102,19 @@ class InitialCopy {
 };
 
 core::Status InitialCopy::SaveLocked(TableCopy& table, bool done) {
-  nlohmann::json record = {
-      {"rows", table.rows.load(std::memory_order_relaxed)},
-      {"bytes", table.bytes.load(std::memory_order_relaxed)},
-      {"estimated_rows", table.def->estimated_rows},
-      {"estimated_bytes", table.def->estimated_bytes},
-      {"ranges", table.ranges},
-      {"ranges_done", table.ranges_done},
-      {"done", done},
-      {"updated_at_unix_ms", UnixMillis()},
-  };
-  if (done && scope_.snapshot_lsn.valid()) record["snapshot_lsn"] = scope_.snapshot_lsn.ToString();
+  state::TableCopyRecord record;
+  record.rows = table.rows.load(std::memory_order_relaxed);
+  record.bytes = table.bytes.load(std::memory_order_relaxed);
+  record.estimated_rows = table.def->estimated_rows;
+  record.estimated_bytes = table.def->estimated_bytes;
+  record.ranges = table.ranges;
+  record.ranges_done = table.ranges_done;
+  record.done = done;
+  record.updated_at_unix_ms = UnixMillis();
+  if (done) record.snapshot_lsn = scope_.snapshot_lsn;
   table.last_saved = Clock::now();
-  return store_.Put(pipeline_.name, table.key, record.dump())
+  return store_
+      .Save(state::TableCopyKey(pipeline_.name, table.def->relation.QualifiedName()), record)
       .WithContext("pipeline " + pipeline_.name + ": saving copy progress of " +
                    table.def->relation.QualifiedName());
 }
@@ -128,7 +123,8 @@ core::Status InitialCopy::PrepareTable(TableCopy& table) {
   const core::TableDefinition& def = *table.def;
   // An earlier attempt of this pipeline started copying here: whatever is in the table is ours
   // (a partial copy from an older snapshot) and must go.
-  SLUICE_ASSIGN_OR_RETURN(auto earlier, store_.Get(pipeline_.name, table.key));
+  SLUICE_ASSIGN_OR_RETURN(
+      auto earlier, store_.Load(state::TableCopyKey(pipeline_.name, def.relation.QualifiedName())));
   const bool truncate_first = earlier.has_value() || scope_.truncate_all;
   SLUICE_RETURN_IF_ERROR(
       sink_.PrepareCopyTarget(def, pipeline_.target.apply.create_tables, truncate_first)
@@ -187,6 +183,8 @@ core::Status InitialCopy::CopyItem(capture::SnapshotCopier& copier, WorkItem& it
   SLUICE_RETURN_IF_ERROR(copier.CopyOut(def, item.range, on_chunk, &counters));
   // The loader is dropped unfinished on any error above, which rolls its rows back.
   SLUICE_RETURN_IF_ERROR((*loader)->Finish().WithContext("initial copy of " + label));
+  // Committed on the target, not yet recorded: a crash here copies the table again.
+  SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterCopyCommit));
   spdlog::debug("pipeline {}: copied {}: {} rows", pipeline_.name, label, counters.rows);
 
   std::lock_guard lock(table.mu);
@@ -274,7 +272,6 @@ core::Status InitialCopy::Run(const std::string& snapshot) {
     if (!ranges.ok()) return ranges.status().WithContext(where + ": initial copy");
     TableCopy& table = tables_.emplace_back();
     table.def = &def;
-    table.key = ProgressKey(def);
     table.ranges = static_cast<int>(ranges->size());
     for (auto& range : *ranges) items_.push_back(WorkItem{&table, std::move(range)});
   }

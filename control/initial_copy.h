@@ -28,8 +28,8 @@ struct CopyScope {
 // The initial copy of one pipeline: every table of its publication, read at the slot's exported
 // `snapshot` (so copy and stream meet exactly at the slot's consistent point) and written
 // through the sink's bulk path, `target.apply.copy_jobs` tables or key ranges in parallel.
-// Progress per table (rows, bytes, estimate, done) is kept in the checkpoint store under
-// "copy/<schema>.<table>" (see PipelineState) and mirrored into `metrics`. A table whose
+// Progress per table (rows, bytes, estimate, done) is kept in the checkpoint store as its
+// state::TableCopyRecord (state::TableCopyKey) and mirrored into `metrics`. A table whose
 // record exists from an earlier attempt (or a re-copy request) is emptied first. Returns Ok early
 // when `stop` is set; the caller then treats the copy as unfinished (it is redone from a new
 // snapshot on next start).

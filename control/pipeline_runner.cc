@@ -12,12 +12,12 @@
 #include "capture/slot_check.h"
 #include "control/capture_setup.h"
 #include "control/initial_copy.h"
-#include "control/pipeline_error_record.h"
 #include "control/pipeline_state.h"
 #include "control/slot_policy.h"
 #include "control/stream_filter.h"
 #include "control/table_watcher.h"
 #include "core/bounded_queue.h"
+#include "core/failpoint.h"
 #include "core/pg_time.h"
 #include "core/thread_name.h"
 
@@ -129,28 +129,29 @@ std::string PipelineRunner::SnapshotRemedy() const {
 
 void PipelineRunner::RecordError(const core::Status& status) {
   metrics_.SetLastError(status.message());
-  const PipelineErrorRecord record{status.message(), UnixMillisNow(), !status.retryable()};
+  const state::PipelineErrorRecord record{status.message(), UnixMillisNow(), !status.retryable()};
   error_recorded_ = true;  // cleared at the next success, stored or not
-  if (core::Status st = store_.Put(pipeline_.name, kLastErrorKey, EncodePipelineError(record));
-      !st.ok()) {
+  if (core::Status st = store_.Save(state::LastErrorKey(pipeline_.name), record); !st.ok()) {
     spdlog::warn("pipeline {}: cannot keep the last error in the state store: {}", pipeline_.name,
                  st.message());
   }
 }
 
 void PipelineRunner::LoadRecordedError() {
-  auto stored = store_.Get(pipeline_.name, kLastErrorKey);
-  if (!stored.ok() || !stored->has_value()) return;
-  error_recorded_ = true;  // whatever it holds goes at the next success
-  if (auto record = DecodePipelineError(**stored); record.ok()) {
-    metrics_.SetLastError(record->message, record->at_unix_ms);
+  auto stored = store_.Load(state::LastErrorKey(pipeline_.name));
+  if (!stored.ok()) {
+    error_recorded_ = true;  // a damaged record goes at the next success too
+    return;
   }
+  if (!stored->has_value()) return;
+  error_recorded_ = true;  // shown until the next success, which deletes it
+  metrics_.SetLastError((*stored)->message, (*stored)->at_unix_ms);
 }
 
 void PipelineRunner::NoteProgress(bool success) {
   metrics_.last_progress_unix_ms = UnixMillisNow();
   if (!success || !error_recorded_) return;
-  if (core::Status st = store_.Delete(pipeline_.name, kLastErrorKey); !st.ok()) {
+  if (core::Status st = store_.Erase(state::LastErrorKey(pipeline_.name)); !st.ok()) {
     spdlog::warn("pipeline {}: cannot clear the last error: {}", pipeline_.name, st.message());
     return;
   }
@@ -231,10 +232,10 @@ core::Status PipelineRunner::StartOver(PipelineState& state) {
       return dropped.WithContext(where);
     }
   }
-  SLUICE_RETURN_IF_ERROR(state.ForgetSlot());
-  SLUICE_RETURN_IF_ERROR(store_.DeleteCheckpoint(pipeline_.name));
-  SLUICE_RETURN_IF_ERROR(store_.Delete(pipeline_.name, "snapshot"));
-  SLUICE_RETURN_IF_ERROR(state.ForgetTables());
+  // One batch: a crash leaves the old position whole (and the request, so this runs again)
+  // or forgotten whole, never a checkpoint without the slot record it belongs to.
+  SLUICE_RETURN_IF_ERROR(state.ForgetPosition());
+  SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterSnapshotForget));
   // The target's own record would otherwise win over the new slot's positions, which need not
   // be higher (a source restored or replaced).
   SLUICE_RETURN_IF_ERROR(sink_->ForgetPosition().WithContext(where));
@@ -252,7 +253,7 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
   apply::Sink& sink = *sink_;
   PipelineState state(store_, pipeline_.name);
 
-  SLUICE_ASSIGN_OR_RETURN(std::optional<SnapshotRequest> request, state.LoadRequest());
+  SLUICE_ASSIGN_OR_RETURN(std::optional<state::SnapshotRequest> request, state.LoadRequest());
   const bool start_over = request && request->all();
   if (start_over) {
     spdlog::info("{}: `sluice snapshot` asked for every table: starting over from a new slot",
@@ -261,7 +262,7 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
   }
 
   SLUICE_ASSIGN_OR_RETURN(const bool has_local_state, state.HasPosition());
-  SLUICE_ASSIGN_OR_RETURN(std::optional<SlotRecord> slot_record, state.LoadSlot());
+  SLUICE_ASSIGN_OR_RETURN(std::optional<state::SlotRecord> slot_record, state.LoadSlot());
   const std::string& slot_name = pipeline_.source.slot;
   const bool owned = slot_record && slot_record->name == slot_name;
   capture::CaptureOptions options = CaptureOptionsFor(config_, pipeline_);
@@ -303,7 +304,7 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
   options.slot_policy = SlotPolicyFor(facts, SnapshotRemedy());
   if (options.slot_policy.may_create && !owned) {
     // Recorded before the slot exists, so a crash right after making it still leaves it ours.
-    SLUICE_RETURN_IF_ERROR(state.SaveSlot({slot_name, "creating", {}}));
+    SLUICE_RETURN_IF_ERROR(state.SaveSlot({slot_name, state::SlotState::kCreating, {}}));
   }
   SLUICE_ASSIGN_OR_RETURN(start.capture, capture::LogicalCapture::Open(options));
 
@@ -314,18 +315,18 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
                  slot_name);
     start.capture.reset();
     SLUICE_RETURN_IF_ERROR(capture::LogicalCapture::DropSlot(options));
-    SLUICE_RETURN_IF_ERROR(state.SaveSlot({slot_name, "creating", {}}));
+    SLUICE_RETURN_IF_ERROR(state.SaveSlot({slot_name, state::SlotState::kCreating, {}}));
     options.slot_policy = capture::SlotPolicy{};
     options.slot_policy.remedy = SnapshotRemedy();
     SLUICE_ASSIGN_OR_RETURN(start.capture, capture::LogicalCapture::Open(options));
   }
   if (start.capture->slot_created()) {
     SLUICE_RETURN_IF_ERROR(
-        state.SaveSlot({slot_name, "created", start.capture->consistent_point()}));
-  } else if (!owned || slot_record->state == "creating") {
+        state.SaveSlot({slot_name, state::SlotState::kCreated, start.capture->consistent_point()}));
+  } else if (!owned || slot_record->state == state::SlotState::kCreating) {
     // It passed every check against the durable position: streaming from it loses nothing.
     SLUICE_RETURN_IF_ERROR(
-        state.SaveSlot({slot_name, "adopted", start.capture->consistent_point()}));
+        state.SaveSlot({slot_name, state::SlotState::kAdopted, start.capture->consistent_point()}));
   }
 
   if (copy_unfinished) {
@@ -347,18 +348,20 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
     after_copy.durable_lsn = point;
     after_copy.remedy = SnapshotRemedy();
     SLUICE_RETURN_IF_ERROR(start.capture->VerifySlot(after_copy));
-    SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(pipeline_.name, {point, 0, UnixMillisNow()}));
-    SLUICE_RETURN_IF_ERROR(state.MarkSnapshotDone());
+    // Together: a checkpoint at the copy's end with the copy not done would be a position
+    // whose rows are not all there.
+    SLUICE_RETURN_IF_ERROR(state.MarkSnapshotDone(state::Checkpoint{point, 0, UnixMillisNow()}));
     start.resume = point;
   } else if (!copies && !snapshot_done) {
     // snapshot: never streams from the slot's position; recorded so a slot lost from now on is
     // noticed.
     const core::Lsn point = start.capture->consistent_point();
+    std::optional<state::Checkpoint> checkpoint;
     if (point.valid() && !start.resume.valid()) {
-      SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(pipeline_.name, {point, 0, UnixMillisNow()}));
+      checkpoint = state::Checkpoint{point, 0, UnixMillisNow()};
       start.resume = point;
     }
-    SLUICE_RETURN_IF_ERROR(state.MarkSnapshotDone());
+    SLUICE_RETURN_IF_ERROR(state.MarkSnapshotDone(checkpoint));
   }
 
   std::vector<StreamFilter::Table> published;
@@ -371,12 +374,11 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
     SLUICE_ASSIGN_OR_RETURN(auto records, state.LoadTables());
     if (records.empty() && snapshot_done) {
       // Copied before sluice kept a record per table: every table published then was copied.
-      for (const std::string& table : published_names) {
-        SLUICE_RETURN_IF_ERROR(state.MarkTableCopied(table, core::Lsn()));
-      }
+      SLUICE_RETURN_IF_ERROR(state.MarkTablesCopied(published_names, core::Lsn()));
       SLUICE_ASSIGN_OR_RETURN(records, state.LoadTables());
     }
     if (request && !request->all()) {
+      std::vector<std::string> again;
       for (const std::string& table : request->tables) {
         if (!published_names.contains(table)) {
           // `sluice snapshot` checked it; the table has gone since.
@@ -386,8 +388,9 @@ core::Result<PipelineRunner::Start> PipelineRunner::PrepareStream(const std::ato
               where, table, pipeline_.source.publication);
           continue;
         }
-        if (records[table].done) SLUICE_RETURN_IF_ERROR(state.MarkTableForCopy(table));
+        if (records[table].done) again.push_back(table);
       }
+      SLUICE_RETURN_IF_ERROR(state.MarkTablesForCopy(again));
       SLUICE_ASSIGN_OR_RETURN(records, state.LoadTables());
     }
     std::set<std::string> to_copy;
@@ -504,9 +507,14 @@ core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) 
     }
     batch.open = false;
     if (batch.end.end_lsn.valid()) {
+      // The durability sequence: target commit -> checkpoint -> acknowledge. Each failpoint
+      // marks a crash between two steps (core/failpoint.h).
+      SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterTargetCommit));
       SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(
           pipeline_.name, {batch.end.end_lsn, batch.end.commit_time, UnixMillisNow()}));
+      SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterCheckpoint));
       capture->SetDurableLsn(batch.end.end_lsn);
+      SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterAcknowledge));
       durable = batch.end.end_lsn;
       metrics_.durable_lsn = batch.end.end_lsn.value();
       metrics_.last_commit_time = batch.end.commit_time;
@@ -535,7 +543,9 @@ core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) 
     last_idle_confirm = Clock::now();
     SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(
         pipeline_.name, {idle.lsn, metrics_.last_commit_time.load(), UnixMillisNow()}));
+    SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterCheckpoint));
     capture->SetDurableLsn(idle.lsn);
+    SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterAcknowledge));
     durable = idle.lsn;
     metrics_.durable_lsn = idle.lsn.value();
     return core::Status::Ok();

@@ -98,7 +98,8 @@ class PipelineRunner {
   // "run: sluice snapshot ...": what every slot refusal ends with.
   std::string SnapshotRemedy() const;
 
-  // The last error, kept in the store (PipelineErrorRecord) until the pipeline succeeds again.
+  // The last error, kept in the store (state::PipelineErrorRecord) until the pipeline succeeds
+  // again.
   void RecordError(const core::Status& status);
   void LoadRecordedError();
   // Progress for the watchdog and lag. A success (a batch durable) also clears a recorded error.

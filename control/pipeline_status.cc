@@ -10,7 +10,6 @@
 
 #include "capture/replication_connection.h"
 #include "config/dsn.h"
-#include "control/pipeline_error_record.h"
 #include "core/pg_time.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
@@ -19,9 +18,6 @@
 namespace sluice::control {
 namespace {
 
-constexpr char kCopyKeyPrefix[] = "copy/";
-constexpr char kSnapshotKey[] = "snapshot";
-constexpr char kSnapshotDone[] = "done";
 constexpr size_t kTableErrorWidth = 100;  // longer errors are cut in the table (JSON has all)
 
 nlohmann::json LsnJson(core::Lsn lsn) { return lsn.ToString(); }
@@ -744,49 +740,35 @@ void StatusCollector::FillFromStore(state::CheckpointStore* store, const PerPipe
       status.last_progress_unix_ms = (*checkpoint)->updated_at_unix_ms;
     }
     // How the last run ended, if it ended on an error nothing has cleared since.
-    auto recorded = store->Get(name, kLastErrorKey);
+    auto recorded = store->Load(state::LastErrorKey(name));
     if (!recorded.ok()) {
       errors.push_back(recorded.status().message());
     } else if (recorded->has_value()) {
-      auto record = DecodePipelineError(**recorded);
-      if (!record.ok()) {
-        errors.push_back(record.status().message());
-      } else {
-        errors.insert(errors.begin(), record->message);
-        status.last_error_unix_ms = record->at_unix_ms;
-        if (record->permanent) status.phase = PipelinePhaseName(PipelinePhase::kFailed);
-      }
+      const state::PipelineErrorRecord& record = **recorded;
+      errors.insert(errors.begin(), record.message);
+      status.last_error_unix_ms = record.at_unix_ms;
+      if (record.permanent) status.phase = PipelinePhaseName(PipelinePhase::kFailed);
     }
   }
-  auto snapshot = store->Get(name, kSnapshotKey);
+  auto snapshot = store->Load(state::SnapshotKey(name));
   if (snapshot.ok()) {
-    status.snapshot_done = snapshot->has_value() && **snapshot == kSnapshotDone;
+    status.snapshot_done = snapshot->has_value() && (*snapshot)->done;
   } else {
     errors.push_back(snapshot.status().message());
   }
-  auto progress = store->List(name, kCopyKeyPrefix);
+  auto progress = store->LoadAll(state::TableCopyPrefix(name));
   if (!progress.ok()) {
     errors.push_back(progress.status().message());
     return;
   }
   uint64_t rows = 0;
-  for (const auto& [key, value] : *progress) {
+  for (const auto& [schema_table, record] : *progress) {
     TableCopyStatus table;
-    table.schema_table = key.substr(sizeof(kCopyKeyPrefix) - 1);
-    const auto record = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
-    if (!record.is_object()) {
-      errors.push_back("copy progress of " + table.schema_table + " is not a JSON object");
-      continue;
-    }
-    auto number = [&record](const char* field) -> uint64_t {
-      auto it = record.find(field);
-      return it != record.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
-    };
-    table.rows = number("rows");
-    table.bytes = number("bytes");
-    table.estimated_rows = number("estimated_rows");
-    auto done = record.find("done");
-    table.done = done != record.end() && done->is_boolean() && done->get<bool>();
+    table.schema_table = schema_table;
+    table.rows = record.rows;
+    table.bytes = record.bytes;
+    table.estimated_rows = record.estimated_rows;
+    table.done = record.done;
     rows += table.rows;
     status.copy.push_back(std::move(table));
   }

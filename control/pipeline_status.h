@@ -49,7 +49,7 @@ class CheckpointStore;
 namespace sluice::control {
 
 struct TableCopyStatus {
-  std::string schema_table;  // "schema.table" as in the store key "copy/<schema>.<table>"
+  std::string schema_table;  // "schema.table", as its state::TableCopyKey names it
   uint64_t rows = 0;
   uint64_t bytes = 0;
   uint64_t estimated_rows = 0;  // the planner's estimate; 0 = unknown
@@ -151,8 +151,9 @@ bool IsHealthyPhase(const std::string& phase);
 
 // Builds PipelineStatus values from live metrics (when the daemon runs) or from the checkpoint
 // store (when it does not), plus what each source says about its WAL position and the slot.
-// With the daemon down, a pipeline whose stored last error (PipelineErrorRecord) is permanent
-// shows phase "failed" with that error; any other stored error shows with phase "stopped".
+// With the daemon down, a pipeline whose stored last error (state::PipelineErrorRecord) is
+// permanent shows phase "failed" with that error; any other stored error shows with phase
+// "stopped".
 //
 // Sources are asked over a regular libpq connection, kept open between calls and reopened after
 // a failure, never blocking longer than `source_timeout` per source and step (connect, query:

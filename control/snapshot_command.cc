@@ -26,7 +26,7 @@ core::Status RunSnapshot(const config::Config& config, const SnapshotOptions& op
     return core::InvalidArgument(where + " has snapshot: " + pipeline->snapshot +
                                  "; sluice snapshot copies tables, which needs snapshot: initial");
   }
-  SnapshotRequest request;
+  state::SnapshotRequest request;
   for (const std::string& text : options.tables) {
     SLUICE_ASSIGN_OR_RETURN(capture::TablePattern pattern, capture::ParseTablePattern(text));
     if (pattern.all_tables_in_schema) {
@@ -74,7 +74,7 @@ core::Status RunSnapshot(const config::Config& config, const SnapshotOptions& op
   }
   PipelineState state(**store, pipeline->name);
   // An unfinished request can only grow: an interrupted "every table" stays that.
-  SLUICE_ASSIGN_OR_RETURN(std::optional<SnapshotRequest> pending, state.LoadRequest());
+  SLUICE_ASSIGN_OR_RETURN(std::optional<state::SnapshotRequest> pending, state.LoadRequest());
   if (pending) {
     if (pending->all() || request.all()) {
       request.tables.clear();

@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,22 +16,16 @@
 namespace sluice::state {
 namespace {
 
-constexpr char kFormatVersionKey[] = "meta/format_version";
-constexpr char kFormatVersion[] = "1";
-constexpr char kPipelinePrefix[] = "pipeline/";
-constexpr uint8_t kCheckpointVersion = 1;
-constexpr size_t kCheckpointSize = 1 + 8 + 8 + 8;
+constexpr char kFormatVersion[] = "2";
+// Format 1 kept the records besides the checkpoint as JSON; they are still read (see
+// legacy_records.h).
+constexpr char kFormatVersion1[] = "1";
 
 // A read-only open can race with the writer recycling a WAL or MANIFEST file it just listed;
 // such an open fails with an I/O error and succeeds when retried.
 constexpr int kReadOnlyOpenAttempts = 5;
 
-std::string PipelineRoot(const std::string& pipeline) { return kPipelinePrefix + pipeline + "/"; }
-std::string CheckpointKey(const std::string& pipeline) {
-  return PipelineRoot(pipeline) + "checkpoint";
-}
-std::string ValueKeyPrefix(const std::string& pipeline) { return PipelineRoot(pipeline) + "kv/"; }
-
+// Pipelines and migrations alike.
 core::Status CheckPipelineName(const std::string& pipeline) {
   if (pipeline.empty() || pipeline.find('/') != std::string::npos) {
     return core::InvalidArgument("invalid pipeline name '" + pipeline +
@@ -55,16 +50,6 @@ core::Status FromRocks(const rocksdb::Status& s, const std::string& context) {
   if (s.IsNoSpace()) return core::ResourceExhausted(message);
   if (s.IsIOError()) return core::Unavailable(message);
   return core::Internal(message);
-}
-
-void PutFixed64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t GetFixed64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>(p[i])} << (8 * i);
-  return v;
 }
 
 rocksdb::Options StoreOptions() {
@@ -157,40 +142,21 @@ core::Result<std::unique_ptr<CheckpointStore>> CheckpointStore::Open(const std::
     }
   } else if (!s.ok()) {
     return FromRocks(s, "state store " + dir + ": reading format version");
+  } else if (version == kFormatVersion1) {
+    if (!read_only) {
+      // Records saved from now on are in the new encoding, which an older sluice cannot read:
+      // it refuses the directory at open instead of failing on the first such record.
+      SLUICE_RETURN_IF_ERROR(store->Write(kFormatVersionKey, &version.assign(kFormatVersion),
+                                          "upgrading format version"));
+      spdlog::info("state store {}: format version 1 upgraded to {}", dir, kFormatVersion);
+    }
   } else if (version != kFormatVersion) {
     return core::FailedPrecondition("state directory " + dir + " has format version '" + version +
-                                    "'; this sluice understands version " + kFormatVersion);
+                                    "'; this sluice understands versions 1 and " + kFormatVersion +
+                                    " (was it written by a newer sluice?)");
   }
   spdlog::debug("opened state store {}{}", dir, read_only ? " read-only" : "");
   return store;
-}
-
-std::string CheckpointStore::EncodeCheckpoint(const Checkpoint& checkpoint) {
-  std::string out;
-  out.reserve(kCheckpointSize);
-  out.push_back(static_cast<char>(kCheckpointVersion));
-  PutFixed64(&out, checkpoint.durable_lsn.value());
-  PutFixed64(&out, static_cast<uint64_t>(checkpoint.commit_time));
-  PutFixed64(&out, static_cast<uint64_t>(checkpoint.updated_at_unix_ms));
-  return out;
-}
-
-core::Result<Checkpoint> CheckpointStore::DecodeCheckpoint(const std::string& bytes) {
-  if (bytes.empty()) return core::Corruption("checkpoint record is empty");
-  const auto version = static_cast<uint8_t>(bytes[0]);
-  if (version != kCheckpointVersion) {
-    return core::Corruption("checkpoint record has version " + std::to_string(version) +
-                            ", expected " + std::to_string(kCheckpointVersion));
-  }
-  if (bytes.size() != kCheckpointSize) {
-    return core::Corruption("checkpoint record is " + std::to_string(bytes.size()) +
-                            " bytes, expected " + std::to_string(kCheckpointSize));
-  }
-  Checkpoint checkpoint;
-  checkpoint.durable_lsn = core::Lsn(GetFixed64(bytes.data() + 1));
-  checkpoint.commit_time = static_cast<int64_t>(GetFixed64(bytes.data() + 9));
-  checkpoint.updated_at_unix_ms = static_cast<int64_t>(GetFixed64(bytes.data() + 17));
-  return checkpoint;
 }
 
 core::Status CheckpointStore::CheckWritable(const char* what) const {
@@ -209,50 +175,111 @@ core::Status CheckpointStore::Write(const std::string& key, const std::string* v
 
 core::Status CheckpointStore::SaveCheckpoint(const std::string& pipeline,
                                              const Checkpoint& checkpoint) {
-  SLUICE_RETURN_IF_ERROR(CheckPipelineName(pipeline));
-  SLUICE_RETURN_IF_ERROR(CheckWritable("saving a checkpoint"));
-  std::lock_guard<std::mutex> lock(checkpoint_mu_);
-  SLUICE_ASSIGN_OR_RETURN(std::optional<Checkpoint> stored, LoadCheckpoint(pipeline));
-  if (stored.has_value() && checkpoint.durable_lsn < stored->durable_lsn) {
-    spdlog::debug("pipeline {}: ignoring checkpoint {} behind stored {}", pipeline,
-                  checkpoint.durable_lsn.ToString(), stored->durable_lsn.ToString());
-    return core::Status::Ok();
-  }
-  const std::string bytes = EncodeCheckpoint(checkpoint);
-  return Write(CheckpointKey(pipeline), &bytes,
-               "saving checkpoint " + checkpoint.durable_lsn.ToString() + " for pipeline '" +
-                   pipeline + "'");
+  StateBatch batch;
+  batch.SaveCheckpoint(pipeline, checkpoint);
+  return Commit(batch);
 }
 
 core::Status CheckpointStore::DeleteCheckpoint(const std::string& pipeline) {
-  SLUICE_RETURN_IF_ERROR(CheckPipelineName(pipeline));
-  SLUICE_RETURN_IF_ERROR(CheckWritable("deleting a checkpoint"));
-  std::lock_guard<std::mutex> lock(checkpoint_mu_);
-  return Write(CheckpointKey(pipeline), nullptr,
-               "deleting the checkpoint of pipeline '" + pipeline + "'");
+  StateBatch batch;
+  batch.DeleteCheckpoint(pipeline);
+  return Commit(batch);
 }
 
-core::Result<std::optional<Checkpoint>> CheckpointStore::LoadCheckpoint(
-    const std::string& pipeline) {
-  SLUICE_RETURN_IF_ERROR(CheckPipelineName(pipeline));
-  std::string bytes;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), CheckpointKey(pipeline), &bytes);
-  if (s.IsNotFound()) return std::optional<Checkpoint>();
-  SLUICE_RETURN_IF_ERROR(
-      FromRocks(s, "state store " + dir_ + ": loading checkpoint for pipeline '" + pipeline + "'"));
-  auto decoded = DecodeCheckpoint(bytes);
-  if (!decoded.ok()) {
-    return decoded.status().WithContext("state store " + dir_ + ": checkpoint for pipeline '" +
-                                        pipeline + "'");
+core::Status CheckpointStore::Commit(const StateBatch& batch) {
+  for (const StateBatch::Write& write : batch.writes_) {
+    SLUICE_RETURN_IF_ERROR(CheckPipelineName(write.owner));
   }
-  return std::optional<Checkpoint>(*decoded);
+  SLUICE_RETURN_IF_ERROR(CheckWritable("writing"));
+  if (batch.empty()) return core::Status::Ok();
+
+  std::lock_guard<std::mutex> lock(checkpoint_mu_);
+  rocksdb::WriteBatch writes;
+  std::string what;
+  // Each pipeline's checkpoint as the batch leaves it so far (nullopt: none).
+  std::map<std::string, std::optional<core::Lsn>> checkpoints;
+  for (const StateBatch::Write& write : batch.writes_) {
+    std::string step;
+    rocksdb::Status s;
+    switch (write.kind) {
+      case StateBatch::Kind::kPut:
+        step = std::string(write.record_name) + " of '" + write.owner + "'";
+        s = writes.Put(write.key, write.value);
+        break;
+      case StateBatch::Kind::kDelete:
+        step = std::string("deleting the ") + write.record_name + " of '" + write.owner + "'";
+        s = writes.Delete(write.key);
+        break;
+      case StateBatch::Kind::kDeleteCheckpoint:
+        step = "deleting the checkpoint of pipeline '" + write.owner + "'";
+        s = writes.Delete(write.key);
+        checkpoints[write.owner] = std::nullopt;
+        break;
+      case StateBatch::Kind::kSaveCheckpoint: {
+        auto current = checkpoints.find(write.owner);
+        if (current == checkpoints.end()) {
+          SLUICE_ASSIGN_OR_RETURN(std::optional<Checkpoint> stored, LoadCheckpoint(write.owner));
+          std::optional<core::Lsn> lsn;
+          if (stored) lsn = stored->durable_lsn;
+          current = checkpoints.emplace(write.owner, lsn).first;
+        }
+        if (current->second && write.checkpoint_lsn < *current->second) {
+          spdlog::debug("pipeline {}: ignoring checkpoint {} behind stored {}", write.owner,
+                        write.checkpoint_lsn.ToString(), current->second->ToString());
+          continue;
+        }
+        step = "saving checkpoint " + write.checkpoint_lsn.ToString() + " for pipeline '" +
+               write.owner + "'";
+        s = writes.Put(write.key, write.value);
+        current->second = write.checkpoint_lsn;
+        break;
+      }
+    }
+    SLUICE_RETURN_IF_ERROR(FromRocks(s, "state store " + dir_ + ": " + step));
+    what += (what.empty() ? "" : ", ") + step;
+  }
+  if (writes.Count() == 0) return core::Status::Ok();  // only checkpoints that were behind
+  rocksdb::WriteOptions options;
+  options.sync = true;  // acknowledged means on disk
+  return FromRocks(db_->Write(options, &writes), "state store " + dir_ + ": " + what);
+}
+
+core::Result<std::optional<std::string>> CheckpointStore::ReadKey(const std::string& owner,
+                                                                  const std::string& key,
+                                                                  const char* what) {
+  SLUICE_RETURN_IF_ERROR(CheckPipelineName(owner));
+  std::string bytes;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &bytes);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  SLUICE_RETURN_IF_ERROR(FromRocks(
+      s, "state store " + dir_ + ": reading the " + what + " of '" + owner + "' (" + key + ")"));
+  return std::optional<std::string>(std::move(bytes));
+}
+
+core::Result<std::vector<std::pair<std::string, std::string>>> CheckpointStore::ScanPrefix(
+    const std::string& owner, const std::string& prefix, const char* what) {
+  SLUICE_RETURN_IF_ERROR(CheckPipelineName(owner));
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    out.emplace_back(it->key().ToString().substr(prefix.size()), it->value().ToString());
+  }
+  SLUICE_RETURN_IF_ERROR(FromRocks(it->status(), "state store " + dir_ + ": listing the " + what +
+                                                     "s of '" + owner + "' (" + prefix + ")"));
+  return out;
+}
+
+core::Status CheckpointStore::InContext(const core::Status& status, const std::string& owner,
+                                        const std::string& key) const {
+  if (status.ok()) return status;
+  return status.WithContext("state store " + dir_ + ": '" + owner + "' (" + key + ")");
 }
 
 core::Status CheckpointStore::Put(const std::string& pipeline, const std::string& key,
                                   const std::string& value) {
   SLUICE_RETURN_IF_ERROR(CheckKey(pipeline, key));
   SLUICE_RETURN_IF_ERROR(CheckWritable("Put"));
-  return Write(ValueKeyPrefix(pipeline) + key, &value,
+  return Write(PipelineValueRoot(pipeline) + key, &value,
                "writing '" + key + "' for pipeline '" + pipeline + "'");
 }
 
@@ -260,7 +287,7 @@ core::Result<std::optional<std::string>> CheckpointStore::Get(const std::string&
                                                               const std::string& key) {
   SLUICE_RETURN_IF_ERROR(CheckKey(pipeline, key));
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ValueKeyPrefix(pipeline) + key, &value);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), PipelineValueRoot(pipeline) + key, &value);
   if (s.IsNotFound()) return std::optional<std::string>();
   SLUICE_RETURN_IF_ERROR(FromRocks(
       s, "state store " + dir_ + ": reading '" + key + "' for pipeline '" + pipeline + "'"));
@@ -270,14 +297,14 @@ core::Result<std::optional<std::string>> CheckpointStore::Get(const std::string&
 core::Status CheckpointStore::Delete(const std::string& pipeline, const std::string& key) {
   SLUICE_RETURN_IF_ERROR(CheckKey(pipeline, key));
   SLUICE_RETURN_IF_ERROR(CheckWritable("Delete"));
-  return Write(ValueKeyPrefix(pipeline) + key, nullptr,
+  return Write(PipelineValueRoot(pipeline) + key, nullptr,
                "deleting '" + key + "' for pipeline '" + pipeline + "'");
 }
 
 core::Result<std::vector<std::pair<std::string, std::string>>> CheckpointStore::List(
     const std::string& pipeline, const std::string& key_prefix) {
   SLUICE_RETURN_IF_ERROR(CheckPipelineName(pipeline));
-  const std::string root = ValueKeyPrefix(pipeline);
+  const std::string root = PipelineValueRoot(pipeline);
   const std::string prefix = root + key_prefix;
   std::vector<std::pair<std::string, std::string>> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -293,7 +320,7 @@ core::Result<std::vector<std::pair<std::string, std::string>>> CheckpointStore::
 core::Result<std::vector<std::string>> CheckpointStore::Pipelines() {
   std::vector<std::string> names;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  const rocksdb::Slice prefix(kPipelinePrefix);
+  const rocksdb::Slice prefix(kPipelineKeyRoot);
   it->Seek(prefix);
   while (it->Valid() && it->key().starts_with(prefix)) {
     const std::string rest = it->key().ToString().substr(prefix.size());
@@ -304,7 +331,7 @@ core::Result<std::vector<std::string>> CheckpointStore::Pipelines() {
       it->Next();
     } else {
       // '0' follows '/' in byte order: skip every remaining key of this pipeline.
-      it->Seek(PipelineRoot(name).substr(0, prefix.size() + name.size()) + "0");
+      it->Seek(PipelineKeyRoot(name).substr(0, prefix.size() + name.size()) + "0");
     }
   }
   SLUICE_RETURN_IF_ERROR(FromRocks(it->status(), "state store " + dir_ + ": listing pipelines"));

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -10,7 +11,9 @@
 
 #include "core/lsn.h"
 #include "core/status.h"
-#include "core/transaction.h"
+#include "state/state_batch.h"
+#include "state/state_keys.h"
+#include "state/state_records.h"
 
 namespace rocksdb {
 class DB;
@@ -18,33 +21,18 @@ class DB;
 
 namespace sluice::state {
 
-// Where a pipeline may resume: everything up to durable_lsn is durable on the target.
-struct Checkpoint {
-  core::Lsn durable_lsn;
-  core::PgTimestamp commit_time = 0;  // commit time of the transaction that ended at durable_lsn
-  int64_t updated_at_unix_ms = 0;     // wall clock when the checkpoint was saved
-
-  friend bool operator==(const Checkpoint&, const Checkpoint&) = default;
-};
-
 // The daemon's small persistent state, one RocksDB database per daemon in its state
-// directory, shared by all pipelines.
-//
-// Key layout (bytes, all under one column family):
-//   "meta/format_version"              -> decimal text, currently "1"
-//   "pipeline/<name>/checkpoint"       -> checkpoint record (below)
-//   "pipeline/<name>/kv/<key>"         -> caller's value for Put/Get/Delete/List, stored as is
-// Pipeline names must be non-empty and contain no '/'; keys may be any non-empty bytes.
-//
-// Checkpoint record, 25 bytes, integers little-endian:
-//   [0]      version byte, 1
-//   [1..9)   durable_lsn (uint64)
-//   [9..17)  commit_time (int64, microseconds since 2000-01-01 UTC as PostgreSQL sends it)
-//   [17..25) updated_at_unix_ms (int64)
-// Records with another version or size are reported as kCorruption, never guessed at.
+// directory, shared by all pipelines. What it holds and where is state_keys.h; the records and
+// their encoding are state_records.h. Sluice's own records are read and written only as their
+// types (Load, Save, StateBatch); the raw Put/Get/Delete/List below are for tools and tests.
 //
 // Durability: every write is synced (WriteOptions::sync), so a value is on disk when the
-// call returns, and survives kill -9 of the process and a machine crash.
+// call returns, and survives kill -9 of the process and a machine crash. A StateBatch is
+// written all or nothing.
+//
+// Format versions: a store of format 1 (records as JSON) opens and reads the same; a writable
+// open marks it format 2, which an older sluice refuses, since records saved from then on are
+// in the new encoding. A store of a format this sluice does not know is refused.
 //
 // Locking: a writable store holds RocksDB's LOCK file; a second writable Open of the same
 // directory (from this or another process) fails with kFailedPrecondition. A read-only store
@@ -77,36 +65,85 @@ class CheckpointStore {
   core::Status DeleteCheckpoint(const std::string& pipeline);
 
   // The pipeline's checkpoint, or nullopt if it never saved one.
-  core::Result<std::optional<Checkpoint>> LoadCheckpoint(const std::string& pipeline);
+  core::Result<std::optional<Checkpoint>> LoadCheckpoint(const std::string& pipeline) {
+    return Load(CheckpointKey(pipeline));
+  }
 
-  // Generic per-pipeline values (migration phase, snapshot progress per table, counters).
-  // Values are opaque bytes; the caller owns their format.
+  // Writes every write of `batch` durably, all or nothing (see StateBatch). An empty batch is
+  // Ok; a bad pipeline name anywhere in it writes nothing (kInvalidArgument).
+  core::Status Commit(const StateBatch& batch);
+
+  // The record at `key`, nullopt when there is none; kCorruption when its bytes do not decode.
+  template <typename Record>
+  core::Result<std::optional<Record>> Load(const RecordKey<Record>& key) {
+    SLUICE_ASSIGN_OR_RETURN(std::optional<std::string> bytes,
+                            ReadKey(key.owner(), key.key(), Record::kRecordName));
+    if (!bytes) return std::optional<Record>();
+    Record record;
+    SLUICE_RETURN_IF_ERROR(InContext(DecodeRecord(*bytes, &record), key.owner(), key.key()));
+    return std::optional<Record>(std::move(record));
+  }
+  // Every record under `prefix`, by the rest of its key (for table copies: the table name).
+  template <typename Record>
+  core::Result<std::map<std::string, Record>> LoadAll(const RecordPrefix<Record>& prefix) {
+    SLUICE_ASSIGN_OR_RETURN(auto rows,
+                            ScanPrefix(prefix.owner(), prefix.prefix(), Record::kRecordName));
+    std::map<std::string, Record> records;
+    for (const auto& [rest, bytes] : rows) {
+      Record record;
+      SLUICE_RETURN_IF_ERROR(
+          InContext(DecodeRecord(bytes, &record), prefix.owner(), prefix.prefix() + rest));
+      records.emplace(rest, std::move(record));
+    }
+    return records;
+  }
+  // One record alone (a batch of one).
+  template <typename Record>
+  core::Status Save(const RecordKey<Record>& key, const Record& record) {
+    StateBatch batch;
+    batch.Put(key, record);
+    return Commit(batch);
+  }
+  template <typename Record>
+  core::Status Erase(const RecordKey<Record>& key) {
+    StateBatch batch;
+    batch.Delete(key);
+    return Commit(batch);
+  }
+
+  // Raw values under "pipeline/<name>/kv/<key>", stored as given: for tools and tests (sluice's
+  // own records go through the typed keys of state_keys.h).
   core::Status Put(const std::string& pipeline, const std::string& key, const std::string& value);
   core::Result<std::optional<std::string>> Get(const std::string& pipeline, const std::string& key);
   // Deleting a missing key is Ok.
   core::Status Delete(const std::string& pipeline, const std::string& key);
   // All (key, value) pairs of the pipeline whose key starts with `key_prefix`, in byte order
-  // of the key. An empty prefix lists everything the pipeline Put.
+  // of the key. An empty prefix lists every record and value of the pipeline but its checkpoint.
   core::Result<std::vector<std::pair<std::string, std::string>>> List(
       const std::string& pipeline, const std::string& key_prefix);
 
   // Names of all pipelines with a checkpoint or any value, sorted.
   core::Result<std::vector<std::string>> Pipelines();
 
-  // Encoding of the checkpoint record described above; exposed for tests and tools.
-  static std::string EncodeCheckpoint(const Checkpoint& checkpoint);
-  static core::Result<Checkpoint> DecodeCheckpoint(const std::string& bytes);
-
  private:
   CheckpointStore(std::string dir, bool read_only, std::unique_ptr<rocksdb::DB> db);
 
   core::Status CheckWritable(const char* what) const;
   core::Status Write(const std::string& key, const std::string* value, const std::string& what);
+  // The bytes at `key` of `owner` (a pipeline or migration name, checked).
+  core::Result<std::optional<std::string>> ReadKey(const std::string& owner, const std::string& key,
+                                                   const char* what);
+  // (rest of key, bytes) for every key of `owner` that starts with `prefix`.
+  core::Result<std::vector<std::pair<std::string, std::string>>> ScanPrefix(
+      const std::string& owner, const std::string& prefix, const char* what);
+  // `status` with the store, owner and key in front (Ok stays Ok).
+  core::Status InContext(const core::Status& status, const std::string& owner,
+                         const std::string& key) const;
 
   const std::string dir_;
   const bool read_only_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::mutex checkpoint_mu_;  // makes SaveCheckpoint's read-compare-write atomic
+  std::mutex checkpoint_mu_;  // makes a batch's checkpoint read-compare-write atomic
 };
 
 }  // namespace sluice::state

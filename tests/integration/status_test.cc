@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "control/admin_server.h"
-#include "control/pipeline_error_record.h"
 #include "control/pipeline_status.h"
 #include "control/status_command.h"
 #include "core/pg_time.h"
@@ -218,14 +217,15 @@ TEST_F(StatusTest, DaemonDownShowsTheStoredLastError) {
     auto store = OpenStore();
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store
-                    ->Put("live", kLastErrorKey,
-                          EncodePipelineError({"pipeline live: new row violates check constraint",
-                                               1700000000123, /*permanent=*/true}))
+                    ->Save(state::LastErrorKey("live"),
+                           state::PipelineErrorRecord{
+                               "pipeline live: new row violates check constraint", 1700000000123,
+                               /*permanent=*/true})
                     .ok());
     ASSERT_TRUE(store
-                    ->Put("broken", kLastErrorKey,
-                          EncodePipelineError({"pipeline broken: target went away", 1700000000456,
-                                               /*permanent=*/false}))
+                    ->Save(state::LastErrorKey("broken"),
+                           state::PipelineErrorRecord{"pipeline broken: target went away",
+                                                      1700000000456, /*permanent=*/false})
                     .ok());
   }
   StatusCollector collector(config_);

@@ -16,8 +16,9 @@ std::string SluiceRunTest::Value(const PgCluster& cluster, const std::string& sq
   return value.ok() ? *value : "<error>";
 }
 
-void SluiceRunTest::StartRun() {
-  ASSERT_TRUE(run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log()).ok());
+void SluiceRunTest::StartRun(const std::vector<std::string>& env) {
+  ASSERT_TRUE(
+      run_.Start({"run", "--config", config_.path}, f_.dir().File("run.out"), Log(), env).ok());
 }
 
 void SluiceRunTest::StopRun() {

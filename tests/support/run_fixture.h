@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "tests/support/pipeline_fixture.h"
 
@@ -26,8 +27,9 @@ class SluiceRunTest : public ::testing::Test {
   std::string TargetValue(const std::string& sql) { return Value(f_.target(), sql); }
 
   std::string Log() const { return f_.dir().File("run.err"); }
-  // `sluice run --config config_.path`, output appended to Log().
-  void StartRun();
+  // `sluice run --config config_.path`, output appended to Log(); `env` ("NAME=value") added
+  // to its environment.
+  void StartRun(const std::vector<std::string>& env = {});
   // SIGTERM, then expects a clean exit (0) within a minute.
   void StopRun();
   // StartRun(), the target catches up (PipelineFixture::WaitForCatchUp), StopRun(): the

@@ -75,14 +75,16 @@ SluiceProcess::~SluiceProcess() {
 }
 
 core::Status SluiceProcess::Start(const std::vector<std::string>& args,
-                                  const std::string& stdout_path, const std::string& stderr_path) {
-  return StartProgram(SluiceBinary(), args, stdout_path, stderr_path);
+                                  const std::string& stdout_path, const std::string& stderr_path,
+                                  const std::vector<std::string>& env) {
+  return StartProgram(SluiceBinary(), args, stdout_path, stderr_path, env);
 }
 
 core::Status SluiceProcess::StartProgram(const std::string& binary,
                                          const std::vector<std::string>& args,
                                          const std::string& stdout_path,
-                                         const std::string& stderr_path) {
+                                         const std::string& stderr_path,
+                                         const std::vector<std::string>& env) {
   if (pid_ > 0) {
     return core::FailedPrecondition("process " + std::to_string(pid_) +
                                     " is still running; Wait() or Kill() it first");
@@ -107,6 +109,12 @@ core::Status SluiceProcess::StartProgram(const std::string& binary,
   std::vector<char*> argv;
   for (auto& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // The environment is built before fork: the child may only make async-signal-safe calls.
+  std::vector<std::string> env_storage = env;
+  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& entry : env_storage) envp.push_back(entry.data());
+  envp.push_back(nullptr);
 
   const pid_t pid = fork();
   if (pid < 0) {
@@ -122,7 +130,7 @@ core::Status SluiceProcess::StartProgram(const std::string& binary,
     dup2(out_fd, STDOUT_FILENO);
     dup2(err_fd, STDERR_FILENO);
     close_range(3, ~0U, 0);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     const char message[] = "exec failed\n";
     (void)!write(STDERR_FILENO, message, sizeof message - 1);
     _exit(127);

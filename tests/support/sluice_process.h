@@ -23,12 +23,14 @@ class SluiceProcess {
   SluiceProcess(const SluiceProcess&) = delete;
   SluiceProcess& operator=(const SluiceProcess&) = delete;
 
-  // Starts `sluice <args...>`; stdout/stderr are appended to the given files.
+  // Starts `sluice <args...>`; stdout/stderr are appended to the given files. `env` entries
+  // ("NAME=value", e.g. SLUICE_FAILPOINTS=...) are added to the test's environment.
   core::Status Start(const std::vector<std::string>& args, const std::string& stdout_path,
-                     const std::string& stderr_path);
+                     const std::string& stderr_path, const std::vector<std::string>& env = {});
   // Starts any program (absolute path) the same way, e.g. pgbench as a load generator.
   core::Status StartProgram(const std::string& binary, const std::vector<std::string>& args,
-                            const std::string& stdout_path, const std::string& stderr_path);
+                            const std::string& stdout_path, const std::string& stderr_path,
+                            const std::vector<std::string>& env = {});
   void Kill(int signal);
   // Waits for exit up to `timeout`; returns the exit code (128+signal if killed) or an error.
   core::Result<int> Wait(std::chrono::milliseconds timeout);
