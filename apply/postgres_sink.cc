@@ -11,6 +11,7 @@
 #include <string_view>
 #include <thread>
 
+#include "core/number_text.h"
 #include "core/pg_time.h"
 #include "pg/quote.h"
 #include "pg/sql_state.h"
@@ -460,7 +461,11 @@ core::Result<AppliedPosition> PostgresSink::Open() {
       if (!lsn.ok()) return fail(lsn.status());
       position.end_lsn = *lsn;
     }
-    if (row[1]) position.commit_time = std::stoll(*row[1]);
+    if (row[1]) {
+      auto commit_time = core::ParseInt64(*row[1], "sluice.applied.commit_time");
+      if (!commit_time.ok()) return fail(commit_time.status());
+      position.commit_time = *commit_time;
+    }
   }
 
   if (core::Status s = SetUpSession(); !s.ok()) return fail(s);

@@ -5,82 +5,12 @@
 #include <set>
 #include <utility>
 
+#include "core/number_text.h"
 #include "pg/quote.h"
+#include "pg/table_pattern.h"
 
 namespace sluice::capture {
 namespace {
-
-bool IsPlainIdentifier(std::string_view part) {
-  if (part.empty()) return false;
-  if (!(std::islower(static_cast<unsigned char>(part[0])) || part[0] == '_')) return false;
-  return std::all_of(part.begin(), part.end(), [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) ||
-           std::isdigit(static_cast<unsigned char>(c)) || c == '_' || c == '$';
-  });
-}
-
-std::string DisplayIdentifier(std::string_view part) {
-  return IsPlainIdentifier(part) ? std::string(part) : pg::QuoteIdentifier(part);
-}
-
-std::string TrimSpaces(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
-
-struct NamePart {
-  std::string text;
-  bool quoted = false;
-};
-
-// Splits `text` on dots outside double quotes; quoted parts keep their case and lose the
-// quotes ("" inside becomes "), unquoted parts are folded to lower case.
-core::Result<std::vector<NamePart>> SplitQualifiedName(std::string_view text) {
-  std::vector<NamePart> parts;
-  size_t i = 0;
-  auto bad = [&](const std::string& why) {
-    return core::InvalidArgument("table '" + std::string(text) + "': " + why);
-  };
-  while (true) {
-    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-    NamePart part;
-    if (i < text.size() && text[i] == '"') {
-      part.quoted = true;
-      ++i;
-      bool closed = false;
-      while (i < text.size()) {
-        if (text[i] == '"') {
-          if (i + 1 < text.size() && text[i + 1] == '"') {
-            part.text.push_back('"');
-            i += 2;
-            continue;
-          }
-          ++i;
-          closed = true;
-          break;
-        }
-        part.text.push_back(text[i++]);
-      }
-      if (!closed) return bad("unterminated double quote");
-      if (part.text.empty()) return bad("empty quoted name");
-      while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-    } else {
-      const size_t start = i;
-      while (i < text.size() && text[i] != '.' && text[i] != '"') ++i;
-      part.text = TrimSpaces(text.substr(start, i - start));
-      if (part.text.empty()) return bad("empty name part");
-      std::transform(part.text.begin(), part.text.end(), part.text.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    }
-    parts.push_back(std::move(part));
-    if (i == text.size()) break;
-    if (text[i] != '.') return bad("unexpected character '" + std::string(1, text[i]) + "'");
-    ++i;
-  }
-  if (parts.size() > 2) return bad("expected schema.table or schema.*");
-  return parts;
-}
 
 const std::string& Cell(const pg::QueryResult& result, size_t row, size_t col) {
   static const std::string kEmpty;
@@ -97,11 +27,11 @@ constexpr const char* kTableInfoSelect =
     "EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) "
     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ";
 
-std::vector<TableInfo> ToTableInfos(const pg::QueryResult& result) {
+core::Result<std::vector<TableInfo>> ToTableInfos(const pg::QueryResult& result) {
   std::vector<TableInfo> tables;
   for (size_t r = 0; r < result.rows.size(); ++r) {
     TableInfo info;
-    info.oid = static_cast<uint32_t>(std::stoul(Cell(result, r, 0)));
+    SLUICE_ASSIGN_OR_RETURN(info.oid, core::ParseUint32(Cell(result, r, 0), "pg_class.oid"));
     info.schema = Cell(result, r, 1);
     info.name = Cell(result, r, 2);
     info.replica_identity = Cell(result, r, 3).empty() ? 'd' : Cell(result, r, 3)[0];
@@ -146,24 +76,6 @@ core::Status CheckUsable(const std::vector<TableInfo>& tables, const std::string
 
 }  // namespace
 
-std::string TablePattern::ToString() const {
-  return DisplayIdentifier(schema) + "." +
-         (all_tables_in_schema ? std::string("*") : DisplayIdentifier(table));
-}
-
-core::Result<TablePattern> ParseTablePattern(std::string_view text) {
-  SLUICE_ASSIGN_OR_RETURN(std::vector<NamePart> parts, SplitQualifiedName(text));
-  TablePattern pattern;
-  const NamePart& last = parts.back();
-  pattern.schema = parts.size() == 2 ? parts[0].text : "public";
-  if (!last.quoted && last.text == "*") {
-    pattern.all_tables_in_schema = true;
-  } else {
-    pattern.table = last.text;
-  }
-  return pattern;
-}
-
 bool TableInfo::usable_replica_identity() const {
   switch (replica_identity) {
     case 'f':
@@ -178,7 +90,7 @@ bool TableInfo::usable_replica_identity() const {
 }
 
 std::string TableInfo::QualifiedName() const {
-  return DisplayIdentifier(schema) + "." + DisplayIdentifier(name);
+  return pg::DisplayIdentifier(schema) + "." + pg::DisplayIdentifier(name);
 }
 
 core::Status PublicationManager::PermissionError(const core::Status& status,
@@ -202,9 +114,9 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
   const std::string& endpoint = connection_.endpoint();
   const std::string pub_literal = connection_.QuoteLiteralForSql(name);
 
-  std::vector<TablePattern> patterns;
+  std::vector<pg::TablePattern> patterns;
   for (const auto& text : tables) {
-    SLUICE_ASSIGN_OR_RETURN(TablePattern pattern, ParseTablePattern(text));
+    SLUICE_ASSIGN_OR_RETURN(pg::TablePattern pattern, pg::ParseTablePattern(text));
     patterns.push_back(std::move(pattern));
   }
 
@@ -223,14 +135,14 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
   std::vector<TableInfo> candidates;  // everything that will be published: checked up front
   for (const auto& pattern : patterns) {
     const std::string schema_literal = connection_.QuoteLiteralForSql(pattern.schema);
-    if (pattern.all_tables_in_schema) {
+    if (pattern.all_tables) {
       SLUICE_ASSIGN_OR_RETURN(
           pg::QueryResult schema,
           Sql("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = " + schema_literal,
               "looking up schema " + pattern.schema));
       if (schema.rows.empty()) {
-        return core::NotFound("schema " + DisplayIdentifier(pattern.schema) + " (from '" +
-                              pattern.ToString() + "') not found on " + endpoint +
+        return core::NotFound("schema " + pg::DisplayIdentifier(pattern.schema) + " (from '" +
+                              pattern.DisplayName() + "') not found on " + endpoint +
                               " for publication " + name);
       }
       SLUICE_ASSIGN_OR_RETURN(
@@ -238,7 +150,8 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
           Sql(std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
                   " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
               "listing the tables of schema " + pattern.schema));
-      for (auto& info : ToTableInfos(in_schema)) {
+      SLUICE_ASSIGN_OR_RETURN(auto in_schema_infos, ToTableInfos(in_schema));
+      for (auto& info : in_schema_infos) {
         if (!schema_clause) wanted_tables.emplace_back(info.schema, info.name);
         candidates.push_back(std::move(info));
       }
@@ -250,12 +163,13 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
         Sql(std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
                 " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table) +
                 " AND c.relkind IN ('r', 'p')",
-            "looking up table " + pattern.ToString()));
+            "looking up table " + pattern.DisplayName()));
     if (table.rows.empty()) {
-      return core::NotFound("table " + pattern.ToString() + " not found on " + endpoint +
+      return core::NotFound("table " + pattern.DisplayName() + " not found on " + endpoint +
                             " for publication " + name);
     }
-    for (auto& info : ToTableInfos(table)) {
+    SLUICE_ASSIGN_OR_RETURN(auto table_infos, ToTableInfos(table));
+    for (auto& info : table_infos) {
       wanted_tables.emplace_back(info.schema, info.name);
       candidates.push_back(std::move(info));
     }
@@ -332,21 +246,22 @@ core::Result<std::vector<TableInfo>> PublicationManager::ResolveTables(
   std::vector<TableInfo> tables;
   std::set<uint32_t> seen;
   for (const auto& text : patterns) {
-    SLUICE_ASSIGN_OR_RETURN(TablePattern pattern, ParseTablePattern(text));
+    SLUICE_ASSIGN_OR_RETURN(pg::TablePattern pattern, pg::ParseTablePattern(text));
     const std::string schema_literal = connection_.QuoteLiteralForSql(pattern.schema);
     std::string sql = std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
                       " AND c.relkind IN ('r', 'p')";
-    if (pattern.all_tables_in_schema) {
+    if (pattern.all_tables) {
       sql += " AND NOT c.relispartition ORDER BY c.relname";
     } else {
       sql += " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table);
     }
     SLUICE_ASSIGN_OR_RETURN(pg::QueryResult rows, Sql(sql, "listing the tables of " + text));
-    if (rows.rows.empty() && !pattern.all_tables_in_schema) {
-      return core::NotFound("table " + pattern.ToString() + " not found on " +
+    if (rows.rows.empty() && !pattern.all_tables) {
+      return core::NotFound("table " + pattern.DisplayName() + " not found on " +
                             connection_.endpoint());
     }
-    for (auto& info : ToTableInfos(rows)) {
+    SLUICE_ASSIGN_OR_RETURN(auto row_infos, ToTableInfos(rows));
+    for (auto& info : row_infos) {
       if (seen.insert(info.oid).second) tables.push_back(std::move(info));
     }
   }

@@ -10,19 +10,6 @@
 
 namespace sluice::capture {
 
-// One entry of a table list: "schema.table", "schema.*", or quoted forms such as
-// "\"My Schema\".\"Orders\"". Unquoted parts are folded to lower case as PostgreSQL does; a
-// name without schema means schema public.
-struct TablePattern {
-  std::string schema;
-  std::string table;  // empty when all_tables_in_schema
-  bool all_tables_in_schema = false;
-
-  std::string ToString() const;  // quoted where needed: public.orders, "My Schema".*
-};
-
-core::Result<TablePattern> ParseTablePattern(std::string_view text);
-
 struct TableInfo {
   uint32_t oid = 0;
   std::string schema;
@@ -42,7 +29,7 @@ class PublicationManager {
  public:
   explicit PublicationManager(pg::Connection& connection) : connection_(connection) {}
 
-  // Makes publication `name` publish at least `tables` (patterns, see ParseTablePattern).
+  // Makes publication `name` publish at least `tables` (patterns, see pg/table_pattern.h).
   // Missing → CREATE PUBLICATION ... FOR TABLE ...; existing → ALTER PUBLICATION ... ADD for
   // what is not yet published (tables are never removed). "schema.*" becomes
   // FOR TABLES IN SCHEMA on PostgreSQL 15+ when the role is superuser (which PostgreSQL 15

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <variant>
 
+#include "core/number_text.h"
 #include "core/pg_time.h"
 #include "pg/quote.h"
 #include "pg/redact.h"
@@ -122,12 +123,10 @@ core::Result<SystemIdentity> ReplicationConnection::IdentifySystem() {
   const auto& row = result.rows[0];
   SystemIdentity identity;
   identity.system_id = *row[0];
-  try {
-    identity.timeline = std::stoi(*row[1]);
-  } catch (...) {
-    return core::Corruption("IDENTIFY_SYSTEM on " + endpoint() + " returned timeline '" + *row[1] +
-                            "'");
-  }
+  SLUICE_ASSIGN_OR_RETURN(
+      const int64_t timeline,
+      core::ParseInt64(*row[1], "timeline of IDENTIFY_SYSTEM on " + endpoint()));
+  identity.timeline = static_cast<int>(timeline);
   auto lsn = core::Lsn::Parse(*row[2]);
   if (!lsn.ok()) {
     return core::Corruption("IDENTIFY_SYSTEM on " + endpoint() +

@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "config/environment.h"
 #include "core/status.h"
+#include "pg/table_pattern.h"
 
 // Reading sluice's YAML configuration (see the configuration contract in the design doc).
 //
@@ -40,20 +41,9 @@ core::Result<Config> ParseConfig(const std::string& yaml_text, const std::string
 // Reads `path` and parses it as ParseConfig does.
 core::Result<Config> LoadConfigFile(const std::string& path);
 
-// A parsed entry of SourceConfig::tables / MigrationConfig::tables.
-struct TablePattern {
-  std::string schema;       // unquoted identifiers folded to lower case, as PostgreSQL does
-  std::string table;        // empty when all_tables
-  bool all_tables = false;  // "schema.*"
-
-  // Always-quoted SQL spelling: "schema"."table", or "schema".* for all tables.
-  std::string ToString() const;
-  friend bool operator==(const TablePattern&, const TablePattern&) = default;
-};
-
-// Parses "schema.table", "schema.*", "\"My Schema\".\"Odd \"\"Table\"\"\"" (double quotes,
-// "" escapes a quote). The schema is required. kInvalidArgument says what is wrong.
-core::Result<TablePattern> ParseTablePattern(const std::string& text);
+// A parsed entry of SourceConfig::tables / MigrationConfig::tables (pg/table_pattern.h).
+using pg::ParseTablePattern;
+using pg::TablePattern;
 
 // Value parsers used by the loader, exposed for the CLI and tests. Errors are kInvalidArgument
 // without position ("expected a size like 64MB, got 'lots'").

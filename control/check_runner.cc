@@ -15,6 +15,7 @@
 #include "control/capture_setup.h"
 #include "control/pipeline_state.h"
 #include "control/slot_policy.h"
+#include "core/number_text.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
 #include "state/checkpoint_store.h"
@@ -56,42 +57,11 @@ std::string Value(const pg::QueryResult& r, size_t row = 0, size_t col = 0) {
   return *r.rows[row][col];
 }
 
-// Tables the pipeline's patterns name on the source, with their replica identity.
+// Tables the pipeline's patterns name on the source, resolved exactly as `run` resolves them.
 core::Result<std::vector<capture::TableInfo>> ResolveTables(Connection& source,
                                                             const config::PipelineConfig& p) {
-  std::vector<capture::TableInfo> tables;
-  std::set<uint32_t> seen;
-  for (const std::string& text : p.source.tables) {
-    SLUICE_ASSIGN_OR_RETURN(capture::TablePattern pattern, capture::ParseTablePattern(text));
-    std::string where = "n.nspname = " + pg::QuoteLiteral(pattern.schema);
-    if (!pattern.all_tables_in_schema) {
-      where += " AND c.relname = " + pg::QuoteLiteral(pattern.table);
-    }
-    SLUICE_ASSIGN_OR_RETURN(
-        auto rows,
-        source.Query("SELECT c.oid, n.nspname, c.relname, c.relreplident,"
-                     " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND"
-                     " i.indisprimary), EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid ="
-                     " c.oid AND i.indisreplident) FROM pg_class c JOIN pg_namespace n ON"
-                     " n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND " +
-                         where + " ORDER BY 2, 3",
-                     "listing tables for " + text));
-    if (rows.rows.empty()) {
-      return core::NotFound("no table matches '" + text + "' on " + source.endpoint());
-    }
-    for (size_t i = 0; i < rows.rows.size(); ++i) {
-      capture::TableInfo t;
-      t.oid = static_cast<uint32_t>(std::stoul(Value(rows, i, 0)));
-      if (!seen.insert(t.oid).second) continue;
-      t.schema = Value(rows, i, 1);
-      t.name = Value(rows, i, 2);
-      t.replica_identity = Value(rows, i, 3).empty() ? 'd' : Value(rows, i, 3)[0];
-      t.has_primary_key = Value(rows, i, 4) == "t";
-      t.has_identity_index = Value(rows, i, 5) == "t";
-      tables.push_back(std::move(t));
-    }
-  }
-  return tables;
+  capture::PublicationManager publications(source);
+  return publications.ResolveTables(p.source.tables);
 }
 
 void CheckSource(const config::Config& config, const config::PipelineConfig& p, Report& report,
@@ -139,17 +109,22 @@ void CheckSource(const config::Config& config, const config::PipelineConfig& p, 
                                          " REPLICATION)"));
   }
   const std::string slot = Value(*settings, 0, 4);
-  const int free_slots = std::stoi(Value(*settings, 0, 2));
+  auto free_slots = core::ParseInt64(Value(*settings, 0, 2), "free replication slots");
+  auto free_senders = core::ParseInt64(Value(*settings, 0, 3), "free WAL senders");
+  if (!free_slots.ok() || !free_senders.ok()) {
+    report.Fail(!free_slots.ok() ? free_slots.status() : free_senders.status());
+    return;
+  }
   if (!slot.empty()) {
     if (slot != "pgoutput/" + Value(*settings, 0, 5)) {
       report.Fail(core::FailedPrecondition("slot " + p.source.slot + " exists as " + slot +
                                            " (plugin/database); drop it or choose another slot"));
     }
-  } else if (free_slots <= 0) {
+  } else if (*free_slots <= 0) {
     report.Fail(core::ResourceExhausted("no free replication slot on " + source.endpoint() +
                                         " (raise max_replication_slots)"));
   }
-  if (std::stoi(Value(*settings, 0, 3)) <= 0) {
+  if (*free_senders <= 0) {
     report.Fail(core::ResourceExhausted("no free WAL sender on " + source.endpoint() +
                                         " (raise max_wal_senders)"));
   }
@@ -216,9 +191,9 @@ struct TargetRole {
   bool sluice_schema_usage = false;
   bool applied_exists = false;
   std::vector<std::string> applied_missing;  // of SELECT, INSERT, UPDATE on sluice.applied
-  long origins = 0;                          // rows of pg_replication_origin
+  int64_t origins = 0;                       // rows of pg_replication_origin
   bool own_origin_exists = false;
-  long origin_capacity = 0;
+  int64_t origin_capacity = 0;
   std::string origin_capacity_setting;
 };
 
@@ -270,9 +245,10 @@ core::Result<TargetRole> ReadTargetRole(Connection& target, const std::string& o
     if (!yes(2 + i)) r.origin_functions_missing.push_back(kOriginFunctions[i]);
   }
   r.may_set_replication_role = yes(5);
-  r.origins = std::stol(Value(rows, 0, 6));
+  SLUICE_ASSIGN_OR_RETURN(r.origins, core::ParseInt64(Value(rows, 0, 6), "replication origins"));
   r.own_origin_exists = yes(7);
-  r.origin_capacity = std::stol(Value(rows, 0, 8));
+  SLUICE_ASSIGN_OR_RETURN(r.origin_capacity,
+                          core::ParseInt64(Value(rows, 0, 8), "replication origin capacity"));
   r.origin_capacity_setting =
       version >= 180000 ? "max_active_replication_origins" : "max_replication_slots";
   r.sluice_schema_exists = yes(9);

@@ -8,6 +8,8 @@
 #include <string>
 #include <system_error>
 
+#include "core/number_text.h"
+
 namespace sluice::control {
 
 core::Status SetProcessNice(int nice) {
@@ -19,7 +21,8 @@ core::Status SetProcessNice(int nice) {
   }
   for (const auto& task : tasks) {
     const std::string tid = task.path().filename().string();
-    if (setpriority(PRIO_PROCESS, static_cast<id_t>(std::stoul(tid)), nice) != 0) {
+    SLUICE_ASSIGN_OR_RETURN(const uint32_t id, core::ParseUint32(tid, "/proc/self/task entry"));
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(id), nice) != 0) {
       const int err = errno;
       if (err == ESRCH) continue;  // the thread ended meanwhile
       std::string why = std::strerror(err);

@@ -10,6 +10,7 @@
 
 #include "capture/replication_connection.h"
 #include "config/dsn.h"
+#include "core/number_text.h"
 #include "core/pg_time.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
@@ -631,13 +632,15 @@ StatusCollector::SourceInfo StatusCollector::QuerySource(PerPipeline& p) {
       if (restart.ok()) info.restart_lsn = *restart;
     }
     if (rows[0][2]) info.wal_status = *rows[0][2];
-    try {
-      if (rows[0][3]) info.safe_wal_size = std::stoll(*rows[0][3]);
-      if (rows[0][4] && std::stoll(*rows[0][4]) >= 0) {
-        info.max_slot_wal_keep_bytes = std::stoull(*rows[0][4]);
+    // Not numbers: leave them unknown rather than guess.
+    if (rows[0][3]) {
+      if (auto safe = core::ParseInt64(*rows[0][3], "safe_wal_size"); safe.ok()) {
+        info.safe_wal_size = *safe;
       }
-    } catch (const std::exception&) {
-      // Not numbers: leave them unknown rather than guess.
+    }
+    if (rows[0][4]) {
+      auto keep = core::ParseInt64(*rows[0][4], "max_slot_wal_keep_size");
+      if (keep.ok() && *keep >= 0) info.max_slot_wal_keep_bytes = static_cast<uint64_t>(*keep);
     }
     info.ok = true;
     info.error.clear();

@@ -10,6 +10,7 @@
 #include "control/pipeline_runner.h"
 #include "control/pipeline_state.h"
 #include "control/sink_factory.h"
+#include "pg/table_pattern.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
@@ -28,8 +29,8 @@ core::Status RunSnapshot(const config::Config& config, const SnapshotOptions& op
   }
   state::SnapshotRequest request;
   for (const std::string& text : options.tables) {
-    SLUICE_ASSIGN_OR_RETURN(capture::TablePattern pattern, capture::ParseTablePattern(text));
-    if (pattern.all_tables_in_schema) {
+    SLUICE_ASSIGN_OR_RETURN(pg::TablePattern pattern, pg::ParseTablePattern(text));
+    if (pattern.all_tables) {
       return core::InvalidArgument("--tables " + text + ": name tables, not a schema");
     }
     const std::string table = pattern.schema + "." + pattern.table;

@@ -225,37 +225,6 @@ TEST(ReplicationHelpersTest, StartReplicationCommand) {
             core::StatusCode::kInvalidArgument);
 }
 
-TEST(ReplicationHelpersTest, ParseTablePattern) {
-  auto plain = ParseTablePattern("Sales.Orders");
-  ASSERT_TRUE(plain.ok());
-  EXPECT_EQ(plain->schema, "sales");
-  EXPECT_EQ(plain->table, "orders");
-  EXPECT_FALSE(plain->all_tables_in_schema);
-
-  auto quoted = ParseTablePattern("\"My Schema\".\"Or\"\"ders\"");
-  ASSERT_TRUE(quoted.ok()) << quoted.status().ToString();
-  EXPECT_EQ(quoted->schema, "My Schema");
-  EXPECT_EQ(quoted->table, "Or\"ders");
-  EXPECT_EQ(quoted->ToString(), "\"My Schema\".\"Or\"\"ders\"");
-
-  auto star = ParseTablePattern("app.*");
-  ASSERT_TRUE(star.ok());
-  EXPECT_TRUE(star->all_tables_in_schema);
-  EXPECT_EQ(star->ToString(), "app.*");
-
-  auto bare = ParseTablePattern("orders");
-  ASSERT_TRUE(bare.ok());
-  EXPECT_EQ(bare->schema, "public");
-
-  auto quoted_star = ParseTablePattern("app.\"*\"");  // a table literally named *
-  ASSERT_TRUE(quoted_star.ok());
-  EXPECT_FALSE(quoted_star->all_tables_in_schema);
-
-  for (const char* bad : {"", "a.b.c", "a.", ".b", "\"open", "a.\"\""}) {
-    EXPECT_EQ(ParseTablePattern(bad).status().code(), core::StatusCode::kInvalidArgument) << bad;
-  }
-}
-
 // --- Against a shared cluster ------------------------------------------------------------------
 
 class ReplicationConnectionTest : public ::testing::Test {
@@ -461,7 +430,8 @@ TEST_F(ReplicationConnectionTest, PublicationCreateReuseAndAddTables) {
   ASSERT_TRUE(publications.EnsurePublication("pub1", {"public.pub_a"}).ok());
   // Add: the missing tables are added, quoted names included.
   auto added = publications.EnsurePublication(
-      "pub1", {"public.pub_a", "pub_b", "public.\"Pub Mixed\"", "public.pub_full", "pub_idx"});
+      "pub1", {"public.pub_a", "public.pub_b", "public.\"Pub Mixed\"", "public.pub_full",
+               "public.pub_idx"});
   ASSERT_TRUE(added.ok()) << added.ToString();
   tables = publications.PublishedTables("pub1");
   ASSERT_TRUE(tables.ok());
