@@ -133,7 +133,7 @@ core::Result<uint64_t> SpillFile::Append(const core::Change& change) {
   encode_scratch_.clear();
   // Never less than the encoding: a huge value is not copied again as the string grows.
   encode_scratch_.reserve(change.ApproximateBytes());
-  EncodeChange(change, relations_, &encode_scratch_);
+  codec::EncodeChange(change, relations_, &encode_scratch_);
   if (encode_scratch_.size() > kMaxRecordBytes) {
     return core::ResourceExhausted("change of " + std::to_string(encode_scratch_.size()) +
                                    " bytes too large for spill file " + path_);
@@ -270,7 +270,7 @@ core::Result<bool> SpillReader::NextChunk(std::vector<core::Change>* out, size_t
     SLUICE_RETURN_IF_ERROR(Fill(kHeaderBytes + length));
     std::string_view payload(buffer_.data() + buffer_pos_ + kHeaderBytes, length);
     if (Crc32(payload) != crc) return Error("checksum mismatch");
-    auto change = DecodeChange(payload, file_.relations_);
+    auto change = codec::DecodeChange(payload, file_.relations_);
     if (!change.ok()) return Error(change.status().message());
     bytes += change->ApproximateBytes();
     out->push_back(std::move(change).value());

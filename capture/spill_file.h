@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "capture/change_codec.h"
+#include "codec/change_codec.h"
 #include "core/change.h"
 #include "core/status.h"
 
@@ -64,7 +64,7 @@ class SpillFile {
 
   std::string path_;
   int fd_ = -1;
-  RelationTable relations_;
+  codec::RelationTable relations_;
   std::string write_buffer_;
   std::string encode_scratch_;
   uint64_t record_count_ = 0;

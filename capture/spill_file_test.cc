@@ -203,9 +203,9 @@ TEST_F(SpillFileTest, EncodingNeverExceedsApproximateBytes) {
   truncate.truncated = {relation_, relation_, relation_};
   changes.push_back(truncate);
   for (const core::Change& change : changes) {
-    RelationTable relations;
+    codec::RelationTable relations;
     std::string encoded;
-    EncodeChange(change, relations, &encoded);
+    codec::EncodeChange(change, relations, &encoded);
     EXPECT_LE(encoded.size(), change.ApproximateBytes()) << core::OperationName(change.op);
   }
 }

@@ -4,7 +4,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "control/json_text.h"
+#include "codec/json_text.h"
 
 namespace sluice::cli {
 namespace {
@@ -16,7 +16,7 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
     std::string quoted;
-    control::AppendJsonString(quoted, std::string_view(msg.payload.data(), msg.payload.size()));
+    codec::AppendJsonString(quoted, std::string_view(msg.payload.data(), msg.payload.size()));
     dest.append(quoted.data(), quoted.data() + quoted.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {

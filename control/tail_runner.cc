@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include "capture/logical_capture.h"
+#include "codec/change_json.h"
 #include "control/capture_setup.h"
-#include "control/change_json.h"
 #include "core/pg_time.h"
 #include "state/checkpoint_store.h"
 
@@ -21,7 +21,7 @@ class TransactionPrinter {
 
   core::Status Print(const core::Transaction& txn) const {
     if (options_.format != "jsonl" || txn.changes.empty()) return core::Status::Ok();
-    const TransactionJson rendered(txn);
+    const codec::TransactionJson rendered(txn);
     line_.clear();
     for (const core::Change& change : txn.changes) {
       rendered.AppendChange(line_, change);

@@ -1,8 +1,8 @@
-#include "capture/change_codec.h"
+#include "codec/change_codec.h"
 
 #include <utility>
 
-namespace sluice::capture {
+namespace sluice::codec {
 namespace {
 
 // Layout of one encoded change (integers little-endian, "varint" is unsigned LEB128):
@@ -223,4 +223,4 @@ core::Result<core::Change> DecodeChange(std::string_view bytes, const RelationTa
   return change;
 }
 
-}  // namespace sluice::capture
+}  // namespace sluice::codec

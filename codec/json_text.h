@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-namespace sluice::control {
+namespace sluice::codec {
 
 // Appends `text` as a JSON string literal (with quotes) to `out`. Valid UTF-8 passes through;
 // control characters are escaped; bytes that are not valid UTF-8 become \u00XX escapes of the
@@ -13,4 +13,4 @@ void AppendJsonString(std::string& out, std::string_view text);
 // Appends lowercase hex of `bytes`.
 void AppendHex(std::string& out, std::string_view bytes);
 
-}  // namespace sluice::control
+}  // namespace sluice::codec

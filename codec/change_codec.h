@@ -10,7 +10,7 @@
 #include "core/relation.h"
 #include "core/status.h"
 
-namespace sluice::capture {
+namespace sluice::codec {
 
 // The relation versions referenced by the encoded changes of one transaction. An encoded
 // change names its relation by index into this table instead of repeating the relation, and
@@ -43,4 +43,4 @@ void EncodeChange(const core::Change& change, RelationTable& relations, std::str
 // never a crash or an over-read. Tuple sizes are checked against the relation's columns.
 core::Result<core::Change> DecodeChange(std::string_view bytes, const RelationTable& relations);
 
-}  // namespace sluice::capture
+}  // namespace sluice::codec

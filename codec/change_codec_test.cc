@@ -1,11 +1,11 @@
-#include "capture/change_codec.h"
+#include "codec/change_codec.h"
 
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
 
-namespace sluice::capture {
+namespace sluice::codec {
 namespace {
 
 using core::Change;
@@ -206,4 +206,4 @@ TEST(ChangeCodecTest, EmptyTableRejectsAnyRelationReference) {
 }
 
 }  // namespace
-}  // namespace sluice::capture
+}  // namespace sluice::codec

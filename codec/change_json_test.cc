@@ -1,12 +1,12 @@
-#include "control/change_json.h"
+#include "codec/change_json.h"
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "control/json_text.h"
+#include "codec/json_text.h"
 
-namespace sluice::control {
+namespace sluice::codec {
 namespace {
 
 core::RelationPtr MakeRelation() {
@@ -115,4 +115,4 @@ TEST(JsonTextTest, InvalidUtf8BecomesEscapedBytesAndStaysValidJson) {
 }
 
 }  // namespace
-}  // namespace sluice::control
+}  // namespace sluice::codec

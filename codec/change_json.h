@@ -5,7 +5,7 @@
 #include "core/change.h"
 #include "core/transaction.h"
 
-namespace sluice::control {
+namespace sluice::codec {
 
 // Renders one change of a committed transaction as one line of JSON (no trailing newline),
 // appended to `out`. The format of `sluice tail --format jsonl`:
@@ -36,4 +36,4 @@ class TransactionJson {
   std::string fields_;  // ,"xid":..,"commit_lsn":"..","commit_time":".."[,"origin":".."]
 };
 
-}  // namespace sluice::control
+}  // namespace sluice::codec

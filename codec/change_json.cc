@@ -1,9 +1,9 @@
-#include "control/change_json.h"
+#include "codec/change_json.h"
 
-#include "control/json_text.h"
+#include "codec/json_text.h"
 #include "core/pg_time.h"
 
-namespace sluice::control {
+namespace sluice::codec {
 namespace {
 
 void AppendValue(std::string& out, const core::Value& value) {
@@ -135,4 +135,4 @@ void TransactionJson::AppendChange(std::string& out, const core::Change& change)
   out += '}';
 }
 
-}  // namespace sluice::control
+}  // namespace sluice::codec

@@ -1,8 +1,8 @@
-#include "control/json_text.h"
+#include "codec/json_text.h"
 
 #include <cstdint>
 
-namespace sluice::control {
+namespace sluice::codec {
 namespace {
 
 constexpr char kHexDigits[] = "0123456789abcdef";
@@ -95,4 +95,4 @@ void AppendHex(std::string& out, std::string_view bytes) {
   }
 }
 
-}  // namespace sluice::control
+}  // namespace sluice::codec
