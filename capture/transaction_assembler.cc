@@ -132,6 +132,15 @@ core::Status TransactionAssembler::Process(PgOutputMessage&& message, core::Lsn 
       [&](auto& m) -> core::Status {
         using T = std::decay_t<decltype(m)>;
         constexpr const char* kName = MessageName<T>();
+        // An update's or delete's old tuple (its key or whole row), when the source sent one.
+        auto take_old_tuple = [&](auto& msg, core::Change& change) -> core::Status {
+          if (msg.old_kind == core::OldTupleKind::kNone) return core::Status::Ok();
+          SLUICE_RETURN_IF_ERROR(
+              CheckTuple(msg.old_tuple.values, *change.relation, "old tuple", kName, wal_lsn));
+          change.old_kind = msg.old_kind;
+          change.old_tuple = std::move(msg.old_tuple.values);
+          return core::Status::Ok();
+        };
         if constexpr (std::is_same_v<T, BeginMessage>) {
           return OnBegin(m, wal_lsn);
         } else if constexpr (std::is_same_v<T, CommitMessage>) {
@@ -156,12 +165,7 @@ core::Status TransactionAssembler::Process(PgOutputMessage&& message, core::Lsn 
           core::Change change;
           change.op = core::Operation::kUpdate;
           SLUICE_ASSIGN_OR_RETURN(change.relation, ResolveRelation(m.relation_oid, kName, wal_lsn));
-          if (m.old_kind != core::OldTupleKind::kNone) {
-            SLUICE_RETURN_IF_ERROR(
-                CheckTuple(m.old_tuple.values, *change.relation, "old tuple", kName, wal_lsn));
-            change.old_kind = m.old_kind;
-            change.old_tuple = std::move(m.old_tuple.values);
-          }
+          SLUICE_RETURN_IF_ERROR(take_old_tuple(m, change));
           SLUICE_RETURN_IF_ERROR(
               CheckTuple(m.new_tuple.values, *change.relation, "new tuple", kName, wal_lsn));
           change.new_tuple = std::move(m.new_tuple.values);
@@ -170,12 +174,7 @@ core::Status TransactionAssembler::Process(PgOutputMessage&& message, core::Lsn 
           core::Change change;
           change.op = core::Operation::kDelete;
           SLUICE_ASSIGN_OR_RETURN(change.relation, ResolveRelation(m.relation_oid, kName, wal_lsn));
-          if (m.old_kind != core::OldTupleKind::kNone) {
-            SLUICE_RETURN_IF_ERROR(
-                CheckTuple(m.old_tuple.values, *change.relation, "old tuple", kName, wal_lsn));
-            change.old_kind = m.old_kind;
-            change.old_tuple = std::move(m.old_tuple.values);
-          }
+          SLUICE_RETURN_IF_ERROR(take_old_tuple(m, change));
           return AddChange(kName, m.xid, std::move(change), wal_lsn);
         } else if constexpr (std::is_same_v<T, TruncateMessage>) {
           core::Change change;

@@ -611,6 +611,22 @@ void ReadTarget(Loader* loader, const std::optional<Field>& f, TargetConfig* tar
   m->Finish();
 }
 
+// The required `name` of a pipeline or migration: it names slots, publications and origins.
+void ReadName(Loader* loader, MapReader& m, std::string* name) {
+  std::optional<Field> f = m.Require("name");
+  if (!f) return;
+  std::optional<std::string> s = loader->String(*f);
+  if (!s) return;
+  if (IsValidName(*s) && s->size() <= kMaxIdentifierBytes) {
+    *name = *s;
+    return;
+  }
+  loader->Error(*f,
+                "expected a name of lower-case letters, digits, '_' and '-' (at most 63 "
+                "characters), got '" +
+                    *s + "'");
+}
+
 void ReadPipeline(Loader* loader, const Field& item, const std::string& state_dir,
                   PipelineConfig* p) {
   std::optional<MapReader> m = SubMap(loader, item);
@@ -618,18 +634,7 @@ void ReadPipeline(Loader* loader, const Field& item, const std::string& state_di
     if (item.node.IsNull()) loader->Error(item, "expected a mapping, got nothing");
     return;
   }
-  if (auto f = m->Require("name")) {
-    if (auto s = loader->String(*f)) {
-      if (IsValidName(*s) && s->size() <= kMaxIdentifierBytes) {
-        p->name = *s;
-      } else {
-        loader->Error(*f,
-                      "expected a name of lower-case letters, digits, '_' and '-' (at most "
-                      "63 characters), got '" +
-                          *s + "'");
-      }
-    }
-  }
+  ReadName(loader, *m, &p->name);
   std::optional<Field> source = m->Require("source");
   if (source) {
     if (std::optional<MapReader> sm = SubMap(loader, source)) {
@@ -664,18 +669,7 @@ void ReadMigration(Loader* loader, const Field& item, MigrationConfig* mig) {
     if (item.node.IsNull()) loader->Error(item, "expected a mapping, got nothing");
     return;
   }
-  if (auto f = m->Require("name")) {
-    if (auto s = loader->String(*f)) {
-      if (IsValidName(*s) && s->size() <= kMaxIdentifierBytes) {
-        mig->name = *s;
-      } else {
-        loader->Error(*f,
-                      "expected a name of lower-case letters, digits, '_' and '-' (at most "
-                      "63 characters), got '" +
-                          *s + "'");
-      }
-    }
-  }
+  ReadName(loader, *m, &mig->name);
   for (auto [key, out] : {std::pair{"old", &mig->old_dsn}, std::pair{"new", &mig->new_dsn}}) {
     std::optional<Field> f = m->Require(key);
     if (!f) continue;
