@@ -60,16 +60,11 @@ BUILD_DIR="${BUILD_DIR:-build}"
 SLUICE="${SLUICE:-$ROOT/$BUILD_DIR/cli/sluice}"
 
 source scripts/lib/pg.sh
+source bench/lib/common.sh
 source bench/lib/measure.sh
 source bench/lib/apply_common.sh
 
-log() { echo "== $*" >&2; }
-die() {
-  echo "apply_catchup: $*" >&2
-  exit 1
-}
-
-wants() { [[ " $CONSUMERS " == *" $1 "* ]]; }
+wants() { wants_in "$1" "$CONSUMERS"; }
 
 case "$STREAMING" in
   true) SUB_STREAMING=on ;;

@@ -38,15 +38,10 @@ BUILD_DIR="${BUILD_DIR:-build}"
 SLUICE="${SLUICE:-$ROOT/$BUILD_DIR/cli/sluice}"
 
 source scripts/lib/pg.sh
+source bench/lib/common.sh
 source bench/lib/measure.sh
 
-log() { echo "== $*" >&2; }
-die() {
-  echo "capture_throughput: $*" >&2
-  exit 1
-}
-
-wants() { [[ " $CONSUMERS " == *" $1 "* ]]; }
+wants() { wants_in "$1" "$CONSUMERS"; }
 wants_sluice() { wants jsonl || wants none; }
 
 if wants_sluice; then

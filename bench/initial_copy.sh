@@ -31,16 +31,11 @@ BUILD_DIR="${BUILD_DIR:-build}"
 SLUICE="${SLUICE:-$ROOT/$BUILD_DIR/cli/sluice}"
 
 source scripts/lib/pg.sh
+source bench/lib/common.sh
 source bench/lib/measure.sh
 source bench/lib/apply_common.sh
 
-log() { echo "== $*" >&2; }
-die() {
-  echo "initial_copy: $*" >&2
-  exit 1
-}
-
-wants() { [[ " $METHODS " == *" $1 "* ]]; }
+wants() { wants_in "$1" "$METHODS"; }
 
 for m in $METHODS; do
   case "$m" in
