@@ -5,6 +5,8 @@
 #include <map>
 #include <random>
 
+#include "core/test_builders.h"
+
 namespace sluice::apply {
 namespace {
 
@@ -16,23 +18,16 @@ using core::Value;
 
 RelationPtr MakeTable(core::Oid oid, std::string name,
                       core::ReplicaIdentity identity = core::ReplicaIdentity::kDefault) {
-  auto relation = std::make_shared<core::Relation>();
-  relation->oid = oid;
-  relation->schema = "public";
-  relation->name = std::move(name);
-  relation->replica_identity = identity;
   const bool keyed = identity != core::ReplicaIdentity::kFull;
-  relation->columns = {{"id", 23, -1, true}, {"n", 23, -1, !keyed}, {"doc", 25, -1, !keyed}};
-  return relation;
+  return core::testing::MakeRelation(
+      oid, std::move(name), {{"id", 23, -1, true}, {"n", 23, -1, !keyed}, {"doc", 25, -1, !keyed}},
+      identity);
 }
 
 Change Insert(RelationPtr relation, int id, int n, std::string doc) {
-  Change change;
-  change.op = Operation::kInsert;
-  change.relation = std::move(relation);
-  change.new_tuple = {Value::Text(std::to_string(id)), Value::Text(std::to_string(n)),
-                      Value::Text(std::move(doc))};
-  return change;
+  return core::testing::MakeInsert(std::move(relation),
+                                   {Value::Text(std::to_string(id)), Value::Text(std::to_string(n)),
+                                    Value::Text(std::move(doc))});
 }
 
 // An update keeping the key; an empty `doc` means "sent as unchanged TOAST".
@@ -44,12 +39,8 @@ Change Update(RelationPtr relation, int id, int n, std::string doc) {
 }
 
 Change Delete(RelationPtr relation, int id) {
-  Change change;
-  change.op = Operation::kDelete;
-  change.relation = std::move(relation);
-  change.old_kind = OldTupleKind::kKey;
-  change.old_tuple = {Value::Text(std::to_string(id)), Value::Null(), Value::Null()};
-  return change;
+  return core::testing::MakeDelete(std::move(relation),
+                                   {Value::Text(std::to_string(id)), Value::Null(), Value::Null()});
 }
 
 // A table as the target would hold it: key text -> column texts.

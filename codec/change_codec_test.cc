@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "core/test_builders.h"
+
 namespace sluice::codec {
 namespace {
 
@@ -13,14 +15,12 @@ using core::Operation;
 using core::Value;
 
 core::RelationPtr MakeRelation(core::Oid oid, const std::string& name, int columns) {
-  auto relation = std::make_shared<core::Relation>();
-  relation->oid = oid;
-  relation->schema = "public";
-  relation->name = name;
+  std::vector<core::Column> list;
   for (int i = 0; i < columns; ++i) {
-    relation->columns.push_back({"c" + std::to_string(i), 23, -1, i == 0});
+    const std::string column = "c" + std::to_string(i);
+    list.push_back(i == 0 ? core::testing::KeyColumn(column) : core::testing::PlainColumn(column));
   }
-  return relation;
+  return core::testing::MakeRelation(oid, name, std::move(list));
 }
 
 void ExpectSameChange(const Change& a, const Change& b) {

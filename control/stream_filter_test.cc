@@ -4,30 +4,21 @@
 
 #include <memory>
 
+#include "core/test_builders.h"
+
 namespace sluice::control {
 namespace {
 
 core::RelationPtr Table(core::Oid oid, const std::string& name) {
-  auto relation = std::make_shared<core::Relation>();
-  relation->oid = oid;
-  relation->schema = "public";
-  relation->name = name;
-  return relation;
+  return core::testing::MakeRelation(oid, name, {});
 }
 
 core::Change Insert(const core::RelationPtr& relation) {
-  core::Change change;
-  change.op = core::Operation::kInsert;
-  change.relation = relation;
-  return change;
+  return core::testing::MakeInsert(relation, {});
 }
 
 core::Transaction At(uint64_t commit_lsn, std::vector<core::Change> changes) {
-  core::Transaction txn;
-  txn.commit_lsn = core::Lsn(commit_lsn);
-  txn.end_lsn = core::Lsn(commit_lsn + 8);
-  txn.changes = std::move(changes);
-  return txn;
+  return core::testing::MakeTransaction(commit_lsn, std::move(changes));
 }
 
 std::vector<std::string> Names(const core::Transaction& txn) {
