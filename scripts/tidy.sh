@@ -66,9 +66,11 @@ done
 
 log="$(mktemp "${TMPDIR:-/tmp}/sluice-tidy-XXXXXX")"
 trap 'rm -f "$log"' EXIT
-echo "tidy: ${#sources[@]} files, $jobs jobs, $("$clang_tidy" --version | grep -o 'version [0-9.]*')"
+version="$("$clang_tidy" --version | grep -o 'version [0-9.]*')"
+echo "tidy: ${#sources[@]} files, $jobs jobs, clang-tidy $version"
 status=0
-"$run_clang_tidy" -p "$build_abs" -j "$jobs" -quiet -clang-tidy-binary "$(command -v "$clang_tidy")" \
+"$run_clang_tidy" -p "$build_abs" -j "$jobs" -quiet \
+  -clang-tidy-binary "$(command -v "$clang_tidy")" \
   "^$repo_root/($modules_regex)/[^/]+(?<!_test)\\.cc\$" >"$log" 2>&1 || status=$?
 # run-clang-tidy 14 always asks for colour; plain text is what logs and grep want.
 sed -i 's/\x1b\[[0-9;]*m//g' "$log"
@@ -77,13 +79,14 @@ sed -i 's/\x1b\[[0-9;]*m//g' "$log"
 # (Some have no location at all: those count too.)
 findings="$(grep -E '^(/[^ ]+:[0-9]+:[0-9]+: )?(warning|error): ' "$log" | sort -u || true)"
 if [[ $status -ne 0 || -n "$findings" ]]; then
+  cat "$log"
+  echo
   if [[ -n "$findings" ]]; then
     echo "${findings//$repo_root\//}"
-    echo "tidy: $(echo "$findings" | wc -l) finding(s); the full output:"
+    echo "tidy: $(echo "$findings" | wc -l) finding(s) (full output above)"
   else
-    echo "tidy: run-clang-tidy failed (exit $status):"
+    echo "tidy: run-clang-tidy failed (exit $status; full output above)"
   fi
-  cat "$log"
   exit 1
 fi
 echo "tidy: clean"
