@@ -1355,7 +1355,7 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
   } else {
     // Sent in pieces of about kChunk (COPY data need not end at a row's end): libpq's output
     // buffer grows to the largest piece and keeps that size.
-    constexpr size_t kChunk = 256 * 1024;
+    constexpr size_t kChunk = size_t{256} * 1024;
     std::string buffer;
     buffer.reserve(3 * kChunk);  // a piece, plus the escapes of one slice of a value
     const std::function<bool()> put = [&] {

@@ -42,7 +42,7 @@ struct PostgresSinkOptions {
   // target (it has finished everything sent so far). The target then works alongside the
   // stream and the commit finds little left to do. Rows changed again later in the batch are
   // sent twice, so small holdings (a few hot rows) keep waiting. 0: never.
-  uint64_t flush_on_pause_bytes = 256 * 1024;
+  uint64_t flush_on_pause_bytes = uint64_t{256} * 1024;
   // A column the source sends and the target table lacks: stop naming the ALTER TABLE, or add
   // it (see "Schema changes" below).
   SchemaChangePolicy schema_changes = SchemaChangePolicy::kStop;

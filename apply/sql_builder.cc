@@ -1,5 +1,6 @@
 #include "apply/sql_builder.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "pg/quote.h"
@@ -339,12 +340,13 @@ core::Result<RowShape> ShapeOf(const core::Change& change, const TargetTable* ta
 }
 
 std::string ShapeCacheKey(const Relation* relation, const RowShape& shape) {
-  std::string key;
-  key.reserve(sizeof(core::Oid) + sizeof(relation) + 2 + shape.new_unchanged.size() +
-              shape.old_unchanged.size());
   const core::Oid oid = relation->oid;
+  const auto address = reinterpret_cast<std::uintptr_t>(relation);
+  std::string key;
+  key.reserve(sizeof oid + sizeof address + 2 + shape.new_unchanged.size() +
+              shape.old_unchanged.size());
   key.append(reinterpret_cast<const char*>(&oid), sizeof oid);
-  key.append(reinterpret_cast<const char*>(&relation), sizeof relation);
+  key.append(reinterpret_cast<const char*>(&address), sizeof address);
   key += static_cast<char>(shape.op);
   key += static_cast<char>(shape.old_kind);
   key += shape.move ? 'm' : '-';

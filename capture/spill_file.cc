@@ -19,8 +19,8 @@ namespace {
 constexpr char kFilePrefix[] = "sluice-spill-";
 constexpr char kFileSuffix[] = ".spill";
 constexpr size_t kHeaderBytes = 8;  // u32 length, u32 crc
-constexpr size_t kWriteBufferBytes = 256 * 1024;
-constexpr size_t kReadBufferBytes = 256 * 1024;
+constexpr size_t kWriteBufferBytes = size_t{256} * 1024;
+constexpr size_t kReadBufferBytes = size_t{256} * 1024;
 constexpr uint64_t kIndexStride = 1024;
 // Far above any real change (PostgreSQL caps a field at 1 GB): a larger length is damage.
 constexpr uint32_t kMaxRecordBytes = 0x7fffffff;
@@ -31,7 +31,7 @@ std::string ErrnoText(int err) { return std::strerror(err); }
 
 // CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320).
 const std::array<uint32_t, 256>& CrcTable() {
-  static const std::array<uint32_t, 256> table = [] {
+  static const std::array<uint32_t, 256> kTable = [] {
     std::array<uint32_t, 256> t{};
     for (uint32_t i = 0; i < 256; ++i) {
       uint32_t c = i;
@@ -40,7 +40,7 @@ const std::array<uint32_t, 256>& CrcTable() {
     }
     return t;
   }();
-  return table;
+  return kTable;
 }
 
 uint32_t Crc32(std::string_view bytes) {

@@ -166,4 +166,8 @@ int Main(int argc, char** argv) {
 
 }  // namespace sluice::cli
 
-int main(int argc, char** argv) { return sluice::cli::Main(argc, argv); }
+// Errors travel as Status values; an exception that reaches here is a bug, and std::terminate
+// (its message, the core dump) keeps where it came from better than a catch could.
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
+  return sluice::cli::Main(argc, argv);
+}

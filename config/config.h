@@ -79,7 +79,7 @@ struct ApplyConfig {
   bool compact = true;
   // When the stream or the target pauses, send netted changes once they reach this size
   // instead of holding them to the end of the batch (0: hold them). YAML: flush_on_pause.
-  uint64_t flush_on_pause_bytes = 256 * 1024;
+  uint64_t flush_on_pause_bytes = uint64_t{256} * 1024;
   int copy_jobs = 2;  // parallel COPY workers, >= 1
   // A column the source adds that the target table lacks: "stop" names the ALTER TABLE to run
   // on the target; "add_columns" adds it there (nullable, no default) in the target transaction

@@ -350,7 +350,7 @@ class MapReader {
         loader_->Error(key_mark, map.path, "expected a string key, got " + Describe(key));
         continue;
       }
-      const std::string name = key.Scalar();
+      const std::string& name = key.Scalar();
       if (entries_.count(name) > 0) {
         loader_->Error(key_mark, ChildPath(name),
                        "duplicate key (first given on line " +
@@ -360,7 +360,7 @@ class MapReader {
       const YAML::Node value = it->second;
       // An empty value's mark is wherever the next token is; its key is the better place.
       const bool point_at_key = value.IsNull() || value.Mark().is_null();
-      entries_[name] = {value, key_mark, point_at_key ? key_mark : value.Mark()};
+      entries_.emplace(name, Entry{value, key_mark, point_at_key ? key_mark : value.Mark()});
       order_.push_back(name);
     }
   }
@@ -823,16 +823,14 @@ core::Result<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   if (!split) return bad();
   const auto& [number, unit] = *split;
   uint64_t factor = 0;
-  if (unit == "ms") {
+  if (unit == "ms" || (unit.empty() && number == 0)) {  // a bare 0 needs no unit
     factor = 1;
   } else if (unit == "s") {
     factor = 1000;
   } else if (unit == "m" || unit == "min") {
-    factor = 60 * 1000;
+    factor = uint64_t{60} * 1000;
   } else if (unit == "h") {
-    factor = 3600 * 1000;
-  } else if (unit.empty() && number == 0) {
-    factor = 1;
+    factor = uint64_t{3600} * 1000;
   } else {
     return bad();
   }

@@ -391,7 +391,8 @@ std::string DsnWithParam(const std::string& dsn, const std::string& key, const s
     }
     const std::string encoded = PercentEncode(value);
     if (!matches.empty()) {
-      return ReplaceSpans(dsn, matches, [&](const Param&) { return encoded; });
+      return ReplaceSpans(dsn, matches,
+                          [&](const Param&) -> const std::string& { return encoded; });
     }
     const char separator = parts.query_begin == std::string::npos     ? '?'
                            : (dsn.back() == '?' || dsn.back() == '&') ? '\0'
@@ -406,7 +407,7 @@ std::string DsnWithParam(const std::string& dsn, const std::string& key, const s
   }
   const std::string quoted = QuoteKeyValue(value);
   if (!matches.empty()) {
-    return ReplaceSpans(dsn, matches, [&](const Param&) { return quoted; });
+    return ReplaceSpans(dsn, matches, [&](const Param&) -> const std::string& { return quoted; });
   }
   std::string out = dsn;
   if (!out.empty() && !IsSpace(out.back())) out.push_back(' ');

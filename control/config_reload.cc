@@ -57,8 +57,7 @@ ReloadPlan PlanReload(const config::Config& running, const config::Config& fresh
 
   std::map<std::string, const config::PipelineConfig*> fresh_by_name;
   for (const auto& p : fresh.pipelines) fresh_by_name[p.name] = &p;
-  for (size_t i = 0; i < running.pipelines.size(); ++i) {
-    const auto& old_p = running.pipelines[i];
+  for (const auto& old_p : running.pipelines) {
     auto it = fresh_by_name.find(old_p.name);
     if (it == fresh_by_name.end()) {
       plan.refused.push_back("pipelines[" + old_p.name + "] (removed)");

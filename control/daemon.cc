@@ -115,6 +115,7 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
   }
   // Status, metrics and health over HTTP for `sluice status`, Prometheus and load balancers.
   std::vector<StatusCollector::PipelineEntry> live;
+  live.reserve(runners.size());
   for (const auto& runner : runners) live.push_back({&runner->pipeline(), &runner->metrics()});
   StatusCollector collector(config, live, store.get());
   AdminServer admin(collector);
@@ -131,6 +132,7 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
   core::Status first_error;
   std::atomic<size_t> running{runners.size()};
   std::vector<std::thread> threads;
+  threads.reserve(runners.size());
   for (auto& runner : runners) {
     threads.emplace_back([&, r = runner.get()] {
       core::NameCurrentThread("apply", r->pipeline().name);
@@ -155,7 +157,7 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
           : std::chrono::milliseconds(1000);
   // Apply may wait on target locks for a while. And an idle pipeline moves only when its
   // source speaks: about every half receive timeout (or status interval), when sluice asks.
-  int64_t stall_ms = 5 * 60 * 1000;
+  int64_t stall_ms = int64_t{5} * 60 * 1000;
   for (const auto& runner : runners) {
     const config::SourceConfig& source = runner->pipeline().source;
     const auto quiet =
@@ -183,6 +185,7 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
     if (now >= next_tick && !stopping_sent) {
       next_tick = now + tick;
       std::vector<PipelineHealth> health;
+      health.reserve(runners.size());
       for (const auto& runner : runners) {
         health.push_back(tracker.Observe(runner->pipeline().name, runner->metrics(), NowMs()));
       }

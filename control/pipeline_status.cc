@@ -557,7 +557,8 @@ StatusCollector::StatusCollector(const config::Config& config, Options options)
   }
 }
 
-StatusCollector::StatusCollector(const config::Config& config, std::vector<PipelineEntry> live,
+StatusCollector::StatusCollector(const config::Config& config,
+                                 const std::vector<PipelineEntry>& live,
                                  state::CheckpointStore* store, Options options)
     : config_(config), daemon_running_(true), store_(store), options_(options) {
   for (const auto& [pipeline, metrics] : live) {
@@ -688,7 +689,7 @@ void StatusCollector::RefreshLocked(bool log_warnings) {
   }
 }
 
-void StatusCollector::LogSlotWarning(PerPipeline& p, const SourceInfo& source) {
+void StatusCollector::LogSlotWarning(PerPipeline& p, const SourceInfo& source) const {
   if (!source.ok) return;  // unknown is not better or worse: keep what was said
   PipelineStatus status;
   status.name = p.config->name;

@@ -183,7 +183,7 @@ class StatusCollector {
   // outlive the collector; a null metrics pointer = that pipeline is not running). `store`
   // (borrowed, may be null) is the daemon's own store, read for per-table copy progress; when
   // null the state dir is opened read-only for it.
-  StatusCollector(const config::Config& config, std::vector<PipelineEntry> live,
+  StatusCollector(const config::Config& config, const std::vector<PipelineEntry>& live,
                   state::CheckpointStore* store, Options options = {});
   ~StatusCollector();
   StatusCollector(const StatusCollector&) = delete;
@@ -234,7 +234,7 @@ class StatusCollector {
   static void ApplySource(const SourceInfo& source, uint64_t retained_wal_warning_bytes,
                           PipelineStatus& status);
   void RefreshLocked(bool log_warnings);
-  void LogSlotWarning(PerPipeline& p, const SourceInfo& source);
+  void LogSlotWarning(PerPipeline& p, const SourceInfo& source) const;
   // Reports from live metrics or the store plus the sources' cached answers.
   core::Result<std::vector<PipelineStatus>> Report();
   void SampleLocked(std::chrono::steady_clock::time_point now);

@@ -21,7 +21,8 @@ class Lsn {
   constexpr bool valid() const { return value_ != 0; }
   std::string ToString() const;
 
-  constexpr auto operator<=>(const Lsn&) const = default;
+  // clang-tidy 14 sees the 0 inside the defaulted comparison (llvm-project issue 53961).
+  constexpr auto operator<=>(const Lsn&) const = default;  // NOLINT(modernize-use-nullptr)
 
  private:
   uint64_t value_ = 0;  // 0 is InvalidXLogRecPtr

@@ -121,7 +121,10 @@ class [[nodiscard]] Result {
 // `SLUICE_ASSIGN_OR_RETURN(auto x, Foo());` binds the value or returns the error.
 #define SLUICE_ASSIGN_OR_RETURN(lhs, expr) \
   SLUICE_ASSIGN_OR_RETURN_IMPL(SLUICE_CONCAT(_res_, __LINE__), lhs, expr)
+// `lhs` is a declaration and `tmp` a fresh name: neither can take parentheses.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define SLUICE_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return tmp.status();                \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

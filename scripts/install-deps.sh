@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake pkg-config git clang clang-format libclang-rt-14-dev
+  build-essential cmake pkg-config git clang clang-format clang-tidy libclang-rt-14-dev
   # PostgreSQL: server binaries for test clusters, libpq, pgbench and pg_recvlogical
   libpq-dev postgresql-15 postgresql-client-15 postgresql-contrib
   # libraries
@@ -67,7 +67,7 @@ for tool in pgbench pg_recvlogical; do
     problems=1
   fi
 done
-for tool in cmake clang++ clang-format redis-server python3 runuser; do
+for tool in cmake clang++ clang-format clang-tidy run-clang-tidy redis-server python3 runuser; do
   if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$tool" ]]; then
     echo "install-deps: $tool not found" >&2
     problems=1

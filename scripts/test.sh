@@ -2,14 +2,19 @@
 # The full test run (README's test command and CI's entry point):
 #   1. install build/test dependencies (scripts/install-deps.sh)
 #   2. build everything (RelWithDebInfo) and run the unit, then the integration tests
-#   3. build the tests with AddressSanitizer + UBSan and run the unit tests there
-#   4. build the libFuzzer targets with clang and run each one for a while on its seed corpus
+#   3. clang-tidy over the product code, warnings as errors (scripts/tidy.sh)
+#   4. build the unit tests with AddressSanitizer + UBSan and run them there
+#   5. build the unit tests with ThreadSanitizer and run them there (suppressions for
+#      uninstrumented third-party code: scripts/tsan.supp)
+#   6. build the libFuzzer targets with clang and run each one for a while on its seed corpus
 #
 # Environment:
 #   BUILD_DIR=build      main build tree (relative to the repo root, or absolute)
 #   SKIP_DEPS=1          do not run install-deps.sh
-#   SKIP_ASAN=1          skip step 3
-#   SKIP_FUZZ=1          skip step 4
+#   SKIP_TIDY=1          skip step 3
+#   SKIP_ASAN=1          skip step 4
+#   SKIP_TSAN=1          skip step 5
+#   SKIP_FUZZ=1          skip step 6
 #   FUZZ_SECONDS=60      run time of each fuzz target
 #   CTEST_ARGS="..."     extra ctest arguments, e.g. CTEST_ARGS="-R capture"
 #   JOBS=N               build/test parallelism (default: nproc)
@@ -24,6 +29,7 @@ cd "$repo_root"
 
 build_dir="${BUILD_DIR:-build}"
 asan_dir="build-asan"
+tsan_dir="build-tsan"
 fuzz_dir="build-fuzz"
 jobs="${JOBS:-$(nproc)}"
 fuzz_seconds="${FUZZ_SECONDS:-60}"
@@ -104,17 +110,20 @@ unit_test_targets() {
     done
 }
 
-build_asan_unit_tests() {
-  cmake -S . -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=ON \
+# build_sanitized_unit_tests DIR CMAKE_OPTION: a build tree with that sanitizer option on, and
+# only the unit-test executables built in it.
+build_sanitized_unit_tests() {
+  local dir="$1"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-D$2=ON" \
     -DSLUICE_BUILD_TESTS=ON -DSLUICE_BUILD_BENCH=OFF || return 1
   local targets
-  targets=$(unit_test_targets "$asan_dir") || return 1
+  targets=$(unit_test_targets "$dir") || return 1
   if [[ -z "$targets" ]]; then
     echo "no unit-test targets found; building everything"
-    cmake --build "$asan_dir" -j "$jobs"
+    cmake --build "$dir" -j "$jobs"
   else
     # shellcheck disable=SC2086  # one word per target
-    cmake --build "$asan_dir" -j "$jobs" --target $targets
+    cmake --build "$dir" -j "$jobs" --target $targets
   fi
 }
 
@@ -193,19 +202,38 @@ fi
 run_step "unit tests ($build_dir)" ctest_run "$build_dir" -L unit -j "$jobs" || true
 run_step "integration tests ($build_dir, serial)" ctest_run "$build_dir" -L integration || true
 
-# --- 3. sanitizers ----------------------------------------------------------------------------
+# --- 3. clang-tidy ----------------------------------------------------------------------------
+if [[ "${SKIP_TIDY:-0}" == 1 ]]; then
+  skip_step "clang-tidy" "SKIP_TIDY=1"
+else
+  BUILD_DIR="$build_dir" JOBS="$jobs" run_step "clang-tidy (product code)" scripts/tidy.sh || true
+fi
+
+# --- 4. and 5. sanitizers ---------------------------------------------------------------------
 if [[ "${SKIP_ASAN:-0}" == 1 ]]; then
   skip_step "ASan/UBSan unit tests" "SKIP_ASAN=1"
 else
-  if run_step "build ASan/UBSan unit tests ($asan_dir)" build_asan_unit_tests; then
+  if run_step "build ASan/UBSan unit tests ($asan_dir)" \
+    build_sanitized_unit_tests "$asan_dir" SLUICE_SANITIZE; then
     ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}" \
       UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
       run_step "ASan/UBSan unit tests ($asan_dir)" ctest_run "$asan_dir" -L unit -j "$jobs" ||
       true
   fi
 fi
+if [[ "${SKIP_TSAN:-0}" == 1 ]]; then
+  skip_step "TSan unit tests" "SKIP_TSAN=1"
+else
+  if run_step "build TSan unit tests ($tsan_dir)" \
+    build_sanitized_unit_tests "$tsan_dir" SLUICE_TSAN; then
+    # The caller's TSAN_OPTIONS come last and win; the suppressions stay.
+    tsan_options="halt_on_error=1:second_deadlock_stack=1:suppressions=$repo_root/scripts/tsan.supp"
+    TSAN_OPTIONS="$tsan_options:${TSAN_OPTIONS:-}" \
+      run_step "TSan unit tests ($tsan_dir)" ctest_run "$tsan_dir" -L unit -j "$jobs" || true
+  fi
+fi
 
-# --- 4. fuzzing -------------------------------------------------------------------------------
+# --- 6. fuzzing -------------------------------------------------------------------------------
 if [[ "${SKIP_FUZZ:-0}" == 1 ]]; then
   skip_step "fuzz targets" "SKIP_FUZZ=1"
 else
