@@ -371,7 +371,7 @@ std::string TableValues(const std::vector<capture::TableInfo>& tables) {
 void CheckTableWrites(Connection& target, const std::vector<capture::TableInfo>& tables,
                       Report& report) {
   if (tables.empty()) return;
-  static const char* kPrivileges[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"};
+  static constexpr const char* kPrivileges[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"};
   std::string sql = "SELECT v.s, v.t, has_schema_privilege(n.oid, 'USAGE')";
   for (const char* privilege : kPrivileges) {
     sql += std::string(", has_table_privilege(c.oid, '") + privilege + "')";

@@ -628,15 +628,19 @@ core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) 
     }
     batch.changes += txn.changes.size();
     batch.bytes += FragmentBytes(txn);
-    apply_status = sink->Apply(std::move(txn));  // takes only its changes; the rest stays
+    // What the batch needs of the transaction, kept before the sink takes it.
+    const bool last_fragment = txn.last_fragment;
+    const core::Lsn end_lsn = txn.end_lsn;
+    const core::PgTimestamp commit_time = txn.commit_time;
+    apply_status = sink->Apply(std::move(txn));
     if (!apply_status.ok()) break;
     metrics_.last_progress_unix_ms = UnixMillisNow();  // a huge transaction is progress too
-    batch.mid_transaction = !txn.last_fragment;
-    if (txn.last_fragment) {
+    batch.mid_transaction = !last_fragment;
+    if (last_fragment) {
       ++batch.transactions;
-      if (txn.end_lsn.valid()) {
+      if (end_lsn.valid()) {
         ++batch.positioned;
-        batch.end = {txn.end_lsn, txn.commit_time};
+        batch.end = {end_lsn, commit_time};
       }
     }
     if (!batch.mid_transaction && (batch_full() || capture_stop.load())) {

@@ -19,7 +19,7 @@ int MillisUntil(Clock::time_point until) {
   if (until <= now) return 0;
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(until - now).count();
   const int64_t ms = (us + 999) / 1000;
-  return static_cast<int>(std::min<int64_t>(ms, 24 * 3600 * 1000));
+  return static_cast<int>(std::min<int64_t>(ms, int64_t{24} * 3600 * 1000));
 }
 
 }  // namespace

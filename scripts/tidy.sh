@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs clang-tidy (the repo's .clang-tidy) over sluice's product code: every *.cc under core, pg,
-# capture, apply, state, control, config and cli except the unit tests (*_test.cc), and through
-# them the project's own headers. Tests, benchmarks and fuzz targets are not checked.
+# Runs clang-tidy (the repo's .clang-tidy) over sluice's product code: every *.cc under core,
+# pg, codec, capture, apply, state, control, config and cli except the unit tests (*_test.cc),
+# and through them the project's own headers. Tests, benchmarks and fuzz targets are not checked.
 # Exits non-zero on any finding (.clang-tidy makes every warning an error).
 #
 # Environment:
@@ -18,7 +18,7 @@ build_dir="${BUILD_DIR:-build}"
 jobs="${JOBS:-$(nproc)}"
 clang_tidy="${CLANG_TIDY:-clang-tidy}"
 run_clang_tidy="${RUN_CLANG_TIDY:-run-clang-tidy}"
-modules=(core pg capture apply state control config cli)
+modules=(core pg codec capture apply state control config cli)
 
 for tool in "$clang_tidy" "$run_clang_tidy"; do
   if ! command -v "$tool" >/dev/null 2>&1; then

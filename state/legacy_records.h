@@ -15,9 +15,9 @@ namespace sluice::state {
 inline bool IsLegacyJson(std::string_view bytes) { return !bytes.empty() && bytes[0] == '{'; }
 inline constexpr std::string_view kLegacySnapshotDone = "done";
 
-core::Status DecodeLegacyRecord(std::string_view json, SlotRecord* record);
-core::Status DecodeLegacyRecord(std::string_view json, TableCopyRecord* record);
-core::Status DecodeLegacyRecord(std::string_view json, SnapshotRequest* record);
-core::Status DecodeLegacyRecord(std::string_view json, PipelineErrorRecord* record);
+core::Status DecodeLegacyRecord(std::string_view text, SlotRecord* record);
+core::Status DecodeLegacyRecord(std::string_view text, TableCopyRecord* record);
+core::Status DecodeLegacyRecord(std::string_view text, SnapshotRequest* record);
+core::Status DecodeLegacyRecord(std::string_view text, PipelineErrorRecord* record);
 
 }  // namespace sluice::state
