@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/test_builders.h"
+
 namespace sluice::apply {
 namespace {
 
@@ -38,31 +40,17 @@ RelationPtr FullIdentity() {
 }
 
 Change Insert(RelationPtr relation, core::Tuple tuple) {
-  Change change;
-  change.op = Operation::kInsert;
-  change.relation = std::move(relation);
-  change.new_tuple = std::move(tuple);
-  return change;
+  return core::testing::MakeInsert(std::move(relation), std::move(tuple));
 }
 
 Change Update(RelationPtr relation, OldTupleKind old_kind, core::Tuple old_tuple,
               core::Tuple new_tuple) {
-  Change change;
-  change.op = Operation::kUpdate;
-  change.relation = std::move(relation);
-  change.old_kind = old_kind;
-  change.old_tuple = std::move(old_tuple);
-  change.new_tuple = std::move(new_tuple);
-  return change;
+  return core::testing::MakeUpdate(std::move(relation), std::move(new_tuple), old_kind,
+                                   std::move(old_tuple));
 }
 
 Change Delete(RelationPtr relation, OldTupleKind old_kind, core::Tuple old_tuple) {
-  Change change;
-  change.op = Operation::kDelete;
-  change.relation = std::move(relation);
-  change.old_kind = old_kind;
-  change.old_tuple = std::move(old_tuple);
-  return change;
+  return core::testing::MakeDelete(std::move(relation), std::move(old_tuple), old_kind);
 }
 
 RowStatement Build(const Change& change) {
