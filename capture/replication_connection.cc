@@ -258,9 +258,7 @@ core::Status ReplicationConnection::SendFeedback(bool force) {
 core::Status ReplicationConnection::StreamEnded() {
   streaming_ = false;
   std::string server_said;
-  // A few errors at the end of a stream will not go away by retrying.
-  core::StatusCode code = core::StatusCode::kUnavailable;
-  std::string server_code;
+  std::string sqlstate;  // the last error's: what the stream ended with
   // Collect the final result(s) of START_REPLICATION: COMMAND_OK when the server ended the
   // stream cleanly (e.g. shutting down), an error with the server's text otherwise.
   while (PGresult* res = PQgetResult(pg_->raw())) {
@@ -268,12 +266,7 @@ core::Status ReplicationConnection::StreamEnded() {
     if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) {
       if (!server_said.empty()) server_said += "; ";
       server_said += pg::ServerErrorText(res, pg_->raw());
-      const std::string sqlstate = pg::ResultSqlState(res);
-      if (!sqlstate.empty()) server_code = sqlstate;
-      if (sqlstate == "42704") code = core::StatusCode::kNotFound;  // e.g. publication dropped
-      if (sqlstate == "42501" || sqlstate == "55000") {             // privileges, invalidated slot
-        code = core::StatusCode::kFailedPrecondition;
-      }
+      if (std::string state = pg::ResultSqlState(res); !state.empty()) sqlstate = std::move(state);
     } else if (status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
       PQclear(res);
       break;  // cannot happen after -1, but never loop forever
@@ -282,11 +275,11 @@ core::Status ReplicationConnection::StreamEnded() {
   }
   if (server_said.empty()) server_said = pg_->ErrorMessage();
   if (server_said.empty()) server_said = "the server ended the stream";
-  return core::Status(code,
-                      "replication stream of slot " + slot_ + " on " + endpoint() +
-                          " ended after " + server_wal_end_.ToString() + ": " +
-                          pg::RedactPassword(server_said),
-                      server_code, code == core::StatusCode::kUnavailable);
+  // The one policy decides: a lost connection or a shutdown is retried; a dropped publication
+  // (42704), missing privileges (42501), an invalidated slot (55000) or removed WAL are not.
+  return pg::StatusForSqlState(
+      sqlstate, "replication stream of slot " + slot_ + " on " + endpoint() + " ended after " +
+                    server_wal_end_.ToString() + ": " + pg::RedactPassword(server_said));
 }
 
 core::Status ReplicationConnection::WaitForSocket(Clock::time_point until) {
