@@ -12,6 +12,7 @@
 #include "capture/replication_connection.h"
 #include "capture/slot_check.h"
 #include "capture/slot_manager.h"
+#include "core/wall_clock.h"
 
 namespace sluice::capture {
 namespace {
@@ -38,11 +39,7 @@ class AbandonedWalsenders {
   static inline std::deque<std::pair<std::string, int>> entries_;
 };
 
-int64_t UnixMillisNow() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using core::UnixMillisNow;
 
 }  // namespace
 

@@ -17,6 +17,7 @@
 #include "control/sink_factory.h"
 #include "control/systemd_notifier.h"
 #include "core/thread_name.h"
+#include "core/wall_clock.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
@@ -35,12 +36,6 @@ void LogProgress(const PipelineRunner& runner) {
 }  // namespace
 
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 void LogNotifyFailure(const core::Status& status) {
   if (!status.ok()) spdlog::warn("systemd notify: {}", status.message());
@@ -187,7 +182,8 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
       std::vector<PipelineHealth> health;
       health.reserve(runners.size());
       for (const auto& runner : runners) {
-        health.push_back(tracker.Observe(runner->pipeline().name, runner->metrics(), NowMs()));
+        health.push_back(
+            tracker.Observe(runner->pipeline().name, runner->metrics(), core::UnixMillisNow()));
       }
       if (!ready_sent && AllReady(health)) {
         LogNotifyFailure(notifier.Ready(StatusLine(health)));
@@ -197,7 +193,8 @@ core::Status RunDaemon(const config::Config& config, const std::atomic<bool>& st
         LogNotifyFailure(notifier.Status(StatusLine(health)));
         next_status = now + std::chrono::seconds(5);
       }
-      if (watchdog_interval.count() > 0 && MakingProgress(health, NowMs(), stall_ms)) {
+      if (watchdog_interval.count() > 0 &&
+          MakingProgress(health, core::UnixMillisNow(), stall_ms)) {
         LogNotifyFailure(notifier.Watchdog());
       }
     }

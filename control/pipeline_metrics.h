@@ -11,6 +11,7 @@
 #include "apply/sink.h"
 #include "core/lsn.h"
 #include "core/transaction.h"
+#include "core/wall_clock.h"
 
 namespace sluice::control {
 
@@ -68,9 +69,7 @@ struct PipelineMetrics {
   // "" clears it. The time is that of the call, unless given (an error from an earlier run).
   void SetLastError(std::string message, int64_t at_unix_ms = 0) {
     if (at_unix_ms == 0 && !message.empty()) {
-      at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+      at_unix_ms = core::UnixMillisNow();
     }
     std::lock_guard lock(mu_);
     last_error_ = std::move(message);

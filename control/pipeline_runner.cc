@@ -10,16 +10,17 @@
 
 #include "capture/logical_capture.h"
 #include "capture/slot_check.h"
+#include "control/apply_loop.h"
 #include "control/capture_setup.h"
+#include "control/capture_stream.h"
 #include "control/initial_copy.h"
 #include "control/pipeline_state.h"
 #include "control/slot_policy.h"
 #include "control/stream_filter.h"
 #include "control/table_watcher.h"
-#include "core/bounded_queue.h"
 #include "core/failpoint.h"
 #include "core/pg_time.h"
-#include "core/thread_name.h"
+#include "core/wall_clock.h"
 
 namespace sluice::control {
 namespace {
@@ -29,29 +30,7 @@ using Clock = std::chrono::steady_clock;
 // How often a streaming pipeline looks for tables that joined (see TableWatcher).
 constexpr auto kTableWatchInterval = std::chrono::seconds(10);
 
-int64_t UnixMillisNow() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-size_t FragmentBytes(const core::Transaction& txn) {
-  size_t bytes = 0;
-  for (const auto& change : txn.changes) bytes += change.ApproximateBytes();
-  return bytes;
-}
-
-// One target transaction in the making.
-struct Batch {
-  bool open = false;
-  bool mid_transaction = false;  // a transaction's last fragment is still to come
-  size_t transactions = 0;
-  size_t positioned = 0;  // transactions with an end LSN (what capture counts as emitted)
-  size_t changes = 0;
-  uint64_t bytes = 0;
-  Clock::time_point started;
-  apply::AppliedPosition end;  // last complete transaction in the batch
-};
+using core::UnixMillisNow;
 
 // "schema.name", as the stream's relations and the copy records name tables.
 std::string TableName(const capture::TableInfo& table) { return table.schema + "." + table.name; }
@@ -87,11 +66,13 @@ const char* PipelinePhaseName(PipelinePhase phase) {
 }
 
 PipelineRunner::PipelineRunner(const config::Config& config, const config::PipelineConfig& pipeline,
-                               state::CheckpointStore& store, SinkFactory make_sink)
+                               state::CheckpointStore& store, SinkFactory make_sink,
+                               StreamBounds bounds)
     : config_(config),
       pipeline_(pipeline),
       store_(store),
       make_sink_(std::move(make_sink)),
+      bounds_(bounds),
       limits_(pipeline.target.apply),
       tables_(pipeline.source.tables) {}
 
@@ -442,16 +423,16 @@ core::Status PipelineRunner::CopyTables(const std::set<std::string>& tables,
 
 core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) {
   const std::string where = "pipeline " + pipeline_.name;
-  apply::Sink* sink = sink_.get();
-  capture::LogicalCapture* capture = start.capture.get();
-  const core::Lsn resume = start.resume;
-  metrics_.durable_lsn = resume.value();
-  spdlog::info("{}: streaming from {}", where,
-               resume.valid() ? resume.ToString() : std::string("the slot's position"));
+  capture::LogicalCapture& capture = *start.capture;
+  core::Lsn resume = start.resume;
+  if (bounds_.start > resume) resume = bounds_.start;
+  spdlog::info("{}: streaming from {}{}", where,
+               resume.valid() ? resume.ToString() : std::string("the slot's position"),
+               bounds_.end.valid() ? " until " + bounds_.end.ToString() : std::string());
 
   const bool copies = pipeline_.snapshot == "initial";
   std::vector<StreamFilter::Table> published;
-  for (const capture::TableInfo& table : capture->published_tables()) {
+  for (const capture::TableInfo& table : capture.published_tables()) {
     published.push_back({table.oid, TableName(table)});
   }
   StreamFilter filter(std::move(published), start.known_tables, start.table_starts, copies);
@@ -468,197 +449,44 @@ core::Status PipelineRunner::Stream(Start start, const std::atomic<bool>& stop) 
     watcher = std::make_unique<TableWatcher>(std::move(watch));
   }
 
-  metrics_.phase = PipelinePhase::kStreaming;
-  core::BoundedQueue<core::Transaction> queue(pipeline_.capture.queue_capacity,
-                                              pipeline_.capture.queue_bytes(), FragmentBytes);
-  std::atomic<bool> capture_stop{false};
-  core::Status capture_status;
-  std::thread capture_thread([&] {
-    core::NameCurrentThread("cap", pipeline_.name);
-    capture_status = capture->Run(
-        resume, capture_stop,
-        [&](core::Transaction&& txn) -> core::Status {
-          if (!queue.Push(std::move(txn))) return core::Aborted("pipeline stopping");
-          return core::Status::Ok();
-        },
-        [&] {
-          metrics_.source_wal_end = capture->stats().server_wal_end.load();
-          // The source may just have gone idle after the open batch's last transaction: let
-          // apply look now rather than at the end of its current wait.
-          queue.Wake();
-          return core::Status::Ok();
-        });
-    queue.Close();
-  });
-
-  config::ApplyConfig limits = CurrentLimits();
-  Batch batch;
-  core::Status apply_status;
-  uint64_t done = 0;  // positioned transactions durable on the target (or skipped as applied)
-  core::Lsn durable = resume;
-  Clock::time_point last_idle_confirm;
-
-  auto commit = [&]() -> core::Status {
-    if (!batch.open) return core::Status::Ok();
-    if (batch.end.end_lsn.valid()) {
-      SLUICE_RETURN_IF_ERROR(sink->CommitBatch(batch.end));
-    } else {
-      sink->AbortBatch();  // nothing but position-less messages: nothing to keep
-    }
-    batch.open = false;
-    if (batch.end.end_lsn.valid()) {
-      // The durability sequence: target commit -> checkpoint -> acknowledge. Each failpoint
-      // marks a crash between two steps (core/failpoint.h).
-      SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterTargetCommit));
-      SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(
-          pipeline_.name, {batch.end.end_lsn, batch.end.commit_time, UnixMillisNow()}));
-      SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterCheckpoint));
-      capture->SetDurableLsn(batch.end.end_lsn);
-      SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterAcknowledge));
-      durable = batch.end.end_lsn;
-      metrics_.durable_lsn = batch.end.end_lsn.value();
-      metrics_.last_commit_time = batch.end.commit_time;
-    }
-    done += batch.positioned;
-    metrics_.oldest_pending_commit_time = 0;
-    metrics_.transactions_applied.fetch_add(batch.transactions);
-    metrics_.changes_applied.fetch_add(batch.changes);
-    metrics_.bytes_applied.fetch_add(batch.bytes);
-    metrics_.batches_committed.fetch_add(1);
-    metrics_.RecordBatchLatency(
-        std::chrono::duration<double>(Clock::now() - batch.started).count());
-    metrics_.SetSinkCounters(sink->Counters());
-    NoteProgress(/*success=*/true);
-    return core::Status::Ok();
-  };
-  // Idle: everything emitted is durable, so the source's decoded position can be confirmed
-  // too (at most once a second: each confirmation is a synced checkpoint write).
-  auto confirm_idle_position = [&]() -> core::Status {
-    if (batch.open || queue.size() != 0) return core::Status::Ok();
-    if (Clock::now() - last_idle_confirm < std::chrono::seconds(1)) return core::Status::Ok();
-    const capture::IdlePosition idle = capture->idle_position();
-    if (!idle.lsn.valid() || idle.lsn <= durable || done < idle.transactions_emitted) {
-      return core::Status::Ok();
-    }
-    last_idle_confirm = Clock::now();
-    SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(
-        pipeline_.name, {idle.lsn, metrics_.last_commit_time.load(), UnixMillisNow()}));
-    SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterCheckpoint));
-    capture->SetDurableLsn(idle.lsn);
-    SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterAcknowledge));
-    durable = idle.lsn;
-    metrics_.durable_lsn = idle.lsn.value();
-    return core::Status::Ok();
-  };
-  auto batch_full = [&] {
-    return batch.transactions >= limits.batch_max_transactions ||
-           batch.bytes >= limits.batch_max_bytes ||
-           Clock::now() - batch.started >= limits.batch_max_delay;
-  };
-  // The source went idle right after the last transaction the open batch holds (a keepalive
-  // past it, nothing emitted since): more is not on its way, and waiting out batch_max_delay
-  // would only add lag. Batches still fill while a backlog streams.
-  auto source_idle_after_batch = [&] {
-    const capture::IdlePosition idle = capture->idle_position();
-    return batch.end.end_lsn.valid() && idle.lsn.valid() && idle.lsn >= batch.end.end_lsn &&
-           idle.transactions_emitted == done + batch.positioned;
-  };
-
-  while (true) {
-    if (stop.load()) capture_stop = true;
-    if (watcher && watcher->found() && !capture_stop.load()) {
-      apply_status = watcher->error();
-      if (!apply_status.ok()) break;
+  ApplyLoopOptions options;
+  options.pipeline = pipeline_.name;
+  options.limits = [this] { return CurrentLimits(); };
+  options.hooks.wind_down = [&]() -> core::Result<bool> {
+    if (watcher && watcher->found()) {
+      SLUICE_RETURN_IF_ERROR(watcher->error());
       restart_ = true;  // new tables: copied by the next PrepareStream
     }
-    // Tables changed: end at the next transaction boundary (the batch commits), start again.
-    if (restart_.load()) capture_stop = true;
-    // Nothing queued: the apply side is ahead of the stream. Let the sink send what it holds,
-    // so the target works during the wait instead of all at the batch's end.
-    if (batch.open && queue.size() == 0) {
-      apply_status = sink->StreamPaused();
-      if (!apply_status.ok()) break;
+    // Tables changed: end at the next transaction boundary, start again.
+    return restart_.load();
+  };
+  options.hooks.admit = [&](core::Transaction& txn) -> core::Result<FragmentVerdict> {
+    if (!filter.active()) return FragmentVerdict::kApply;
+    const std::string uncopied = filter.Filter(txn);
+    for (const std::string& table : filter.TakeUnpublished()) {
+      spdlog::warn("{}: changes to {} are skipped: the table is not published (any more)", where,
+                   table);
     }
-    auto item = queue.PopFor(std::chrono::milliseconds(20));
-    metrics_.source_wal_end = capture->stats().server_wal_end.load();
-    if (!item) {
-      if (batch.open && !batch.mid_transaction &&
-          (batch_full() || queue.closed() || capture_stop.load() || source_idle_after_batch())) {
-        apply_status = commit();
-        if (!apply_status.ok()) break;
-      }
-      if (!batch.open) {
-        NoteIdle(capture->stats().source_heard_unix_ms.load());
-        apply_status = confirm_idle_position();
-        if (!apply_status.ok()) break;
-      }
-      if (queue.closed()) break;
-      continue;
-    }
-    core::Transaction& txn = *item;
-    if (resume.valid() && txn.commit_lsn.valid() && txn.commit_lsn < resume) {
-      if (txn.last_fragment && txn.end_lsn.valid()) ++done;
-      continue;
-    }
-    if (filter.active()) {
-      const std::string uncopied = filter.Filter(txn);
-      for (const std::string& table : filter.TakeUnpublished()) {
-        spdlog::warn("{}: changes to {} are skipped: the table is not published (any more)", where,
-                     table);
-      }
-      if (!uncopied.empty()) {
-        // Its earlier rows are in no copy: copy it first. The open batch is dropped and
-        // streamed again, with the new table's changes from the copy's position on.
-        spdlog::info("{}: table {} has changes but was never copied: copying it first", where,
-                     uncopied);
-        restart_ = true;
-        break;
-      }
-    }
-    if (!batch.open) {
-      apply_status = sink->BeginBatch();
-      if (!apply_status.ok()) break;
-      limits = CurrentLimits();
-      batch = Batch{};
-      batch.open = true;
-      batch.started = Clock::now();
-    }
-    if (metrics_.oldest_pending_commit_time.load() == 0 && txn.commit_time != 0) {
-      metrics_.oldest_pending_commit_time = txn.commit_time;
-    }
-    batch.changes += txn.changes.size();
-    batch.bytes += FragmentBytes(txn);
-    // What the batch needs of the transaction, kept before the sink takes it.
-    const bool last_fragment = txn.last_fragment;
-    const core::Lsn end_lsn = txn.end_lsn;
-    const core::PgTimestamp commit_time = txn.commit_time;
-    apply_status = sink->Apply(std::move(txn));
-    if (!apply_status.ok()) break;
-    metrics_.last_progress_unix_ms = UnixMillisNow();  // a huge transaction is progress too
-    batch.mid_transaction = !last_fragment;
-    if (last_fragment) {
-      ++batch.transactions;
-      if (end_lsn.valid()) {
-        ++batch.positioned;
-        batch.end = {end_lsn, commit_time};
-      }
-    }
-    if (!batch.mid_transaction && (batch_full() || capture_stop.load())) {
-      apply_status = commit();
-      if (!apply_status.ok()) break;
-    }
-  }
+    if (uncopied.empty()) return FragmentVerdict::kApply;
+    // Its earlier rows are in no copy: copy it first. The open batch is dropped and streamed
+    // again, with the new table's changes from the copy's position on.
+    spdlog::info("{}: table {} has changes but was never copied: copying it first", where,
+                 uncopied);
+    restart_ = true;
+    return FragmentVerdict::kRestart;
+  };
+  options.hooks.on_durable = [this] { NoteProgress(/*success=*/true); };
+  options.hooks.on_idle = [this](int64_t heard_unix_ms) { NoteIdle(heard_unix_ms); };
 
-  if (batch.open) sink->AbortBatch();          // a partial transaction never reaches the target
-  metrics_.SetSinkCounters(sink->Counters());  // also what a failed batch counted
-  capture_stop = true;
-  queue.Close();
-  capture_thread.join();
-  if (!apply_status.ok()) return apply_status.WithContext(where);
-  if (!capture_status.ok() && capture_status.code() != core::StatusCode::kAborted) {
-    return capture_status;
-  }
-  return capture->Finish();
+  metrics_.phase = PipelinePhase::kStreaming;
+  CaptureStream stream(capture, pipeline_.name, pipeline_.capture.queue_capacity,
+                       pipeline_.capture.queue_bytes());
+  ApplyLoop loop(std::move(options), stream, *sink_, store_, metrics_, durable_);
+  return loop.Run(resume, bounds_.end, stop);
+}
+
+bool PipelineRunner::WaitUntilDurable(core::Lsn lsn, std::chrono::milliseconds timeout) const {
+  return durable_.WaitFor(lsn, timeout);
 }
 
 }  // namespace sluice::control

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "apply/sink.h"
 #include "config/config.h"
+#include "control/durable_watermark.h"
 #include "control/pipeline_metrics.h"
 #include "core/status.h"
 #include "state/checkpoint_store.h"
@@ -25,15 +27,25 @@ class PipelineState;
 
 using SinkFactory = std::function<core::Result<apply::SinkPtr>()>;
 
-// Runs one pipeline: capture thread -> bounded queue -> apply (this thread) -> checkpoint ->
-// feedback to the source.
+// Where a runner's stream begins and ends. `start`: transactions ending at or before it are
+// skipped even when the target's and the checkpoint's positions are behind it (a migration's
+// reverse stream starts at the cutover's position). `end`: Run() returns once everything before
+// it is durable on the target. Invalid: no bound.
+struct StreamBounds {
+  core::Lsn start;
+  core::Lsn end;
+};
+
+// Runs one pipeline: slot and copy bookkeeping, then its stream (capture thread -> bounded
+// queue -> apply on this thread -> checkpoint -> feedback to the source).
 //
 //   * Batches: consecutive source transactions share one target transaction, bounded by
 //     transaction count, bytes and delay; a batch only ends after a transaction's last fragment,
 //     so the target never shows part of a source transaction.
 //   * Durability order: target commit (with the position, atomically) -> RocksDB checkpoint ->
-//     SetDurableLsn (the source may now recycle WAL). A crash between any two steps replays a
-//     suffix that the sink's recorded position makes harmless.
+//     acknowledge to the source (which may now recycle WAL), written once in ApplyLoop over a
+//     ChangeStream (CaptureStream here). A crash between any two steps replays a suffix that
+//     the sink's recorded position makes harmless.
 //   * Failures: a retryable error (either server gone, serialization failure, ...) tears the
 //     pipeline down and starts it again from the durable position after a capped backoff; a
 //     permanent one stops the pipeline and is returned.
@@ -55,7 +67,7 @@ using SinkFactory = std::function<core::Result<apply::SinkPtr>()>;
 class PipelineRunner {
  public:
   PipelineRunner(const config::Config& config, const config::PipelineConfig& pipeline,
-                 state::CheckpointStore& store, SinkFactory make_sink);
+                 state::CheckpointStore& store, SinkFactory make_sink, StreamBounds bounds = {});
   ~PipelineRunner();
 
   // Until `stop` (then finishes the in-flight batch, checkpoints, confirms) or a permanent error.
@@ -66,6 +78,10 @@ class PipelineRunner {
   core::Status Prepare(const std::atomic<bool>& stop);
 
   const PipelineMetrics& metrics() const { return metrics_; }
+
+  // True once the stream is durable on the target up to `lsn` (applied, checkpointed and
+  // acknowledged); false when `timeout` passes first. Any thread.
+  bool WaitUntilDurable(core::Lsn lsn, std::chrono::milliseconds timeout) const;
 
   // Batching limits take effect from the next batch (SIGHUP reload). Thread-safe.
   void SetApplyLimits(const config::ApplyConfig& limits);
@@ -116,7 +132,9 @@ class PipelineRunner {
   config::ApplyConfig CurrentLimits() const;
   std::vector<std::string> CurrentTables() const;
 
+  const StreamBounds bounds_;
   PipelineMetrics metrics_;
+  DurableWatermark durable_;
   bool error_recorded_ = false;   // the store holds a last error; Run()'s thread only
   mutable std::mutex limits_mu_;  // guards limits_ and tables_
   config::ApplyConfig limits_;

@@ -3,89 +3,16 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include "apply/json_lines_sink.h"
 #include "capture/logical_capture.h"
-#include "codec/change_json.h"
+#include "control/apply_loop.h"
 #include "control/capture_setup.h"
+#include "control/capture_stream.h"
+#include "control/durable_watermark.h"
 #include "core/pg_time.h"
 #include "state/checkpoint_store.h"
 
 namespace sluice::control {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Prints a transaction's changes as JSON lines (or nothing, for --format none).
-class TransactionPrinter {
- public:
-  explicit TransactionPrinter(const TailOptions& options) : options_(options) {}
-
-  core::Status Print(const core::Transaction& txn) const {
-    if (options_.format != "jsonl" || txn.changes.empty()) return core::Status::Ok();
-    const codec::TransactionJson rendered(txn);
-    line_.clear();
-    for (const core::Change& change : txn.changes) {
-      rendered.AppendChange(line_, change);
-      line_ += '\n';
-    }
-    if (std::fwrite(line_.data(), 1, line_.size(), options_.out) != line_.size()) {
-      return core::Unavailable("cannot write the stream to the output");
-    }
-    return core::Status::Ok();
-  }
-
- private:
-  const TailOptions& options_;
-  mutable std::string line_;
-};
-
-// Owns the output and the position: prints, then makes output and checkpoint durable together.
-class TailWriter {
- public:
-  TailWriter(const TailOptions& options, state::CheckpointStore& store, std::string pipeline,
-             capture::LogicalCapture& capture)
-      : options_(options),
-        printer_(options),
-        store_(store),
-        pipeline_(std::move(pipeline)),
-        capture_(capture) {}
-
-  core::Status Write(core::Transaction&& txn) {
-    SLUICE_RETURN_IF_ERROR(printer_.Print(txn));
-    if (txn.last_fragment && txn.end_lsn.valid()) {
-      pending_ = {txn.end_lsn, txn.commit_time};
-      if (Clock::now() - last_checkpoint_ >= options_.checkpoint_interval) return Checkpoint();
-    }
-    return core::Status::Ok();
-  }
-
-  core::Status Checkpoint() {
-    last_checkpoint_ = Clock::now();
-    if (!pending_.durable_lsn.valid() || pending_.durable_lsn <= saved_) return core::Status::Ok();
-    if (std::fflush(options_.out) != 0) {
-      return core::Unavailable("cannot flush the stream to the output");
-    }
-    pending_.updated_at_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      std::chrono::system_clock::now().time_since_epoch())
-                                      .count();
-    SLUICE_RETURN_IF_ERROR(store_.SaveCheckpoint(pipeline_, pending_));
-    saved_ = pending_.durable_lsn;
-    capture_.SetDurableLsn(saved_);
-    return core::Status::Ok();
-  }
-
- private:
-  const TailOptions& options_;
-  const TransactionPrinter printer_;
-  state::CheckpointStore& store_;
-  const std::string pipeline_;
-  capture::LogicalCapture& capture_;
-  state::Checkpoint pending_;
-  core::Lsn saved_;
-  Clock::time_point last_checkpoint_ = Clock::now();
-};
-
-}  // namespace
-
 namespace {
 
 // A pipeline with a target belongs to `sluice run`: tail reads its stream without confirming
@@ -145,16 +72,11 @@ core::Status RunTail(const config::Config& config, const TailOptions& options,
   if (pipeline->target.type != "none") {
     core::Lsn resume_after;
     SLUICE_ASSIGN_OR_RETURN(auto capture, OpenReadOnly(config, *pipeline, &resume_after));
-    const TransactionPrinter printer(options);
-    // Output is flushed whenever the source pauses, so a reader sees each change promptly.
+    // Printed as `run` would apply it, and nothing confirmed: not a durability sequence.
+    apply::JsonLinesSink printer(options.out, options.format == "jsonl");
     core::Status run = capture->Run(
-        resume_after, stop, [&](core::Transaction&& txn) { return printer.Print(txn); },
-        [&] {
-          return std::fflush(options.out) == 0
-                     ? core::Status::Ok()
-                     : core::Unavailable("cannot flush the stream to the output");
-        },
-        options.end_lsn);
+        resume_after, stop, [&](core::Transaction&& txn) { return printer.Apply(txn); },
+        [&] { return printer.StreamPaused(); }, options.end_lsn);
     if (std::fflush(options.out) != 0 && run.ok()) {
       run = core::Unavailable("cannot flush the stream to the output");
     }
@@ -181,15 +103,24 @@ core::Status RunTail(const config::Config& config, const TailOptions& options,
                resume_after.valid() ? "checkpoint " + resume_after.ToString()
                                     : std::string("the slot's position"));
 
-  TailWriter writer(options, *store, pipeline->name, *capture);
-  core::Status run = capture->Run(
-      resume_after, stop, [&](core::Transaction&& txn) { return writer.Write(std::move(txn)); },
-      [&] { return writer.Checkpoint(); }, options.end_lsn);
-  // Whatever was printed before an error is still worth its checkpoint.
-  core::Status saved = writer.Checkpoint();
-  if (!run.ok()) return run;
-  SLUICE_RETURN_IF_ERROR(saved);
-  return capture->Finish();
+  // The output is this pipeline's target: the same durability sequence as `run` (print and
+  // flush, then checkpoint, then confirm to the source), with a batch per checkpoint interval.
+  apply::JsonLinesSink sink(options.out, options.format == "jsonl");
+  ApplyLoopOptions loop_options;
+  loop_options.pipeline = pipeline->name;
+  loop_options.limits = [&options] {
+    config::ApplyConfig limits;
+    limits.batch_max_transactions = SIZE_MAX;
+    limits.batch_max_bytes = UINT64_MAX;
+    limits.batch_max_delay = options.checkpoint_interval;
+    return limits;
+  };
+  PipelineMetrics metrics;
+  DurableWatermark durable;
+  CaptureStream stream(*capture, pipeline->name, pipeline->capture.queue_capacity,
+                       pipeline->capture.queue_bytes());
+  ApplyLoop loop(std::move(loop_options), stream, sink, *store, metrics, durable);
+  return loop.Run(resume_after, options.end_lsn, stop);
 }
 
 }  // namespace sluice::control

@@ -34,6 +34,13 @@ struct Transaction {
   std::vector<Change> changes;
 
   bool is_first_fragment() const { return fragment == 0; }
+
+  // What the fragment's changes hold in memory, about (Change::ApproximateBytes).
+  uint64_t ApproximateBytes() const {
+    uint64_t bytes = 0;
+    for (const Change& change : changes) bytes += change.ApproximateBytes();
+    return bytes;
+  }
 };
 
 }  // namespace sluice::core
