@@ -136,7 +136,8 @@ int Main(int argc, char** argv) {
   tail->add_option("-p,--pipeline", tail_options.pipeline,
                    "pipeline to tail (resumes after its checkpoint); default: the only one");
   tail->add_option("--format", tail_options.format, "jsonl (default) or none (count only)");
-  tail->add_option("--endpos", end_lsn_text, "stop once the stream reaches this LSN (X/Y)");
+  tail->add_option("--endpos", end_lsn_text,
+                   "print what committed before this LSN (X/Y), then stop");
   int checkpoint_ms = 1000;
   tail->add_option("--checkpoint-interval-ms", checkpoint_ms,
                    "how often to checkpoint what was printed (default 1000)")

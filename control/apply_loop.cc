@@ -76,6 +76,15 @@ core::Status ApplyLoop::Loop(core::Lsn resume, const std::atomic<bool>& stop) {
       if (txn.last_fragment && txn.end_lsn.valid()) ++done_;
       continue;
     }
+    if (end_.valid() && txn.commit_lsn.valid() && txn.commit_lsn >= end_) {
+      // The first transaction committed at or after the end: everything before the end is
+      // delivered, and the open batch holds only whole transactions.
+      SLUICE_RETURN_IF_ERROR(CommitBatch());
+      if (!EndReached()) {
+        SLUICE_RETURN_IF_ERROR(MakeDurable(end_, metrics_.last_commit_time.load()));
+      }
+      return core::Status::Ok();
+    }
     if (options_.hooks.admit) {
       SLUICE_ASSIGN_OR_RETURN(const FragmentVerdict verdict, options_.hooks.admit(txn));
       if (verdict == FragmentVerdict::kRestart) return core::Status::Ok();

@@ -64,9 +64,11 @@ class ApplyLoop {
   ApplyLoop(ApplyLoopOptions options, ChangeStream& stream, apply::Sink& sink,
             state::CheckpointStore& store, PipelineMetrics& metrics, DurableWatermark& watermark);
 
-  // Starts the stream after `resume` and applies until `stop`, the stream's `end` (invalid:
-  // none) is durable, the stream ends, a hook ends it, or an error. The open batch commits on
-  // every graceful end; a partial transaction never reaches the target.
+  // Starts the stream after `resume` and applies until `stop`, the stream ends, a hook ends it,
+  // an error, or `end` (invalid: none): then every transaction committed before `end` is
+  // durable, none committed at or after it is applied, and `end` itself is checkpointed and
+  // acknowledged (the state of the source "as of end"). The open batch commits on every
+  // graceful end; a partial transaction never reaches the target.
   core::Status Run(core::Lsn resume, core::Lsn end, const std::atomic<bool>& stop);
 
  private:

@@ -184,14 +184,23 @@ TEST_F(ApplyLoopTest, IdlePositionNotConfirmedWhileDeliveredTransactionsAreNotDu
   EXPECT_FALSE(Checkpointed().valid());
 }
 
-TEST_F(ApplyLoopTest, StopsOnceTheEndPositionIsDurable) {
+TEST_F(ApplyLoopTest, EndPositionAppliesExactlyWhatCommittedBeforeIt) {
   FakeChangeStream stream({Txn(1), Txn(2), Txn(3), Txn(4), Txn(5)}, /*ends=*/false);
-  ASSERT_TRUE(Run(stream, Options(100), Lsn(), EndOf(3)).ok());
+  CheckOrderOnAcknowledge(stream);
+  // Transaction 3 commits at 300: an end at 300 keeps it out, one at 301 takes it in.
+  ASSERT_TRUE(Run(stream, Options(100), Lsn(), Lsn(300)).ok());
 
+  EXPECT_EQ(sink_.applied().end_lsn, EndOf(2));
+  EXPECT_EQ(Checkpointed(), Lsn(300));
+  EXPECT_TRUE(watermark_.WaitFor(Lsn(300), std::chrono::milliseconds(0)));
+  EXPECT_FALSE(watermark_.WaitFor(EndOf(3), std::chrono::milliseconds(0)));
+}
+
+TEST_F(ApplyLoopTest, EndPositionInsideATransactionsCommitRecordTakesThatTransaction) {
+  FakeChangeStream stream({Txn(1), Txn(2), Txn(3), Txn(4)}, /*ends=*/false);
+  ASSERT_TRUE(Run(stream, Options(100), Lsn(), Lsn(301)).ok());
   EXPECT_EQ(sink_.applied().end_lsn, EndOf(3));
   EXPECT_EQ(Checkpointed(), EndOf(3));
-  EXPECT_TRUE(watermark_.WaitFor(EndOf(3), std::chrono::milliseconds(0)));
-  EXPECT_FALSE(watermark_.WaitFor(EndOf(4), std::chrono::milliseconds(0)));
 }
 
 TEST_F(ApplyLoopTest, EndPositionReachedWhileIdleIsConfirmed) {

@@ -56,7 +56,7 @@ class FakeChangeStream final : public ChangeStream {
         std::lock_guard lock(mu_);
         ++delivered_;
         delivered_ends_.push_back(txn.end_lsn);
-        if (end_.valid() && txn.end_lsn >= end_) stopped_ = true;
+        if (end_.valid() && txn.end_lsn >= end_) stopped_ = true;  // as capture does
       }
       out = std::move(txn);
       return StreamNext::kFragment;

@@ -29,8 +29,9 @@ using SinkFactory = std::function<core::Result<apply::SinkPtr>()>;
 
 // Where a runner's stream begins and ends. `start`: transactions ending at or before it are
 // skipped even when the target's and the checkpoint's positions are behind it (a migration's
-// reverse stream starts at the cutover's position). `end`: Run() returns once everything before
-// it is durable on the target. Invalid: no bound.
+// reverse stream starts at the cutover's position). `end`: Run() returns once every transaction
+// committed before it is durable on the target, and applies none committed at or after it (the
+// target then holds the source as of `end`). Invalid: no bound.
 struct StreamBounds {
   core::Lsn start;
   core::Lsn end;

@@ -75,7 +75,14 @@ core::Status RunTail(const config::Config& config, const TailOptions& options,
     // Printed as `run` would apply it, and nothing confirmed: not a durability sequence.
     apply::JsonLinesSink printer(options.out, options.format == "jsonl");
     core::Status run = capture->Run(
-        resume_after, stop, [&](core::Transaction&& txn) { return printer.Apply(txn); },
+        resume_after, stop,
+        [&](core::Transaction&& txn) {
+          // As the own pipeline's loop: only what committed before the end position.
+          if (options.end_lsn.valid() && txn.commit_lsn >= options.end_lsn) {
+            return core::Status::Ok();
+          }
+          return printer.Apply(txn);
+        },
         [&] { return printer.StreamPaused(); }, options.end_lsn);
     if (std::fflush(options.out) != 0 && run.ok()) {
       run = core::Unavailable("cannot flush the stream to the output");

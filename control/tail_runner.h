@@ -14,7 +14,9 @@ namespace sluice::control {
 struct TailOptions {
   std::string pipeline;  // empty: the config's only pipeline
   std::string format = "jsonl";
-  core::Lsn end_lsn;  // stop once the stream reaches this position (invalid: run until stopped)
+  // Print the transactions committed before this position, then stop (invalid: run until
+  // stopped).
+  core::Lsn end_lsn;
   std::chrono::milliseconds checkpoint_interval{1000};
   std::FILE* out = stdout;
 };
