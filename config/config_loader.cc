@@ -592,7 +592,7 @@ std::vector<std::string> Names(const auto& all, auto name_of) {
 
 const std::vector<PostgresKey>& PostgresKeys() {
   using P = PostgresTargetConfig;
-  static const std::vector<PostgresKey> keys = {
+  static const std::vector<PostgresKey> kKeys = {
       MakePostgresKey<&P::create_tables>("create_tables",
                                          [](Loader* l, const Field& f, P* out) {
                                            return Assign(&out->create_tables, l->Bool(f));
@@ -620,12 +620,12 @@ const std::vector<PostgresKey>& PostgresKeys() {
                                             return true;
                                           }),
   };
-  return keys;
+  return kKeys;
 }
 
 // target.apply: the target-neutral keys, and (returned in `postgres_keys`, read by
 // ReadPostgresTarget) the postgres keys it held before each target type had its own block.
-void ReadApply(MapReader& m, Loader* loader, ApplyConfig* apply,
+void ReadApply(Loader* loader, MapReader& m, ApplyConfig* apply,
                std::vector<std::pair<const PostgresKey*, Field>>* postgres_keys) {
   if (auto f = m.Take("batch_max_transactions")) {
     Assign(&apply->batch_max_transactions,
@@ -658,7 +658,7 @@ void ReadPostgresTarget(Loader* loader, const std::optional<Field>& block,
       std::optional<Field> f = m->Take(key.name);
       if (!f) continue;
       const bool valid = key.read(loader, *f, &target->postgres);
-      in_block[key.name] = valid ? f : std::nullopt;
+      in_block.emplace(key.name, valid ? f : std::nullopt);
     }
     m->Finish();
   }
@@ -707,7 +707,7 @@ void ReadTarget(Loader* loader, const std::optional<Field>& f, TargetConfig* tar
   }
   std::vector<std::pair<const PostgresKey*, Field>> postgres_keys_in_apply;
   if (std::optional<MapReader> apply = SubMap(loader, m->Take("apply"))) {
-    ReadApply(*apply, loader, &target->apply, &postgres_keys_in_apply);
+    ReadApply(loader, *apply, &target->apply, &postgres_keys_in_apply);
   }
   std::optional<Field> postgres = m->Take("postgres");
   if (postgres && postgres->node.IsNull()) postgres.reset();  // `postgres:` alone: defaults
