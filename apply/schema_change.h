@@ -12,7 +12,7 @@
 namespace sluice::apply {
 
 // What a PostgreSQL sink does when a source table gains a column its target table lacks
-// (target.apply.schema_changes). Renames and type changes always stop the pipeline.
+// (target.postgres.schema_changes). Renames and type changes always stop the pipeline.
 enum class SchemaChangePolicy {
   kStop,        // stop, naming the ALTER TABLE to run on the target
   kAddColumns,  // add the column on the target, in the target transaction of its first row

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "config/schema_changes.h"
+#include "config/target_type.h"
+
 // sluice's configuration as plain values. config_loader.h fills these from YAML, applies the
 // defaults noted here and validates them; a Config it returns is complete (no empty defaults
 // left to compute). YAML key names are given beside each field where they differ.
@@ -68,31 +71,39 @@ struct CaptureConfig {
   }
 };
 
+// Target-neutral: how the stream is grouped into target transactions, and the initial copy's
+// parallelism. YAML: target.apply.
 struct ApplyConfig {
   size_t batch_max_transactions = 1000;
   uint64_t batch_max_bytes = 16 * kMiB;  // a size
   std::chrono::milliseconds batch_max_delay{100};
+  int copy_jobs = 2;  // parallel copy workers, >= 1
+};
+
+// A PostgreSQL target's own options. YAML: target.postgres; for a postgres target each key is
+// also read under target.apply, where it was before every target type had its own block.
+struct PostgresTargetConfig {
   bool create_tables = false;
   std::string session_replication_role = "replica";  // replica | origin | local
-  // Net a batch's row changes per row before sending them (PostgreSQL targets, tables where
-  // nothing fires on the target; see apply::BatchCompactor).
+  // Net a batch's row changes per row before sending them (tables where nothing fires on the
+  // target; see apply::BatchCompactor).
   bool compact = true;
   // When the stream or the target pauses, send netted changes once they reach this size
   // instead of holding them to the end of the batch (0: hold them). YAML: flush_on_pause.
   uint64_t flush_on_pause_bytes = uint64_t{256} * 1024;
-  int copy_jobs = 2;  // parallel COPY workers, >= 1
-  // A column the source adds that the target table lacks: "stop" names the ALTER TABLE to run
-  // on the target; "add_columns" adds it there (nullable, no default) in the target transaction
-  // of its first row. Renames and type changes stop either way. PostgreSQL targets.
-  std::string schema_changes = "stop";  // stop | add_columns
+  // A column the source adds that the target table lacks: see SchemaChanges.
+  SchemaChanges schema_changes = SchemaChanges::kStop;
 };
 
 struct TargetConfig {
-  // postgres | redis | kafka, or "none" when the pipeline has no target (capture only, for
-  // `sluice tail`); dsn is required unless type is "none".
-  std::string type = "postgres";
+  // kNone when the pipeline has no target (capture only, for `sluice tail`); dsn is required
+  // unless type is kNone.
+  TargetType type = TargetType::kPostgres;
   std::string dsn;
-  ApplyConfig apply;  // YAML: target.apply
+  ApplyConfig apply;              // YAML: target.apply
+  PostgresTargetConfig postgres;  // YAML: target.postgres; a postgres target's only
+  // Each further target type gets its own block beside these (target.redis, target.kafka),
+  // read only for a target of that type, when that target is built.
 };
 
 struct PipelineConfig {

@@ -434,9 +434,11 @@ std::optional<MapReader> SubMap(Loader* loader, const std::optional<Field>& f) {
   return MapReader(loader, *f);
 }
 
+// Stores `v` in `out` if there is one; whether there was (a missing one has been reported).
 template <typename T, typename V>
-void Assign(T* out, const std::optional<V>& v) {
+bool Assign(T* out, const std::optional<V>& v) {
   if (v) *out = static_cast<T>(*v);
+  return v.has_value();
 }
 
 void ReadTables(Loader* loader, const Field& f, std::vector<std::string>* out) {
@@ -560,7 +562,71 @@ void ReadCapture(Loader* loader, MapReader& m, CaptureConfig* capture) {
   m.Finish();
 }
 
-void ReadApply(Loader* loader, MapReader& m, ApplyConfig* apply) {
+// One key of target.postgres: how to read it, and whether two readings agree.
+struct PostgresKey {
+  const char* name;
+  // Reads the key's value into `out`; false (reported) when the value is not valid.
+  bool (*read)(Loader*, const Field&, PostgresTargetConfig* out);
+  bool (*same)(const PostgresTargetConfig&, const PostgresTargetConfig&);
+  void (*copy)(const PostgresTargetConfig& from, PostgresTargetConfig* to);
+};
+
+template <auto kMember>
+PostgresKey MakePostgresKey(const char* name,
+                            bool (*read)(Loader*, const Field&, PostgresTargetConfig*)) {
+  return {name, read,
+          [](const PostgresTargetConfig& a, const PostgresTargetConfig& b) {
+            return a.*kMember == b.*kMember;
+          },
+          [](const PostgresTargetConfig& from, PostgresTargetConfig* to) {
+            to->*kMember = from.*kMember;
+          }};
+}
+
+// The YAML spellings of every value of an enum (`all`), as `name_of` writes them.
+std::vector<std::string> Names(const auto& all, auto name_of) {
+  std::vector<std::string> names;
+  for (auto value : all) names.emplace_back(name_of(value));
+  return names;
+}
+
+const std::vector<PostgresKey>& PostgresKeys() {
+  using P = PostgresTargetConfig;
+  static const std::vector<PostgresKey> kKeys = {
+      MakePostgresKey<&P::create_tables>("create_tables",
+                                         [](Loader* l, const Field& f, P* out) {
+                                           return Assign(&out->create_tables, l->Bool(f));
+                                         }),
+      MakePostgresKey<&P::session_replication_role>(
+          "session_replication_role",
+          [](Loader* l, const Field& f, P* out) {
+            return Assign(&out->session_replication_role,
+                          l->OneOf(f, {"replica", "origin", "local"}));
+          }),
+      MakePostgresKey<&P::compact>(
+          "compact",
+          [](Loader* l, const Field& f, P* out) { return Assign(&out->compact, l->Bool(f)); }),
+      MakePostgresKey<&P::flush_on_pause_bytes>("flush_on_pause",
+                                                [](Loader* l, const Field& f, P* out) {
+                                                  return Assign(&out->flush_on_pause_bytes,
+                                                                l->Size(f, 0));
+                                                }),
+      MakePostgresKey<&P::schema_changes>("schema_changes",
+                                          [](Loader* l, const Field& f, P* out) {
+                                            const std::optional<std::string> name = l->OneOf(
+                                                f, Names(kSchemaChanges, SchemaChangesName));
+                                            if (!name) return false;
+                                            out->schema_changes = *ParseSchemaChanges(*name);
+                                            return true;
+                                          }),
+  };
+  return kKeys;
+}
+
+// target.apply: the target-neutral keys, and (returned in `postgres_keys`, read by
+// ReadPostgresTarget) the postgres keys it held before each target type had its own block.
+void ReadApply(Loader* loader, MapReader& m, ApplyConfig* apply,
+               std::vector<std::pair<const PostgresKey*, Field>>* postgres_keys) {
   if (auto f = m.Take("batch_max_transactions")) {
     Assign(&apply->batch_max_transactions,
            loader->Integer(*f, 1, std::numeric_limits<int32_t>::max()));
@@ -569,45 +635,83 @@ void ReadApply(Loader* loader, MapReader& m, ApplyConfig* apply) {
   if (auto f = m.Take("batch_max_delay")) {
     Assign(&apply->batch_max_delay, loader->Duration(*f, std::chrono::milliseconds(0)));
   }
-  if (auto f = m.Take("create_tables")) Assign(&apply->create_tables, loader->Bool(*f));
-  if (auto f = m.Take("session_replication_role")) {
-    Assign(&apply->session_replication_role, loader->OneOf(*f, {"replica", "origin", "local"}));
-  }
   if (auto f = m.Take("copy_jobs")) Assign(&apply->copy_jobs, loader->Integer(*f, 1, 64));
-  if (auto f = m.Take("compact")) Assign(&apply->compact, loader->Bool(*f));
-  if (auto f = m.Take("flush_on_pause")) {
-    Assign(&apply->flush_on_pause_bytes, loader->Size(*f, 0));
-  }
-  if (auto f = m.Take("schema_changes")) {
-    Assign(&apply->schema_changes, loader->OneOf(*f, {"stop", "add_columns"}));
+  for (const PostgresKey& key : PostgresKeys()) {
+    if (auto f = m.Take(key.name)) postgres_keys->emplace_back(&key, *f);
   }
   m.Finish();
+}
+
+// target.postgres, and the same keys given under target.apply (`apply_keys`): both spellings
+// are read for a postgres target; a key given in both must say the same thing in both.
+void ReadPostgresTarget(Loader* loader, const std::optional<Field>& block,
+                        const std::vector<std::pair<const PostgresKey*, Field>>& apply_keys,
+                        TargetConfig* target) {
+  const bool postgres = target->type == TargetType::kPostgres;
+  const std::string type(TargetTypeName(target->type));
+  std::map<std::string, std::optional<Field>> in_block;  // key -> its field, if it read well
+  if (block && !postgres) {
+    loader->Error(*block, "the options of a postgres target, but this target is of type " + type +
+                              " (remove this block)");
+  } else if (std::optional<MapReader> m = SubMap(loader, block)) {
+    for (const PostgresKey& key : PostgresKeys()) {
+      std::optional<Field> f = m->Take(key.name);
+      if (!f) continue;
+      const bool valid = key.read(loader, *f, &target->postgres);
+      in_block.emplace(key.name, valid ? f : std::nullopt);
+    }
+    m->Finish();
+  }
+  for (const auto& [key, f] : apply_keys) {
+    if (!postgres) {
+      loader->Error(
+          f, "an option of postgres targets, but this target is of type " + type + " (remove it)");
+      continue;
+    }
+    PostgresTargetConfig value;
+    if (!key->read(loader, f, &value)) continue;
+    auto given = in_block.find(key->name);
+    if (given == in_block.end()) {
+      key->copy(value, &target->postgres);
+    } else if (given->second && !key->same(value, target->postgres)) {
+      loader->Error(f, "differs from " + given->second->path + " (line " +
+                           std::to_string(given->second->mark.line + 1) +
+                           "); give it once, under target.postgres");
+    }
+  }
 }
 
 void ReadTarget(Loader* loader, const std::optional<Field>& f, TargetConfig* target) {
   std::optional<MapReader> m = SubMap(loader, f);
   if (!m) {
     // No target: a capture-only pipeline (sluice tail).
-    if (!f || f->node.IsNull()) target->type = "none";
+    if (!f || f->node.IsNull()) target->type = TargetType::kNone;
     return;
   }
   if (auto t = m->Take("type")) {
-    Assign(&target->type, loader->OneOf(*t, {"postgres", "redis", "kafka", "none"}));
+    if (auto name = loader->OneOf(*t, Names(kTargetTypes, TargetTypeName))) {
+      target->type = *ParseTargetType(*name);
+    }
   }
   std::optional<Field> dsn = m->Take("dsn");
-  if (target->type == "none") {
+  if (target->type == TargetType::kNone) {
     if (dsn) loader->Error(*dsn, "a target of type none takes no dsn");
   } else if (!dsn) {
     loader->Error(m->field().mark, m->ChildPath("dsn"),
-                  "required key is missing (the target is of type " + target->type + ")");
-  } else if (target->type == "postgres") {
+                  "required key is missing (the target is of type " +
+                      std::string(TargetTypeName(target->type)) + ")");
+  } else if (target->type == TargetType::kPostgres) {
     ReadDsn(loader, *dsn, &target->dsn);
   } else {
     Assign(&target->dsn, loader->String(*dsn));
   }
+  std::vector<std::pair<const PostgresKey*, Field>> postgres_keys_in_apply;
   if (std::optional<MapReader> apply = SubMap(loader, m->Take("apply"))) {
-    ReadApply(loader, *apply, &target->apply);
+    ReadApply(loader, *apply, &target->apply, &postgres_keys_in_apply);
   }
+  std::optional<Field> postgres = m->Take("postgres");
+  if (postgres && postgres->node.IsNull()) postgres.reset();  // `postgres:` alone: defaults
+  ReadPostgresTarget(loader, postgres, postgres_keys_in_apply, target);
   m->Finish();
 }
 

@@ -54,7 +54,7 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(p.source.connect_timeout, std::chrono::seconds(10));
   EXPECT_EQ(p.source.receive_timeout, std::chrono::seconds(60));
   EXPECT_EQ(p.snapshot, "initial");
-  EXPECT_EQ(p.target.type, "none");  // no target: capture only
+  EXPECT_EQ(p.target.type, TargetType::kNone);  // no target: capture only
   EXPECT_EQ(p.target.dsn, "");
   EXPECT_EQ(p.capture.memory_limit_bytes, 64 * kMiB);
   EXPECT_EQ(p.capture.spill_dir, "/var/lib/sluice/spill/orders");
@@ -65,12 +65,12 @@ TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(p.target.apply.batch_max_transactions, 1000u);
   EXPECT_EQ(p.target.apply.batch_max_bytes, 16 * kMiB);
   EXPECT_EQ(p.target.apply.batch_max_delay, std::chrono::milliseconds(100));
-  EXPECT_FALSE(p.target.apply.create_tables);
-  EXPECT_EQ(p.target.apply.session_replication_role, "replica");
   EXPECT_EQ(p.target.apply.copy_jobs, 2);
-  EXPECT_TRUE(p.target.apply.compact);
-  EXPECT_EQ(p.target.apply.flush_on_pause_bytes, 256 * kKiB);
-  EXPECT_EQ(p.target.apply.schema_changes, "stop");
+  EXPECT_FALSE(p.target.postgres.create_tables);
+  EXPECT_EQ(p.target.postgres.session_replication_role, "replica");
+  EXPECT_TRUE(p.target.postgres.compact);
+  EXPECT_EQ(p.target.postgres.flush_on_pause_bytes, 256 * kKiB);
+  EXPECT_EQ(p.target.postgres.schema_changes, SchemaChanges::kStop);
 }
 
 TEST(ParseConfigTest, EveryKeySet) {
@@ -100,9 +100,10 @@ pipelines:
         batch_max_transactions: 50
         batch_max_bytes: 1GiB
         batch_max_delay: 0
+        copy_jobs: 8
+      postgres:
         create_tables: true
         session_replication_role: origin
-        copy_jobs: 8
         compact: false
         flush_on_pause: 0
         schema_changes: add_columns
@@ -140,17 +141,17 @@ migrations:
   EXPECT_EQ(p.source.status_interval, std::chrono::milliseconds(500));
   EXPECT_EQ(p.source.connect_timeout, std::chrono::minutes(1));
   EXPECT_EQ(p.source.receive_timeout, std::chrono::milliseconds(0));  // off
-  EXPECT_EQ(p.target.type, "postgres");
+  EXPECT_EQ(p.target.type, TargetType::kPostgres);
   EXPECT_EQ(p.target.dsn, "host=10.0.0.2 dbname=app");
   EXPECT_EQ(p.target.apply.batch_max_transactions, 50u);
   EXPECT_EQ(p.target.apply.batch_max_bytes, kGiB);
   EXPECT_EQ(p.target.apply.batch_max_delay, std::chrono::milliseconds(0));
-  EXPECT_TRUE(p.target.apply.create_tables);
-  EXPECT_EQ(p.target.apply.session_replication_role, "origin");
   EXPECT_EQ(p.target.apply.copy_jobs, 8);
-  EXPECT_FALSE(p.target.apply.compact);
-  EXPECT_EQ(p.target.apply.flush_on_pause_bytes, 0u);
-  EXPECT_EQ(p.target.apply.schema_changes, "add_columns");
+  EXPECT_TRUE(p.target.postgres.create_tables);
+  EXPECT_EQ(p.target.postgres.session_replication_role, "origin");
+  EXPECT_FALSE(p.target.postgres.compact);
+  EXPECT_EQ(p.target.postgres.flush_on_pause_bytes, 0u);
+  EXPECT_EQ(p.target.postgres.schema_changes, SchemaChanges::kAddColumns);
   EXPECT_EQ(p.snapshot, "never");
   EXPECT_EQ(p.capture.memory_limit_bytes, kGiB);
   EXPECT_EQ(p.capture.spill_dir, "/fast/spill");
@@ -178,9 +179,63 @@ pipelines:
   EXPECT_EQ(c.pipelines[0].source.slot, "sluice_a_b_c");
   EXPECT_EQ(c.pipelines[0].source.publication, "sluice_a_b_c");
   EXPECT_EQ(c.pipelines[0].capture.spill_dir, "/data/s/spill/a-b-c");
-  EXPECT_EQ(c.pipelines[1].target.type, "postgres");  // a target without type is postgres
+  EXPECT_EQ(c.pipelines[1].target.type, TargetType::kPostgres);  // no type: postgres
   EXPECT_EQ(c.pipelines[1].target.dsn, "host=y");
   EXPECT_EQ(c.pipelines[1].source.publication, "sluice_second");
+}
+
+// Configs written before each target type had its own block give a postgres target's options
+// under target.apply; they mean the same there.
+TEST(ParseConfigTest, PostgresOptionsUnderApplyMeanTheSame) {
+  const std::string head = kMinimal + std::string("    target:\n      dsn: host=y\n");
+  const Config old_spelling = ParseOrDie(head + R"(      apply:
+        batch_max_transactions: 7
+        create_tables: true
+        session_replication_role: local
+        compact: false
+        flush_on_pause: 1MB
+        schema_changes: add_columns
+)");
+  const Config new_spelling = ParseOrDie(head + R"(      apply: { batch_max_transactions: 7 }
+      postgres:
+        create_tables: true
+        session_replication_role: local
+        compact: false
+        flush_on_pause: 1MB
+        schema_changes: add_columns
+)");
+  for (const Config* c : {&old_spelling, &new_spelling}) {
+    ASSERT_EQ(c->pipelines.size(), 1u);
+    const TargetConfig& t = c->pipelines[0].target;
+    EXPECT_EQ(t.type, TargetType::kPostgres);
+    EXPECT_EQ(t.apply.batch_max_transactions, 7u);
+    EXPECT_TRUE(t.postgres.create_tables);
+    EXPECT_EQ(t.postgres.session_replication_role, "local");
+    EXPECT_FALSE(t.postgres.compact);
+    EXPECT_EQ(t.postgres.flush_on_pause_bytes, kMiB);
+    EXPECT_EQ(t.postgres.schema_changes, SchemaChanges::kAddColumns);
+  }
+}
+
+// A key given in both places is accepted when both say the same; each place may hold some.
+TEST(ParseConfigTest, PostgresOptionsMayBeSplitOrRepeatedAlike) {
+  const Config c = ParseOrDie(kMinimal + std::string(R"(    target:
+      dsn: host=y
+      apply: { create_tables: yes, compact: false }
+      postgres: { create_tables: true, schema_changes: add_columns }
+)"));
+  const PostgresTargetConfig& pg = c.pipelines[0].target.postgres;
+  EXPECT_TRUE(pg.create_tables);
+  EXPECT_FALSE(pg.compact);
+  EXPECT_EQ(pg.schema_changes, SchemaChanges::kAddColumns);
+  EXPECT_EQ(pg.session_replication_role, "replica");  // given nowhere: the default
+}
+
+TEST(ParseConfigTest, EmptyPostgresBlockKeepsTheDefaults) {
+  const Config c =
+      ParseOrDie(kMinimal + std::string("    target:\n      dsn: host=y\n      postgres:\n"));
+  EXPECT_FALSE(c.pipelines[0].target.postgres.create_tables);
+  EXPECT_EQ(c.pipelines[0].target.postgres.schema_changes, SchemaChanges::kStop);
 }
 
 TEST(ParseConfigTest, MigrationsAloneAreEnough) {
@@ -201,7 +256,7 @@ TEST(ParseConfigTest, CaptureOnlyPipelineWithoutPublicationTables) {
     target: { type: none }
 )");
   EXPECT_TRUE(c.pipelines[0].source.tables.empty());
-  EXPECT_EQ(c.pipelines[0].target.type, "none");
+  EXPECT_EQ(c.pipelines[0].target.type, TargetType::kNone);
 }
 
 TEST(ParseConfigTest, ExpandsEnvironmentVariables) {
@@ -353,6 +408,54 @@ INSTANTIATE_TEST_SUITE_P(
                           "        schema_changes: alter\n",
                   "9:25: pipelines[0].target.apply.schema_changes: expected one of stop, "
                   "add_columns; got 'alter'"},
+        BadConfig{"bad schema_changes in the postgres block",
+                  kHead + "    target:\n      dsn: host=y\n      postgres:\n"
+                          "        schema_changes: alter\n",
+                  "9:25: pipelines[0].target.postgres.schema_changes: expected one of stop, "
+                  "add_columns; got 'alter'"},
+        BadConfig{"unknown postgres key",
+                  kHead + "    target:\n      dsn: host=y\n      postgres:\n"
+                          "        create_table: true\n",
+                  "9:9: pipelines[0].target.postgres: unknown key 'create_table' (did you "
+                  "mean 'create_tables'?)"},
+        BadConfig{"apply key in the postgres block",
+                  kHead + "    target:\n      dsn: host=y\n      postgres:\n"
+                          "        copy_jobs: 4\n",
+                  "9:9: pipelines[0].target.postgres: unknown key 'copy_jobs' (expected one "
+                  "of: compact, create_tables, flush_on_pause, schema_changes, "
+                  "session_replication_role)"},
+        BadConfig{"postgres key in both places, differently",
+                  kHead + "    target:\n      dsn: host=y\n"
+                          "      apply: { schema_changes: add_columns }\n"
+                          "      postgres: { schema_changes: stop }\n",
+                  "8:32: pipelines[0].target.apply.schema_changes: differs from "
+                  "pipelines[0].target.postgres.schema_changes (line 9); give it once, under "
+                  "target.postgres"},
+        BadConfig{"flush_on_pause in both places, differently spelt sizes alike",
+                  kHead + "    target:\n      dsn: host=y\n"
+                          "      apply: { flush_on_pause: 1MB, compact: off }\n"
+                          "      postgres: { flush_on_pause: 1024kB, compact: on }\n",
+                  "8:46: pipelines[0].target.apply.compact: differs from "
+                  "pipelines[0].target.postgres.compact (line 9); give it once, under "
+                  "target.postgres"},
+        BadConfig{"postgres key under apply for a redis target",
+                  kHead + "    target:\n      type: redis\n      dsn: redis://cache\n"
+                          "      apply: { batch_max_delay: 5ms, create_tables: true }\n",
+                  "9:53: pipelines[0].target.apply.create_tables: an option of postgres "
+                  "targets, but this target is of type redis (remove it)"},
+        BadConfig{"postgres key under apply for a target of type none",
+                  kHead + "    target:\n      type: none\n      apply:\n"
+                          "        schema_changes: stop\n",
+                  "9:25: pipelines[0].target.apply.schema_changes: an option of postgres "
+                  "targets, but this target is of type none (remove it)"},
+        BadConfig{"postgres block for a kafka target",
+                  kHead + "    target:\n      type: kafka\n      dsn: broker:9092\n"
+                          "      postgres: { compact: false }\n",
+                  "9:17: pipelines[0].target.postgres: the options of a postgres target, but "
+                  "this target is of type kafka (remove this block)"},
+        BadConfig{"postgres block not a mapping",
+                  kHead + "    target:\n      dsn: host=y\n      postgres: yes\n",
+                  "8:17: pipelines[0].target.postgres: expected a mapping, got 'yes'"},
         BadConfig{"unknown apply key",
                   kHead + "    target:\n      dsn: host=y\n      apply:\n"
                           "        batch_max_transaction: 5\n",

@@ -7,7 +7,17 @@ namespace sluice::config {
 namespace {
 
 // The target types control::MakeSink builds; keep the two in step.
-bool IsAppliedTargetType(const std::string& type) { return type == "postgres"; }
+bool IsAppliedTargetType(TargetType type) {
+  switch (type) {
+    case TargetType::kPostgres:
+      return true;
+    case TargetType::kRedis:
+    case TargetType::kKafka:
+    case TargetType::kNone:
+      return false;
+  }
+  return false;
+}
 
 std::string NameList(const std::vector<std::string>& names) {
   std::string out;
@@ -17,7 +27,9 @@ std::string NameList(const std::vector<std::string>& names) {
 
 }  // namespace
 
-bool RunStartsPipeline(const PipelineConfig& pipeline) { return pipeline.target.type != "none"; }
+bool RunStartsPipeline(const PipelineConfig& pipeline) {
+  return pipeline.target.type != TargetType::kNone;
+}
 
 core::Status CheckRunnable(const Config& config) {
   std::vector<std::string> errors;
@@ -28,7 +40,7 @@ core::Status CheckRunnable(const Config& config) {
     ++started;
     if (!IsAppliedTargetType(p.target.type)) {
       errors.push_back("pipelines[" + std::to_string(i) + "] (" + p.name + "): target type '" +
-                       p.target.type +
+                       std::string(TargetTypeName(p.target.type)) +
                        "' is not available in this version of sluice (only postgres)");
     }
   }

@@ -11,8 +11,8 @@ using ::testing::HasSubstr;
 PipelineConfig Pipeline(const std::string& name, const std::string& target_type) {
   PipelineConfig p;
   p.name = name;
-  p.target.type = target_type;
-  p.target.dsn = target_type == "none" ? "" : "host=t";
+  p.target.type = *ParseTargetType(target_type);
+  p.target.dsn = p.target.type == TargetType::kNone ? "" : "host=t";
   return p;
 }
 

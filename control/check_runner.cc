@@ -288,12 +288,12 @@ void CheckTargetRole(const config::PipelineConfig& p, Connection& target, Report
                           " TO " + r.role)));
   }
 
-  const std::string& replication_role = p.target.apply.session_replication_role;
+  const std::string& replication_role = p.target.postgres.session_replication_role;
   if (r.may_set_replication_role) {
     report.Ok("role " + r.role + " may SET session_replication_role (to " + replication_role + ")");
   } else {
     report.Fail(core::FailedPrecondition(
-        who + " may not SET session_replication_role (target.apply.session_replication_role: " +
+        who + " may not SET session_replication_role (target.postgres.session_replication_role: " +
         replication_role + "): " +
         (target.server_version() < 150000
              ? "ALTER ROLE " + r.role + " SUPERUSER"
@@ -452,7 +452,7 @@ void CheckTableCreation(Connection& target, const std::vector<capture::TableInfo
     all = false;
     report.Fail(core::FailedPrecondition("role " + role + " on target " + target.endpoint() +
                                          " may not create the missing " + "tables in schema " +
-                                         schema + " (target.apply.create_tables): " + grant));
+                                         schema + " (target.postgres.create_tables): " + grant));
   }
   if (all) {
     report.Ok("role " + target.user() + " may create the " + std::to_string(missing.size()) +
@@ -467,7 +467,7 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
     return;
   }
   // Other types are refused by config::CheckRunnable, reported above the pipelines.
-  if (p.target.type != "postgres") return;
+  if (p.target.type != config::TargetType::kPostgres) return;
   auto connected = pg::Connection::Connect(p.target.dsn, {.timeout = p.source.connect_timeout});
   if (!connected.ok()) {
     report.Fail(connected.status());
@@ -494,10 +494,10 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
     }
     if (target_cols->rows.empty()) {
       missing.push_back(t);
-      if (!p.target.apply.create_tables) {
+      if (!p.target.postgres.create_tables) {
         report.Fail(core::FailedPrecondition("target table " + t.QualifiedName() +
                                              " does not exist on " + target.endpoint() +
-                                             " (create it, or set target.apply.create_tables)"));
+                                             " (create it, or set target.postgres.create_tables)"));
       }
       continue;
     }
@@ -515,7 +515,7 @@ void CheckTarget(const config::PipelineConfig& p, const std::vector<capture::Tab
       }
     }
   }
-  if (!missing.empty() && p.target.apply.create_tables) {
+  if (!missing.empty() && p.target.postgres.create_tables) {
     report.Plan("create " + std::to_string(missing.size()) +
                 " missing table(s) on the target from the source's definitions");
     CheckTableCreation(target, missing, report);
@@ -556,7 +556,7 @@ void CheckSlot(const config::Config& config, const config::PipelineConfig& p, Re
     report.Fail(store.status());
     return;
   }
-  if (p.target.type == "postgres") {
+  if (p.target.type == config::TargetType::kPostgres) {
     auto target = pg::Connection::Connect(p.target.dsn, {.timeout = p.source.connect_timeout});
     if (target.ok()) {
       auto applied = (*target)->Query(
@@ -617,9 +617,10 @@ core::Status RunCheck(const config::Config& config, std::FILE* out) {
   core::Status first = config::CheckRunnable(config);
   if (!first.ok()) std::fprintf(out, "  FAIL  %s\n", first.message().c_str());
   for (const auto& p : config.pipelines) {
-    std::fprintf(out, "pipeline %s  (%s -> %s)\n", p.name.c_str(),
-                 config::RedactDsn(p.source.dsn).c_str(),
-                 p.target.type == "none" ? "no target" : config::RedactDsn(p.target.dsn).c_str());
+    std::fprintf(
+        out, "pipeline %s  (%s -> %s)\n", p.name.c_str(), config::RedactDsn(p.source.dsn).c_str(),
+        p.target.type == config::TargetType::kNone ? "no target"
+                                                   : config::RedactDsn(p.target.dsn).c_str());
     Report report(out, p.name, {p.source.dsn, p.target.dsn});
     std::vector<capture::TableInfo> tables;
     CheckSource(config, p, report, &tables);
@@ -644,7 +645,7 @@ core::Status RunCheck(const config::Config& config, std::FILE* out) {
     }
     if (checkpoint) {
       report.Plan("resume streaming after checkpoint " + checkpoint->durable_lsn.ToString());
-    } else if (p.snapshot == "initial" && p.target.type != "none") {
+    } else if (p.snapshot == "initial" && p.target.type != config::TargetType::kNone) {
       report.Plan("copy " + std::to_string(tables.size()) + " table(s) with " +
                   std::to_string(p.target.apply.copy_jobs) +
                   " job(s) at the slot's snapshot, then stream from its consistent point");

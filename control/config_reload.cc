@@ -27,15 +27,17 @@ void CompareFixed(const config::PipelineConfig& a, const config::PipelineConfig&
   check(a.source.connect_timeout == b.source.connect_timeout, "source.connect_timeout");
   check(a.target.type == b.target.type, "target.type");
   check(a.target.dsn == b.target.dsn, "target.dsn");
-  check(a.target.apply.create_tables == b.target.apply.create_tables, "target.apply.create_tables");
-  check(a.target.apply.session_replication_role == b.target.apply.session_replication_role,
-        "target.apply.session_replication_role");
   check(a.target.apply.copy_jobs == b.target.apply.copy_jobs, "target.apply.copy_jobs");
-  check(a.target.apply.compact == b.target.apply.compact, "target.apply.compact");
-  check(a.target.apply.flush_on_pause_bytes == b.target.apply.flush_on_pause_bytes,
-        "target.apply.flush_on_pause");
-  check(a.target.apply.schema_changes == b.target.apply.schema_changes,
-        "target.apply.schema_changes");
+  // The sink takes these when it is made (once per pipeline, kept across retries).
+  check(a.target.postgres.create_tables == b.target.postgres.create_tables,
+        "target.postgres.create_tables");
+  check(a.target.postgres.session_replication_role == b.target.postgres.session_replication_role,
+        "target.postgres.session_replication_role");
+  check(a.target.postgres.compact == b.target.postgres.compact, "target.postgres.compact");
+  check(a.target.postgres.flush_on_pause_bytes == b.target.postgres.flush_on_pause_bytes,
+        "target.postgres.flush_on_pause");
+  check(a.target.postgres.schema_changes == b.target.postgres.schema_changes,
+        "target.postgres.schema_changes");
   check(a.snapshot == b.snapshot, "snapshot");
   check(a.capture.memory_limit_bytes == b.capture.memory_limit_bytes, "capture.memory_limit");
   check(a.capture.spill_dir == b.capture.spill_dir, "capture.spill_dir");

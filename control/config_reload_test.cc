@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "config/config_loader.h"
+
 namespace sluice::control {
 namespace {
 
@@ -67,21 +69,62 @@ TEST(ConfigReloadTest, TablesApplyAtTheNextBoundary) {
 // The sink is built once per pipeline (and kept across retries): its options need a restart.
 TEST(ConfigReloadTest, CompactionNeedsARestart) {
   config::Config fresh = Base();
-  fresh.pipelines[0].target.apply.compact = false;
-  fresh.pipelines[0].target.apply.flush_on_pause_bytes = 0;
+  fresh.pipelines[0].target.postgres.compact = false;
+  fresh.pipelines[0].target.postgres.flush_on_pause_bytes = 0;
   const ReloadPlan plan = PlanReload(Base(), fresh);
   EXPECT_EQ(plan.refused,
-            (std::vector<std::string>{"pipelines[orders].target.apply.compact",
-                                      "pipelines[orders].target.apply.flush_on_pause"}));
+            (std::vector<std::string>{"pipelines[orders].target.postgres.compact",
+                                      "pipelines[orders].target.postgres.flush_on_pause"}));
 }
 
 // The sink takes the policy when it is made (once per pipeline, kept across retries).
 TEST(ConfigReloadTest, SchemaChangesNeedsARestart) {
   config::Config fresh = Base();
-  fresh.pipelines[0].target.apply.schema_changes = "add_columns";
+  fresh.pipelines[0].target.postgres.schema_changes = config::SchemaChanges::kAddColumns;
   const ReloadPlan plan = PlanReload(Base(), fresh);
   EXPECT_EQ(plan.refused,
-            (std::vector<std::string>{"pipelines[orders].target.apply.schema_changes"}));
+            (std::vector<std::string>{"pipelines[orders].target.postgres.schema_changes"}));
+  EXPECT_TRUE(plan.apply_limits.empty());
+}
+
+// The rest of a postgres target's options, the copy's parallelism and the target's type are
+// read when the pipeline starts.
+TEST(ConfigReloadTest, TargetOptionsNeedARestart) {
+  config::Config fresh = Base();
+  fresh.pipelines[0].target.type = config::TargetType::kRedis;
+  fresh.pipelines[0].target.apply.copy_jobs = 7;
+  fresh.pipelines[0].target.postgres.create_tables = true;
+  fresh.pipelines[0].target.postgres.session_replication_role = "origin";
+  const ReloadPlan plan = PlanReload(Base(), fresh);
+  EXPECT_EQ(plan.refused,
+            (std::vector<std::string>{
+                "pipelines[orders].target.type", "pipelines[orders].target.apply.copy_jobs",
+                "pipelines[orders].target.postgres.create_tables",
+                "pipelines[orders].target.postgres.session_replication_role"}));
+  EXPECT_TRUE(plan.apply_limits.empty());
+}
+
+// Moving a postgres option from target.apply to target.postgres changes nothing, so a reload
+// after that edit refuses nothing.
+TEST(ConfigReloadTest, MovingAnOptionToItsBlockIsNoChange) {
+  const std::string head = R"(pipelines:
+  - name: orders
+    source: { dsn: "host=a", tables: [public.t] }
+    target:
+      dsn: host=b
+)";
+  auto running = config::ParseConfig(
+      head + "      apply: { batch_max_delay: 5ms, compact: false, schema_changes: add_columns }\n",
+      "sluice.yaml");
+  auto fresh = config::ParseConfig(head +
+                                       "      apply: { batch_max_delay: 5ms }\n"
+                                       "      postgres: { compact: false, schema_changes: "
+                                       "add_columns }\n",
+                                   "sluice.yaml");
+  ASSERT_TRUE(running.ok()) << running.status().message();
+  ASSERT_TRUE(fresh.ok()) << fresh.status().message();
+  const ReloadPlan plan = PlanReload(*running, *fresh);
+  EXPECT_TRUE(plan.refused.empty());
   EXPECT_TRUE(plan.apply_limits.empty());
 }
 

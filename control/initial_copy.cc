@@ -127,7 +127,7 @@ core::Status InitialCopy::PrepareTable(TableCopy& table) {
       auto earlier, store_.Load(state::TableCopyKey(pipeline_.name, def.relation.QualifiedName())));
   const bool truncate_first = earlier.has_value() || scope_.truncate_all;
   SLUICE_RETURN_IF_ERROR(
-      sink_.PrepareCopyTarget(def, pipeline_.target.apply.create_tables, truncate_first)
+      sink_.PrepareCopyTarget(def, pipeline_.target.postgres.create_tables, truncate_first)
           .WithContext("pipeline " + pipeline_.name + ": preparing the initial copy of " +
                        def.relation.QualifiedName()));
   // Recorded before any loader writes, so a crash from here on leaves a marker saying the

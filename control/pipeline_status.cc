@@ -10,6 +10,7 @@
 
 #include "capture/replication_connection.h"
 #include "config/dsn.h"
+#include "config/runnable.h"
 #include "core/number_text.h"
 #include "core/pg_time.h"
 #include "pg/connection.h"
@@ -550,7 +551,7 @@ StatusCollector::StatusCollector(const config::Config& config)
 StatusCollector::StatusCollector(const config::Config& config, Options options)
     : config_(config), daemon_running_(false), store_(nullptr), options_(options) {
   for (const auto& pipeline : config.pipelines) {
-    if (pipeline.target.type == "none") continue;  // `sluice tail` only; run never starts it
+    if (!config::RunStartsPipeline(pipeline)) continue;  // `sluice tail` only; run never starts it
     auto p = std::make_unique<PerPipeline>();
     p->config = &pipeline;
     pipelines_.push_back(std::move(p));

@@ -20,7 +20,7 @@ core::Status RunSnapshot(const config::Config& config, const SnapshotOptions& op
   SLUICE_ASSIGN_OR_RETURN(const config::PipelineConfig* pipeline,
                           FindPipeline(config, options.pipeline));
   const std::string where = "pipeline " + pipeline->name;
-  if (pipeline->target.type == "none") {
+  if (pipeline->target.type == config::TargetType::kNone) {
     return core::InvalidArgument(where + " has no target: there is nothing to copy into");
   }
   if (pipeline->snapshot != "initial") {

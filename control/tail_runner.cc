@@ -69,7 +69,7 @@ core::Status RunTail(const config::Config& config, const TailOptions& options,
   }
   SLUICE_ASSIGN_OR_RETURN(const config::PipelineConfig* pipeline,
                           FindPipeline(config, options.pipeline));
-  if (pipeline->target.type != "none") {
+  if (pipeline->target.type != config::TargetType::kNone) {
     core::Lsn resume_after;
     SLUICE_ASSIGN_OR_RETURN(auto capture, OpenReadOnly(config, *pipeline, &resume_after));
     // Printed as `run` would apply it, and nothing confirmed: not a durability sequence.

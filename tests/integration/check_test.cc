@@ -125,7 +125,7 @@ TEST(CheckTest, TargetPrivilegesAreNamedWithTheirGrantAndTheGrantsAreEnoughForRu
           "pg_catalog.pg_replication_origin_session_setup(text), "
           "pg_catalog.pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone) TO app",
       "role app on target " + endpoint +
-          " may not SET session_replication_role (target.apply.session_replication_role: "
+          " may not SET session_replication_role (target.postgres.session_replication_role: "
           "replica): GRANT SET ON PARAMETER session_replication_role TO app",
       "role app on target " + endpoint +
           " may not create schema sluice and sluice.applied (CREATE SCHEMA IF NOT EXISTS sluice, "
@@ -134,7 +134,7 @@ TEST(CheckTest, TargetPrivilegesAreNamedWithTheirGrantAndTheGrantsAreEnoughForRu
           " may not write target table public.t: GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE "
           "ON public.t TO app",
       "role app on target " + endpoint +
-          " may not create the missing tables in schema public (target.apply.create_tables): "
+          " may not create the missing tables in schema public (target.postgres.create_tables): "
           "GRANT CREATE, USAGE ON SCHEMA public TO app",
   };
   for (const std::string& fail : expected_fails) {

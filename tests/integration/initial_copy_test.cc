@@ -95,7 +95,7 @@ class InitialCopyTest : public ::testing::Test {
     pipeline.source.slot = name;
     pipeline.source.publication = publication;
     pipeline.target.dsn = target_->Dsn();
-    pipeline.target.apply.create_tables = create_tables;
+    pipeline.target.postgres.create_tables = create_tables;
     pipeline.target.apply.copy_jobs = 2;
     return pipeline;
   }

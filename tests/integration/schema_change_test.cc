@@ -30,12 +30,12 @@ class SchemaChangeTest : public SluiceRunTest {
     for (auto& load : loads_) load->Kill(SIGKILL);
   }
 
-  // `sluice run` with target.apply.schema_changes = `policy` (tables created by the initial
+  // `sluice run` with target.postgres.schema_changes = `policy` (tables created by the initial
   // copy). Each call starts a new process; all write to one log.
   void StartRun(const std::string& policy, const std::string& extra_yaml = "") {
     const std::string yaml = "    target:\n      type: postgres\n      dsn: " +
                              nlohmann::json(f_.target().Dsn()).dump() +
-                             "\n      apply: { create_tables: true, schema_changes: " + policy +
+                             "\n      postgres: { create_tables: true, schema_changes: " + policy +
                              " }\n" + extra_yaml;
     config_ = WriteTailConfig(f_.dir(), f_.source(), {"public.*"}, yaml, "sch");
     runs_.push_back(std::make_unique<SluiceProcess>());

@@ -204,7 +204,7 @@ TEST(SystemdExampleConfigTest, Loads) {
   ASSERT_EQ(config->pipelines.size(), 1u);
   const auto& pipeline = config->pipelines[0];
   EXPECT_EQ(pipeline.name, "orders");
-  EXPECT_EQ(pipeline.target.type, "postgres");
+  EXPECT_EQ(pipeline.target.type, sluice::config::TargetType::kPostgres);
   EXPECT_EQ(pipeline.source.tables.size(), 2u);
   EXPECT_EQ(pipeline.capture.spill_dir, "/var/lib/sluice/spill/orders");
   EXPECT_TRUE(config->migrations.empty());
