@@ -11,6 +11,7 @@
 #include <string_view>
 #include <thread>
 
+#include "apply/postgres_bulk_loader.h"
 #include "core/number_text.h"
 #include "core/pg_time.h"
 #include "pg/quote.h"
@@ -277,52 +278,6 @@ std::string QuotedNames(const std::vector<std::string>& names) {
     out += (out.empty() ? "" : ", ") + pg::QuoteIdentifier(name);
   return out;
 }
-
-// Loads one table with COPY FROM STDIN on a connection of its own, in one transaction.
-class PostgresBulkLoader : public BulkLoader {
- public:
-  PostgresBulkLoader(std::unique_ptr<pg::Connection> conn, std::string table)
-      : conn_(std::move(conn)), table_(std::move(table)) {}
-
-  ~PostgresBulkLoader() override {
-    if (in_copy_ && conn_->alive()) {
-      // Abandoned: end the COPY with an error so the server rolls the load back.
-      PQputCopyEnd(conn_->raw(), "bulk load abandoned by sluice");
-      while (PGresult* r = PQgetResult(conn_->raw())) PQclear(r);
-    }
-  }
-
-  core::Status Write(std::string_view copy_text_chunk) override {
-    if (!in_copy_) return core::Internal("bulk load into " + table_ + " is already finished");
-    if (PQputCopyData(conn_->raw(), copy_text_chunk.data(),
-                      static_cast<int>(copy_text_chunk.size())) != 1) {
-      return Failed(nullptr);
-    }
-    return core::Status::Ok();
-  }
-
-  core::Status Finish() override {
-    if (!in_copy_) return core::Internal("bulk load into " + table_ + " is already finished");
-    in_copy_ = false;
-    if (PQputCopyEnd(conn_->raw(), nullptr) != 1) return Failed(nullptr);
-    core::Status status;
-    while (PGresult* raw = PQgetResult(conn_->raw())) {
-      pg::ResultPtr result(raw);
-      if (PQresultStatus(raw) != PGRES_COMMAND_OK && status.ok()) status = Failed(raw);
-    }
-    SLUICE_RETURN_IF_ERROR(status);
-    return conn_->Exec("COMMIT", "committing bulk load into " + table_);
-  }
-
- private:
-  core::Status Failed(const PGresult* result) {
-    return conn_->ErrorStatus(result, "bulk load into " + table_);
-  }
-
-  std::unique_ptr<pg::Connection> conn_;
-  std::string table_;
-  bool in_copy_ = true;
-};
 
 }  // namespace
 
@@ -1964,33 +1919,11 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
 
 core::Result<std::unique_ptr<BulkLoader>> PostgresSink::OpenBulkLoad(
     const core::Relation& relation) {
-  const std::string table = relation.QualifiedName();
-  SLUICE_ASSIGN_OR_RETURN(
-      std::unique_ptr<pg::Connection> conn,
-      pg::Connection::Connect(options_.dsn,
-                              {.timeout = options_.connect_timeout,
-                               .application_name = "sluice-bulk-" + options_.pipeline}));
-  if (!options_.session_replication_role.empty()) {
-    SLUICE_RETURN_IF_ERROR(conn->Exec(
-        "SET session_replication_role = " + pg::QuoteLiteral(options_.session_replication_role),
-        "setting session_replication_role for the bulk load into " + table));
-  }
-  // The source copier's COPY text is UTF8 (capture::SnapshotCopier sets it).
-  SLUICE_RETURN_IF_ERROR(conn->Exec("SET client_encoding = 'UTF8'",
-                                    "setting client_encoding for the bulk load into " + table));
-  SLUICE_RETURN_IF_ERROR(conn->Exec("BEGIN", "starting the bulk load into " + table));
-  std::string columns;
-  for (const auto& column : relation.columns) {
-    if (!columns.empty()) columns += ", ";
-    columns += pg::QuoteIdentifier(column.name);
-  }
-  const std::string sql = "COPY " + pg::QuoteQualifiedName(relation.schema, relation.name) + " (" +
-                          columns + ") FROM STDIN";
-  pg::ResultPtr result(PQexec(conn->raw(), sql.c_str()));
-  if (!result || PQresultStatus(result.get()) != PGRES_COPY_IN) {
-    return conn->ErrorStatus(result.get(), "starting COPY into " + table);
-  }
-  return std::unique_ptr<BulkLoader>(new PostgresBulkLoader(std::move(conn), table));
+  return PostgresBulkLoader::Open({.dsn = options_.dsn,
+                                   .application_name = "sluice-bulk-" + options_.pipeline,
+                                   .connect_timeout = options_.connect_timeout,
+                                   .session_replication_role = options_.session_replication_role},
+                                  relation);
 }
 
 core::Status PostgresSink::ForgetPosition() {

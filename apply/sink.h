@@ -1,7 +1,9 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/lsn.h"
@@ -29,13 +31,35 @@ struct SinkCounter {
   friend bool operator==(const SinkCounter&, const SinkCounter&) = default;
 };
 
-// Loads one table's rows during the initial copy (COPY on PostgreSQL). Rows arrive as
-// PostgreSQL COPY text-format data (what `COPY ... TO STDOUT` produced on the source).
+// Loads one table's rows during the initial copy, in one unit that becomes durable at Finish()
+// (on PostgreSQL: one COPY in one transaction). Rows are the relation's columns in order, each
+// value in PostgreSQL's text form (core::Value kText) or NULL (kNull), as the stream's changes
+// carry them; a target keeps or converts them as it does for streamed rows.
+//
+// PostgreSQL COPY text is PostgreSQL's fast path: a loader that TakesCopyText() gets the
+// source's COPY text as is through WriteCopyText() (no row is parsed); every other loader gets
+// WriteRows(), the caller parsing the text (codec::CopyTextParser). A caller uses one of the
+// two for a loader, never both.
+//
+// Dropping a loader without Finish() (after an error, or on stop) discards what it wrote.
+// A loader is used from one thread; several loaders may run at once on different threads.
 class BulkLoader {
  public:
   virtual ~BulkLoader() = default;
-  virtual core::Status Write(std::string_view copy_text_chunk) = 0;
-  // Ends the COPY and commits; afterwards the rows are durable.
+
+  // The next rows, in order; each has one value per column of the loader's relation.
+  virtual core::Status WriteRows(std::span<const core::Tuple> rows) = 0;
+
+  // Whether WriteCopyText() takes COPY text (default: no, rows only).
+  virtual bool TakesCopyText() const { return false; }
+  // The next piece of the source's COPY text-format data (split anywhere, even mid-row), for a
+  // loader that TakesCopyText().
+  virtual core::Status WriteCopyText(std::string_view chunk) {
+    (void)chunk;
+    return core::Internal("this bulk loader takes rows, not COPY text");
+  }
+
+  // Ends the load and commits; afterwards the rows are durable.
   virtual core::Status Finish() = 0;
 };
 
@@ -55,6 +79,18 @@ class BulkLoader {
 // Errors: retryable() statuses (connection lost, serialization failure, deadlock, server
 // restart) mean "reconnect and replay from the last committed position"; any other status is
 // permanent and names the table, the LSN and the offending key.
+//
+// The initial copy (snapshot: initial), before streaming starts:
+//
+//   PrepareCopyTarget(table)     -> per table, from the pipeline thread
+//   OpenBulkLoad(relation) ...   -> per range of a table, from the copy workers' threads:
+//                                   BulkLoader::WriteRows / WriteCopyText ..., Finish()
+//   FinishCopyTarget(table)      -> per table, once all its loaders finished (from the copy
+//                                   worker that finished last)
+//
+// A new target implements the streaming calls; CheckRelation, the copy hooks and
+// OpenBulkLoad have neutral defaults (nothing to check; no initial copy: PrepareCopyTarget
+// refuses naming the table, so the copy fails before any loader opens).
 class Sink {
  public:
   virtual ~Sink() = default;
@@ -80,7 +116,11 @@ class Sink {
 
   // Checks, before any row is written, that the target can take `relation` (table exists, has
   // every column the source sends). Called by the pipeline when it first sees a relation.
-  virtual core::Status CheckRelation(const core::Relation& relation) = 0;
+  // A target without a schema (a key-value store, a log) has nothing to check: OK by default.
+  virtual core::Status CheckRelation(const core::Relation& relation) {
+    (void)relation;
+    return core::Status::Ok();
+  }
 
   // Forgets the position Open() would report (the pipeline starts over from a new slot, whose
   // positions may be anywhere: `sluice snapshot`). Works without Open().
@@ -110,9 +150,13 @@ class Sink {
   }
 
   // Initial copy: a loader for `relation`'s rows, committed on its own connection. Safe to call
-  // from several threads at once (each loader has its own connection).
-  virtual core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(
-      const core::Relation& relation) = 0;
+  // from several threads at once (each loader has its own connection). Targets without an
+  // initial-copy path keep the default (they also keep PrepareCopyTarget's, which refuses
+  // first, so the copy never starts).
+  virtual core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(const core::Relation& relation) {
+    return core::Unsupported("this target type has no initial copy (table " +
+                             relation.QualifiedName() + "); use snapshot: never");
+  }
 };
 
 using SinkPtr = std::unique_ptr<Sink>;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "capture/snapshot_copier.h"
+#include "control/bulk_load_feed.h"
 #include "core/failpoint.h"
 #include "core/table_definition.h"
 #include "core/thread_name.h"
@@ -156,12 +157,14 @@ core::Status InitialCopy::CopyItem(capture::SnapshotCopier& copier, WorkItem& it
 
   auto loader = sink_.OpenBulkLoad(def.relation);
   if (!loader.ok()) return loader.status().WithContext("initial copy of " + label);
+  // The source's COPY text as is for a loader that takes it, else parsed into rows.
+  BulkLoadFeed feed(**loader, def.relation);
 
   uint64_t chunks = 0;
   core::Status write_error;
   auto on_chunk = [&](std::string_view chunk) -> core::Status {
     if (ShouldStop()) return core::Aborted("initial copy stopped");
-    core::Status written = (*loader)->Write(chunk);
+    core::Status written = feed.Write(chunk);
     if (!written.ok()) {
       write_error = written.WithContext("initial copy of " + label);
       return write_error;
@@ -182,7 +185,7 @@ core::Status InitialCopy::CopyItem(capture::SnapshotCopier& copier, WorkItem& it
   capture::CopyCounters counters;
   SLUICE_RETURN_IF_ERROR(copier.CopyOut(def, item.range, on_chunk, &counters));
   // The loader is dropped unfinished on any error above, which rolls its rows back.
-  SLUICE_RETURN_IF_ERROR((*loader)->Finish().WithContext("initial copy of " + label));
+  SLUICE_RETURN_IF_ERROR(feed.Finish().WithContext("initial copy of " + label));
   // Committed on the target, not yet recorded: a crash here copies the table again.
   SLUICE_RETURN_IF_ERROR(core::Failpoint(core::failpoint::kAfterCopyCommit));
   spdlog::debug("pipeline {}: copied {}: {} rows", pipeline_.name, label, counters.rows);

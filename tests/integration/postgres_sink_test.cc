@@ -604,9 +604,9 @@ TEST_F(PostgresSinkTest, BulkLoadCopiesRowsOnItsOwnConnection) {
   {
     auto loader = sink->OpenBulkLoad(*t);
     ASSERT_TRUE(loader.ok()) << loader.status().ToString();
-    ASSERT_TRUE((*loader)->Write("1\tone\n2\t\\N\n").ok());
-    ASSERT_TRUE((*loader)->Write("3\tthr").ok());
-    ASSERT_TRUE((*loader)->Write("ee\n").ok());
+    ASSERT_TRUE((*loader)->WriteCopyText("1\tone\n2\t\\N\n").ok());
+    ASSERT_TRUE((*loader)->WriteCopyText("3\tthr").ok());
+    ASSERT_TRUE((*loader)->WriteCopyText("ee\n").ok());
     auto st = (*loader)->Finish();
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
@@ -615,12 +615,12 @@ TEST_F(PostgresSinkTest, BulkLoadCopiesRowsOnItsOwnConnection) {
   {  // Abandoned without Finish(): nothing is loaded.
     auto loader = sink->OpenBulkLoad(*t);
     ASSERT_TRUE(loader.ok()) << loader.status().ToString();
-    ASSERT_TRUE((*loader)->Write("4\tfour\n").ok());
+    ASSERT_TRUE((*loader)->WriteCopyText("4\tfour\n").ok());
   }
   {  // Bad data: Finish fails, naming the table.
     auto loader = sink->OpenBulkLoad(*t);
     ASSERT_TRUE(loader.ok()) << loader.status().ToString();
-    ASSERT_TRUE((*loader)->Write("x\ty\n").ok());
+    ASSERT_TRUE((*loader)->WriteCopyText("x\ty\n").ok());
     auto st = (*loader)->Finish();
     ASSERT_FALSE(st.ok());
     EXPECT_NE(st.message().find("bulk.T x"), std::string::npos) << st.ToString();
@@ -1220,7 +1220,7 @@ TEST_F(PostgresSinkTest, AlwaysIdentityColumnsTakeEveryWritePath) {
   Exec("CREATE TABLE ident.bulk (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)");
   auto loader = sink->OpenBulkLoad(*Rel(20103, "ident", "bulk", {{"id", true}, {"v"}}));
   ASSERT_TRUE(loader.ok()) << loader.status().ToString();
-  ASSERT_TRUE((*loader)->Write("41\ta\n42\tb\n").ok());
+  ASSERT_TRUE((*loader)->WriteCopyText("41\ta\n42\tb\n").ok());
   st = (*loader)->Finish();
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(Value1("SELECT string_agg(id::text, ',' ORDER BY id) FROM ident.bulk"), "41,42");
