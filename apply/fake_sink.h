@@ -50,16 +50,9 @@ class FakeSink final : public Sink {
     if (open_) ++aborted_;
     open_.reset();
   }
-  core::Status CheckRelation(const core::Relation& relation) override {
-    (void)relation;
-    return core::Status::Ok();
-  }
   core::Status ForgetPosition() override {
     applied_ = {};
     return core::Status::Ok();
-  }
-  core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(const core::Relation& relation) override {
-    return core::Unsupported("no bulk load into the fake sink (" + relation.QualifiedName() + ")");
   }
 
   const std::vector<Batch>& committed() const { return committed_; }

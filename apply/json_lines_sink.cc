@@ -23,17 +23,6 @@ core::Status JsonLinesSink::CommitBatch(const AppliedPosition& position) {
   return Flush();
 }
 
-core::Status JsonLinesSink::CheckRelation(const core::Relation& relation) {
-  (void)relation;  // every relation prints
-  return core::Status::Ok();
-}
-
-core::Result<std::unique_ptr<BulkLoader>> JsonLinesSink::OpenBulkLoad(
-    const core::Relation& relation) {
-  return core::Unsupported("the printed stream has no initial copy (table " +
-                           relation.QualifiedName() + ")");
-}
-
 core::Status JsonLinesSink::Flush() {
   if (std::fflush(out_) != 0) return core::Unavailable("cannot flush the stream to the output");
   return core::Status::Ok();

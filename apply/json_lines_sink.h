@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdio>
-#include <memory>
 #include <string>
 
 #include "apply/sink.h"
@@ -24,9 +23,7 @@ class JsonLinesSink final : public Sink {
   // A reader sees each change as soon as the source pauses.
   core::Status StreamPaused() override { return Flush(); }
   void AbortBatch() override {}
-  core::Status CheckRelation(const core::Relation& relation) override;
   core::Status ForgetPosition() override { return core::Status::Ok(); }
-  core::Result<std::unique_ptr<BulkLoader>> OpenBulkLoad(const core::Relation& relation) override;
 
  private:
   core::Status Flush();
