@@ -18,10 +18,13 @@
 #include <vector>
 
 #include "config/config_loader.h"
+#include "tests/support/child_process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using sluice::testing::CommandResult;
+using sluice::testing::RunToCompletion;
 
 constexpr char kInstalledBinary[] = "/usr/local/bin/sluice";
 
@@ -37,26 +40,6 @@ void WriteFile(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
   ASSERT_TRUE(out.good()) << "cannot write " << path;
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult RunCommand(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    result.output = "popen failed for: " + command;
-    return result;
-  }
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
 }
 
 // Every "Key=value" line of a unit file (comments and section headers skipped), in order.
@@ -106,7 +89,7 @@ class SystemdUnitsTest : public ::testing::Test {
     }
     const fs::path unit = fs::path(dir_) / installed_name;
     WriteFile(unit, text);
-    return RunCommand("systemd-analyze verify " + unit.string());
+    return RunToCompletion({"systemd-analyze", "verify", unit.string()});
   }
 
   // `systemd-analyze security --offline` exposure score (0 best .. 10 worst), or -1.
@@ -114,8 +97,8 @@ class SystemdUnitsTest : public ::testing::Test {
     const fs::path unit = fs::path(dir_) / installed_name;
     fs::copy_file(fs::path(SLUICE_SOURCE_DIR) / "systemd" / source_name, unit,
                   fs::copy_options::overwrite_existing);
-    const CommandResult result =
-        RunCommand("systemd-analyze security --offline=true --no-pager " + unit.string());
+    const CommandResult result = RunToCompletion(
+        {"systemd-analyze", "security", "--offline=true", "--no-pager", unit.string()});
     std::smatch match;
     const std::regex score("Overall exposure level for [^:]*: ([0-9.]+)");
     if (!std::regex_search(result.output, match, score)) {

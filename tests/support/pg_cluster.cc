@@ -91,16 +91,7 @@ core::Result<std::string> PgBinDir() {
       }
     }
     if (!best.empty()) return best;
-    CommandResult pg_config;
-    {
-      // pg_config is a fixed command without arguments from us: no interpolation concern.
-      FILE* pipe = popen("pg_config --bindir 2>/dev/null", "r");
-      if (pipe != nullptr) {
-        char buffer[4096];
-        while (fgets(buffer, sizeof buffer, pipe) != nullptr) pg_config.output += buffer;
-        pg_config.exit_code = pclose(pipe);
-      }
-    }
+    CommandResult pg_config = RunToCompletion({"pg_config", "--bindir"});
     while (!pg_config.output.empty() &&
            (pg_config.output.back() == '\n' || pg_config.output.back() == '\r')) {
       pg_config.output.pop_back();
@@ -139,64 +130,11 @@ std::string TempRoot() {
   return root;
 }
 
-// Runs argv (argv[0] resolved through PATH) with stdin from /dev/null and stdout+stderr into
-// a temporary file, in `cwd`. The output goes to a file, not a pipe, so that a daemon started
-// by the command (pg_ctl start) can never keep us waiting for EOF.
-CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& cwd) {
-  CommandResult result;
-  std::string output_template = TempRoot() + "/sluice-cmd-XXXXXX";
-  const int output_fd = mkostemp(output_template.data(), O_CLOEXEC);
-  if (output_fd < 0) {
-    result.output =
-        "cannot create a temporary file for command output: " + std::string(std::strerror(errno));
-    return result;
-  }
-  unlink(output_template.c_str());
-
-  std::vector<char*> raw_argv;
-  for (const auto& arg : argv) raw_argv.push_back(const_cast<char*>(arg.c_str()));
-  raw_argv.push_back(nullptr);
-
-  const pid_t pid = fork();
-  if (pid < 0) {
-    result.output = "fork failed: " + std::string(std::strerror(errno));
-    close(output_fd);
-    return result;
-  }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec.
-    const int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
-    dup2(output_fd, STDOUT_FILENO);
-    dup2(output_fd, STDERR_FILENO);
-    close_range(3, ~0U, 0);  // the server must not inherit the test's sockets and files
-    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
-    execvp(raw_argv[0], raw_argv.data());
-    const char message[] = "exec failed\n";
-    (void)!write(STDERR_FILENO, message, sizeof message - 1);
-    _exit(127);
-  }
-  int wait_status = 0;
-  while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(wait_status)) {
-    result.exit_code = WEXITSTATUS(wait_status);
-  } else if (WIFSIGNALED(wait_status)) {
-    result.exit_code = 128 + WTERMSIG(wait_status);
-  }
-  lseek(output_fd, 0, SEEK_SET);
-  char buffer[8192];
-  ssize_t got;
-  while ((got = read(output_fd, buffer, sizeof buffer)) > 0) result.output.append(buffer, got);
-  close(output_fd);
-  return result;
-}
-
 CommandResult RunAsPostgresIn(const std::vector<std::string>& argv, const std::string& cwd) {
-  if (!RunningAsRoot()) return RunCommand(argv, cwd);
+  if (!RunningAsRoot()) return RunToCompletion(argv, cwd);
   std::vector<std::string> wrapped = {FindRunuser(), "-u", "postgres", "--"};
   wrapped.insert(wrapped.end(), argv.begin(), argv.end());
-  return RunCommand(wrapped, cwd);
+  return RunToCompletion(wrapped, cwd);
 }
 
 std::string CommandLine(const std::vector<std::string>& argv) {
@@ -284,6 +222,7 @@ void EmergencyStopAll() {
     for (int waited = 0; waited < 10000 && access(slot.pid_file, F_OK) == 0; waited += 20) {
       SleepMillis(20);
     }
+    // In a signal handler: a bare fork and exec, not SpawnChild (which allocates).
     const pid_t rm = fork();
     if (rm == 0) {
       char* const rm_argv[] = {const_cast<char*>("rm"), const_cast<char*>("-rf"), slot.base_dir,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "tests/support/child_process.h"
 
 namespace sluice::testing {
 
@@ -69,10 +70,6 @@ class PgCluster {
 
 // Runs `argv` as the postgres user when we are root (runuser, in directory /), else as
 // ourselves; returns exit status (128+signal if killed) and combined stdout+stderr.
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
 CommandResult RunAsPostgres(const std::vector<std::string>& argv);
 
 // The PostgreSQL binaries' directory the clusters use (initdb, pg_ctl, pgbench, ...).

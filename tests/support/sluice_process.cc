@@ -25,13 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Exit code convention of shells: 128 + signal for a process killed by a signal.
-int ExitCodeOf(int wait_status) {
-  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
-  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
-  return -1;
-}
-
 bool TraversableByOthers(const fs::path& path) {
   std::error_code ec;
   fs::path current = fs::absolute(path, ec);
@@ -68,9 +61,7 @@ std::string SluiceBinary() {
 SluiceProcess::~SluiceProcess() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
-  int ignored = 0;
-  while (waitpid(pid_, &ignored, 0) < 0 && errno == EINTR) {
-  }
+  (void)WaitChild(pid_, std::nullopt);
   pid_ = -1;
 }
 
@@ -103,41 +94,17 @@ core::Status SluiceProcess::StartProgram(const std::string& binary,
     return core::FailedPrecondition("cannot open " + stderr_path + ": " + error);
   }
 
-  std::vector<std::string> argv_storage;
-  argv_storage.push_back(binary);
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& arg : argv_storage) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  // The environment is built before fork: the child may only make async-signal-safe calls.
-  std::vector<std::string> env_storage = env;
-  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
-  std::vector<char*> envp;
-  for (auto& entry : env_storage) envp.push_back(entry.data());
-  envp.push_back(nullptr);
-
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const std::string error = std::strerror(errno);
-    close(out_fd);
-    close(err_fd);
-    return core::Internal("fork failed: " + error);
-  }
-  if (pid == 0) {
-    // Child: async-signal-safe calls only until exec.
-    const int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
-    dup2(out_fd, STDOUT_FILENO);
-    dup2(err_fd, STDERR_FILENO);
-    close_range(3, ~0U, 0);
-    execve(argv[0], argv.data(), envp.data());
-    const char message[] = "exec failed\n";
-    (void)!write(STDERR_FILENO, message, sizeof message - 1);
-    _exit(127);
-  }
+  ChildOptions options;
+  options.argv.push_back(binary);
+  options.argv.insert(options.argv.end(), args.begin(), args.end());
+  options.env = env;
+  options.stdout_fd = out_fd;
+  options.stderr_fd = err_fd;
+  auto pid = SpawnChild(options);
   close(out_fd);
   close(err_fd);
-  pid_ = pid;
+  if (!pid.ok()) return pid.status();
+  pid_ = *pid;
   return core::Status::Ok();
 }
 
@@ -147,26 +114,9 @@ void SluiceProcess::Kill(int signal) {
 
 core::Result<int> SluiceProcess::Wait(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return core::FailedPrecondition("no sluice process to wait for");
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    int wait_status = 0;
-    const pid_t done = waitpid(pid_, &wait_status, WNOHANG);
-    if (done == pid_) {
-      pid_ = -1;
-      return ExitCodeOf(wait_status);
-    }
-    if (done < 0 && errno != EINTR) {
-      const std::string error = std::strerror(errno);
-      const pid_t lost = pid_;
-      pid_ = -1;
-      return core::Internal("waitpid for sluice pid " + std::to_string(lost) + ": " + error);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return core::Unavailable("sluice pid " + std::to_string(pid_) + " still running after " +
-                               std::to_string(timeout.count()) + " ms");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  auto exit_code = WaitChild(pid_, timeout);
+  if (exit_code.ok() || exit_code.status().code() != core::StatusCode::kUnavailable) pid_ = -1;
+  return exit_code;
 }
 
 SluiceRun RunSluice(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "tests/support/child_process.h"
 
 namespace sluice::testing {
 
