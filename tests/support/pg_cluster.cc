@@ -23,6 +23,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "tests/support/sluice_process.h"
+
 namespace sluice::testing {
 namespace {
 
@@ -104,30 +106,6 @@ core::Result<std::string> PgBinDir() {
         "`pg_config --bindir` found (run scripts/install-deps.sh)");
   }();
   return found;
-}
-
-// True when every directory from `path` up to / can be entered by other users, so the
-// postgres user can reach a directory below it.
-bool TraversableByOthers(const fs::path& path) {
-  std::error_code ec;
-  fs::path current = fs::absolute(path, ec);
-  if (ec) return false;
-  while (true) {
-    struct stat info {};
-    if (stat(current.c_str(), &info) != 0) return false;
-    if ((info.st_mode & S_IXOTH) == 0) return false;
-    if (current == current.root_path()) return true;
-    current = current.parent_path();
-  }
-}
-
-// $TMPDIR, unless the postgres user could not reach it (e.g. under /root); then /tmp.
-std::string TempRoot() {
-  const char* tmpdir = std::getenv("TMPDIR");
-  std::string root = (tmpdir != nullptr && *tmpdir) ? tmpdir : "/tmp";
-  if (RunningAsRoot() && !TraversableByOthers(root)) root = "/tmp";
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  return root;
 }
 
 CommandResult RunAsPostgresIn(const std::vector<std::string>& argv, const std::string& cwd) {

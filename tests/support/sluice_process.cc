@@ -38,7 +38,8 @@ bool TraversableByOthers(const fs::path& path) {
   }
 }
 
-// $TMPDIR, unless other users (the postgres server) could not reach it; then /tmp.
+}  // namespace
+
 std::string TempRoot() {
   const char* tmpdir = std::getenv("TMPDIR");
   std::string root = (tmpdir != nullptr && *tmpdir) ? tmpdir : "/tmp";
@@ -46,8 +47,6 @@ std::string TempRoot() {
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   return root;
 }
-
-}  // namespace
 
 std::string SluiceBinary() {
   // An override lets a developer point the tests at an installed or instrumented binary.

@@ -51,7 +51,11 @@ struct SluiceRun {
 SluiceRun RunSluice(const std::vector<std::string>& args,
                     std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
-// A fresh temporary directory removed on destruction.
+// Where tests make temporary files: $TMPDIR, unless other users (the postgres server, when
+// the tests run as root) could not reach it; then /tmp.
+std::string TempRoot();
+
+// A fresh temporary directory (below TempRoot()) removed on destruction.
 class TempDir {
  public:
   TempDir();
