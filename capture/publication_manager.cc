@@ -134,45 +134,13 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
   std::vector<std::string> wanted_schemas;
   std::vector<TableInfo> candidates;  // everything that will be published: checked up front
   for (const auto& pattern : patterns) {
-    const std::string schema_literal = connection_.QuoteLiteralForSql(pattern.schema);
-    if (pattern.all_tables) {
-      SLUICE_ASSIGN_OR_RETURN(
-          pg::QueryResult schema,
-          Sql("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = " + schema_literal,
-              "looking up schema " + pattern.schema));
-      if (schema.rows.empty()) {
-        return core::NotFound("schema " + pg::DisplayIdentifier(pattern.schema) + " (from '" +
-                              pattern.DisplayName() + "') not found on " + endpoint +
-                              " for publication " + name);
-      }
-      SLUICE_ASSIGN_OR_RETURN(
-          pg::QueryResult in_schema,
-          Sql(std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
-                  " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
-              "listing the tables of schema " + pattern.schema));
-      SLUICE_ASSIGN_OR_RETURN(auto in_schema_infos, ToTableInfos(in_schema));
-      for (auto& info : in_schema_infos) {
-        if (!schema_clause) wanted_tables.emplace_back(info.schema, info.name);
-        candidates.push_back(std::move(info));
-      }
-      if (schema_clause) wanted_schemas.push_back(pattern.schema);
-      continue;
-    }
-    SLUICE_ASSIGN_OR_RETURN(
-        pg::QueryResult table,
-        Sql(std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
-                " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table) +
-                " AND c.relkind IN ('r', 'p')",
-            "looking up table " + pattern.DisplayName()));
-    if (table.rows.empty()) {
-      return core::NotFound("table " + pattern.DisplayName() + " not found on " + endpoint +
-                            " for publication " + name);
-    }
-    SLUICE_ASSIGN_OR_RETURN(auto table_infos, ToTableInfos(table));
-    for (auto& info : table_infos) {
-      wanted_tables.emplace_back(info.schema, info.name);
+    SLUICE_ASSIGN_OR_RETURN(std::vector<TableInfo> infos, ResolvePattern(pattern));
+    const bool as_schema = pattern.all_tables && schema_clause;
+    for (auto& info : infos) {
+      if (!as_schema) wanted_tables.emplace_back(info.schema, info.name);
       candidates.push_back(std::move(info));
     }
+    if (as_schema) wanted_schemas.push_back(pattern.schema);
   }
   // Before publishing anything: once published, UPDATE/DELETE on a table without a replica
   // identity fail on the source itself.
@@ -243,29 +211,60 @@ core::Status PublicationManager::EnsurePublication(const std::string& name,
 
 core::Result<std::vector<TableInfo>> PublicationManager::ResolveTables(
     const std::vector<std::string>& patterns) {
-  std::vector<TableInfo> tables;
+  std::string roots;
   std::set<uint32_t> seen;
   for (const auto& text : patterns) {
     SLUICE_ASSIGN_OR_RETURN(pg::TablePattern pattern, pg::ParseTablePattern(text));
-    const std::string schema_literal = connection_.QuoteLiteralForSql(pattern.schema);
-    std::string sql = std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
-                      " AND c.relkind IN ('r', 'p')";
-    if (pattern.all_tables) {
-      sql += " AND NOT c.relispartition ORDER BY c.relname";
-    } else {
-      sql += " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table);
-    }
-    SLUICE_ASSIGN_OR_RETURN(pg::QueryResult rows, Sql(sql, "listing the tables of " + text));
-    if (rows.rows.empty() && !pattern.all_tables) {
-      return core::NotFound("table " + pattern.DisplayName() + " not found on " +
-                            connection_.endpoint());
-    }
-    SLUICE_ASSIGN_OR_RETURN(auto row_infos, ToTableInfos(rows));
-    for (auto& info : row_infos) {
-      if (seen.insert(info.oid).second) tables.push_back(std::move(info));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<TableInfo> infos, ResolvePattern(pattern));
+    for (const TableInfo& info : infos) {
+      if (seen.insert(info.oid).second)
+        roots += (roots.empty() ? "" : ",") + std::to_string(info.oid);
     }
   }
-  return tables;
+  if (roots.empty()) return std::vector<TableInfo>{};
+  // A partitioned table is published (and so streamed and copied) as its leaf partitions
+  // (pg_partition_tree lists nothing for a plain table, which stands for itself).
+  const std::string root_array = "unnest('{" + roots + "}'::oid[]) AS r(oid)";
+  SLUICE_ASSIGN_OR_RETURN(
+      pg::QueryResult leaves,
+      Sql(std::string(kTableInfoSelect) + "WHERE c.relkind = 'r' AND c.oid IN (SELECT r.oid FROM " +
+              root_array + " UNION ALL SELECT t.relid FROM " + root_array +
+              ", pg_catalog.pg_partition_tree(r.oid) t WHERE t.isleaf) "
+              "ORDER BY n.nspname, c.relname",
+          "listing the partitions of the tables to publish"));
+  return ToTableInfos(leaves);
+}
+
+// The one query from a pattern to tables, so `check` (ResolveTables) and `run`
+// (EnsurePublication) can never disagree on what a pattern covers.
+core::Result<std::vector<TableInfo>> PublicationManager::ResolvePattern(
+    const pg::TablePattern& pattern) {
+  const std::string schema_literal = connection_.QuoteLiteralForSql(pattern.schema);
+  if (pattern.all_tables) {
+    SLUICE_ASSIGN_OR_RETURN(
+        pg::QueryResult schema,
+        Sql("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = " + schema_literal,
+            "looking up schema " + pattern.schema));
+    if (schema.rows.empty()) {
+      return core::NotFound("schema " + pg::DisplayIdentifier(pattern.schema) + " (from '" +
+                            pattern.DisplayName() + "') not found on " + connection_.endpoint());
+    }
+  }
+  // Ordinary and partitioned tables; a schema's partitions are published through their root.
+  std::string sql = std::string(kTableInfoSelect) + "WHERE n.nspname = " + schema_literal +
+                    " AND c.relkind IN ('r', 'p')";
+  if (pattern.all_tables) {
+    sql += " AND NOT c.relispartition ORDER BY c.relname";
+  } else {
+    sql += " AND c.relname = " + connection_.QuoteLiteralForSql(pattern.table);
+  }
+  SLUICE_ASSIGN_OR_RETURN(pg::QueryResult rows,
+                          Sql(sql, "listing the tables of " + pattern.DisplayName()));
+  if (rows.rows.empty() && !pattern.all_tables) {
+    return core::NotFound("table " + pattern.DisplayName() + " not found on " +
+                          connection_.endpoint());
+  }
+  return ToTableInfos(rows);
 }
 
 core::Result<std::vector<TableInfo>> PublicationManager::PublishedTables(const std::string& name) {

@@ -7,6 +7,7 @@
 
 #include "capture/replication_connection.h"
 #include "core/status.h"
+#include "pg/table_pattern.h"
 
 namespace sluice::capture {
 
@@ -38,8 +39,10 @@ class PublicationManager {
   // Finally checks CheckReplicaIdentity().
   core::Status EnsurePublication(const std::string& name, const std::vector<std::string>& tables);
 
-  // The tables `patterns` name on the source now (a "schema.*" pattern: every ordinary and
-  // partitioned table of the schema that is not a partition), in pattern order without
+  // The tables a publication EnsurePublication made for `patterns` publishes on the source now,
+  // as pg_publication_tables lists them and the stream and the copy name them: a "schema.*"
+  // pattern covers every ordinary and partitioned table of the schema that is not a partition,
+  // and a partitioned table stands for its leaf partitions. Sorted by schema and name, without
   // duplicates. A table or schema that does not exist → kNotFound naming it.
   core::Result<std::vector<TableInfo>> ResolveTables(const std::vector<std::string>& patterns);
 
@@ -52,6 +55,7 @@ class PublicationManager {
   core::Status CheckReplicaIdentity(const std::string& name);
 
  private:
+  core::Result<std::vector<TableInfo>> ResolvePattern(const pg::TablePattern& pattern);
   core::Result<pg::QueryResult> Sql(const std::string& sql, const std::string& what) {
     return connection_.Query(sql, what);
   }

@@ -98,6 +98,57 @@ TEST(CheckTest, RefusesWhatRunRefusesWithRunsMessage) {
 
 // A target role without any privilege: every one apply needs is named with its GRANT; once the
 // printed statements ran, check passes and run copies and streams as that role.
+// One resolution of table patterns serves both: a schema that does not exist fails `check`
+// as it fails `run`, and a partitioned table counts as its partitions, which is what `run`
+// publishes, copies and streams.
+TEST(CheckTest, CheckAndRunAgreeOnWhatAPatternCovers) {
+  PipelineFixture f;
+  ASSERT_TRUE(f.ok()) << f.error();
+  ASSERT_TRUE(f.source()
+                  .Exec("CREATE SCHEMA shop;"
+                        "CREATE TABLE shop.orders (id int, region text, PRIMARY KEY (id, region))"
+                        " PARTITION BY LIST (region);"
+                        "CREATE TABLE shop.orders_eu PARTITION OF shop.orders FOR VALUES IN ('eu');"
+                        "CREATE TABLE shop.orders_us PARTITION OF shop.orders FOR VALUES IN ('us');"
+                        "CREATE TABLE shop.items (id int PRIMARY KEY);"
+                        "INSERT INTO shop.orders SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE "
+                        "'us' END FROM generate_series(1, 100) g;"
+                        "INSERT INTO shop.items SELECT generate_series(1, 10)")
+                  .ok());
+  ASSERT_TRUE(f.target().Exec("CREATE SCHEMA shop").ok());
+
+  const std::string missing =
+      WriteConfig(f.dir(), "missing", f.source().Dsn(), f.target().Dsn(), {"nosuch.*"});
+  SluiceRun check = RunSluice({"check", "--config", missing});
+  EXPECT_EQ(check.exit_code, 78) << check.out << check.err;
+  EXPECT_TRUE(Contains(check.out, "schema nosuch (from 'nosuch.*') not found")) << check.out;
+  SluiceRun run = RunSluice({"run", "--config", missing}, std::chrono::seconds(60));
+  EXPECT_EQ(run.exit_code, 78) << run.err;
+  EXPECT_TRUE(Contains(run.err, "schema nosuch (from 'nosuch.*') not found")) << run.err;
+
+  const std::string shop =
+      WriteConfig(f.dir(), "shop", f.source().Dsn(), f.target().Dsn(), {"shop.*"});
+  check = RunSluice({"check", "--config", shop});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  EXPECT_TRUE(Contains(check.out, "3 table(s), each with a usable replica identity")) << check.out;
+
+  // What run copies and streams is those three tables.
+  SluiceProcess daemon;
+  const std::string err = f.dir().File("shop-run.err");
+  ASSERT_TRUE(daemon.Start({"run", "--config", shop}, f.dir().File("shop-run.out"), err).ok());
+  ASSERT_TRUE(f.source().Exec("INSERT INTO shop.orders VALUES (101, 'eu'), (102, 'us')").ok());
+  std::string orders;
+  for (int i = 0; i < 600 && orders != "102"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto count = f.target().QueryValue(
+        "SELECT (SELECT count(*) FROM shop.orders_eu) + (SELECT count(*) FROM shop.orders_us)");
+    orders = count.ok() ? *count : "";
+  }
+  StopRun(daemon, err);
+  EXPECT_EQ(orders, "102") << ReadFile(err);
+  EXPECT_EQ(f.Diff({"shop.orders_eu", "shop.orders_us", "shop.items"}), "");
+}
+
 TEST(CheckTest, TargetPrivilegesAreNamedWithTheirGrantAndTheGrantsAreEnoughForRun) {
   PipelineFixture f;
   ASSERT_TRUE(f.ok()) << f.error();
