@@ -1094,7 +1094,6 @@ core::Status PostgresSink::SendRow(const core::Change& change, core::Lsn fallbac
                                                                       TargetFor(*change.relation)));
     Prepared prepared;
     prepared.name = "s" + std::to_string(next_statement_++);
-    prepared.relation = change.relation;
     if (!statement.sql.empty()) {
       if (PQsendPrepare(conn_->raw(), prepared.name.c_str(), statement.sql.c_str(),
                         static_cast<int>(statement.params.size()), nullptr) != 1) {
@@ -1180,7 +1179,6 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
         BuildMultiRowStatement(*first.relation, run_.shape, rows, TargetFor(*first.relation)));
     Prepared prepared;
     prepared.name = "s" + std::to_string(next_statement_++);
-    prepared.relation = first.relation;
     if (PQsendPrepare(conn_->raw(), prepared.name.c_str(), statement.sql.c_str(),
                       static_cast<int>(statement.params.size() * rows), nullptr) != 1) {
       return ConnectionLost("preparing a statement for " + first.relation->QualifiedName());
@@ -1413,7 +1411,7 @@ core::Status PostgresSink::SendCompactedGroup(const std::vector<const core::Chan
   }
   SLUICE_ASSIGN_OR_RETURN(RowShape shape,
                           ShapeOf(*group.front(), TargetFor(*group.front()->relation)));
-  std::string cache_key = ShapeCacheKey(group.front()->relation.get(), shape);
+  std::string cache_key = ShapeCacheKey(group.front()->relation->id(), shape);
   if (!CanCoalesce(*group.front()->relation, shape)) {
     for (const core::Change* change : group) {
       SLUICE_RETURN_IF_ERROR(SendRow(*change, core::Lsn(), shape, cache_key));
@@ -1460,7 +1458,7 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
           if (!compactor_.empty()) status = FlushCompacted(fallback_lsn);
           if (!status.ok()) break;
         }
-        std::string cache_key = ShapeCacheKey(change.relation.get(), shape);
+        std::string cache_key = ShapeCacheKey(change.relation->id(), shape);
         if (!coalesce || !CanCoalesce(*change.relation, shape)) {
           if (!run_.changes.empty()) status = FlushRun(fallback_lsn);
           if (status.ok()) status = SendRow(change, fallback_lsn, shape, cache_key);
@@ -1661,17 +1659,17 @@ core::Status PostgresSink::CheckFragment(const core::Transaction& fragment, bool
   auto consider = [&](const core::RelationPtr& relation, core::Lsn lsn) {
     if (relation == nullptr) return;
     for (const Sighting& sighting : unchecked) {
-      if (sighting.relation.get() == relation.get()) return;
+      if (sighting.relation->id() == relation->id()) return;
     }
     if (NeedsCheck(*relation, fragment.commit_lsn)) {
       unchecked.push_back({relation, lsn.valid() ? lsn : fragment.commit_lsn, fragment.commit_lsn});
     }
   };
-  const core::Relation* last_seen = nullptr;
+  std::optional<core::RelationId> last_seen;
   for (const auto& change : fragment.changes) {
-    if (change.relation.get() != last_seen) {  // cheap skip for runs of one table
+    if (change.relation != nullptr && change.relation->id() != last_seen) {  // runs of a table
       consider(change.relation, change.lsn);
-      last_seen = change.relation.get();
+      last_seen = change.relation->id();
     }
     for (const auto& truncated : change.truncated) consider(truncated, change.lsn);
   }

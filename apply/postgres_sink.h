@@ -196,8 +196,7 @@ class PostgresSink : public Sink {
   struct Prepared {
     std::string name;
     RowStatement statement;
-    core::RelationPtr relation;  // keeps the pointer in the cache key alive
-    bool confirmed = false;      // the server has it (Parse succeeded)
+    bool confirmed = false;  // the server has it (Parse succeeded)
   };
 
   core::Status Connect();
