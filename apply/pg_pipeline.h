@@ -112,7 +112,6 @@ class PgPipeline {
 
   // Sync points queued and not answered yet: 0 means the server has done all it was sent.
   size_t syncs_in_flight() const { return syncs_in_flight_; }
-  size_t pending() const { return pending_.size(); }
 
  private:
   void HandleResult(Entry& entry, const PGresult* result);
