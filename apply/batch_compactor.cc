@@ -99,7 +99,7 @@ BatchCompactor::Table* BatchCompactor::TableFor(const core::Change& change, Comp
     return &tables_.back();
   }
   Table& table = tables_[it->second];
-  if (table.relation.get() != change.relation.get() || table.mode != mode) return nullptr;
+  if (table.relation->id() != change.relation->id() || table.mode != mode) return nullptr;
   return &table;
 }
 

@@ -1,10 +1,8 @@
 #include "apply/postgres_sink.h"
 
-#include <poll.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -22,8 +20,6 @@ namespace {
 
 using core::Operation;
 
-// Results are read every this many sends, so neither side's socket buffer fills up.
-constexpr size_t kSendsPerPump = 64;
 // Individual "row not found" warnings per batch; the rest are summed up at commit.
 constexpr size_t kNotFoundWarningsPerBatch = 10;
 // pg_replication_origin_session_setup fails with 55006 while a previous session of ours (just
@@ -46,10 +42,6 @@ constexpr size_t kMinCopyRows = 2000;
 // A batch larger than this is not kept for a row-by-row replay (see the header): the copy
 // adds to the memory the capture bounds, so it stays small.
 constexpr size_t kMaxRetainedBytes = 8u << 20;
-// Statement parameters handed to libpq and not yet sent: beyond this, the sink waits until
-// libpq has sent them. libpq's output buffer grows to hold whatever is queued in it and never
-// shrinks, so this keeps it near max(this, the largest statement).
-constexpr uint64_t kMaxUnsentBytes = 8u << 20;
 
 constexpr char kCreateSchemaSql[] =
     "CREATE SCHEMA IF NOT EXISTS sluice; "
@@ -290,62 +282,39 @@ PostgresSinkOptions WithDefaults(PostgresSinkOptions options) {
 }  // namespace
 
 PostgresSink::PostgresSink(PostgresSinkOptions options)
-    : options_(WithDefaults(std::move(options))) {}
+    : options_(WithDefaults(std::move(options))), pipeline_(*this, options_.pipeline_depth) {}
 
 PostgresSink::~PostgresSink() = default;
 
 // --- Connection and session -------------------------------------------------------------------
 
-void PostgresSink::DropConnection() {
-  conn_.reset();
-  pending_.clear();
-  syncs_in_flight_ = 0;
+void PostgresSink::DropConnection() { pipeline_.Close(); }
+
+void PostgresSink::OnSessionLost() {
   prepared_.clear();  // prepared statements die with the session
   checked_.clear();   // the target may change while we are away
   replaced_in_batch_.clear();
   target_tables_.clear();
   compaction_modes_.clear();
   compactor_.Clear();
-  since_sync_ = 0;
-  sends_since_pump_ = 0;
-  unsent_bytes_ = 0;
   run_.changes.clear();
   run_.keys.clear();
-}
-
-core::Status PostgresSink::ConnectionLost(std::string_view what, const PGresult* result) {
-  std::string message = std::string(what) + ": connection to the target";
-  if (conn_) {
-    message += " at " + conn_->endpoint() + " lost: " + pg::ServerErrorText(result, conn_->raw());
-  } else {
-    message += " is not open";
-  }
-  DropConnection();
-  core::Status status = core::Unavailable(std::move(message));
-  if (pipeline_error_.ok()) pipeline_error_ = status;
-  return status;
-}
-
-core::Status PostgresSink::RequireConnection(std::string_view what) const {
-  if (!conn_) {
-    return core::Unavailable(std::string(what) + ": the target connection is not open (Open() " +
-                             "reconnects)");
-  }
-  return core::Status::Ok();
 }
 
 core::Status PostgresSink::Connect() {
   DropConnection();
   SLUICE_ASSIGN_OR_RETURN(
-      conn_, pg::Connection::Connect(options_.dsn,
-                                     {.timeout = options_.connect_timeout,
-                                      .application_name = "sluice-apply-" + options_.pipeline}));
+      std::unique_ptr<pg::Connection> conn,
+      pg::Connection::Connect(options_.dsn,
+                              {.timeout = options_.connect_timeout,
+                               .application_name = "sluice-apply-" + options_.pipeline}));
+  pipeline_.Attach(std::move(conn));
   return core::Status::Ok();
 }
 
 core::Status PostgresSink::SetUpSession() {
   if (options_.session_replication_role.empty()) return core::Status::Ok();
-  core::Status status = conn_->Exec(
+  core::Status status = pipeline_.connection().Exec(
       "SET session_replication_role = " + pg::QuoteLiteral(options_.session_replication_role),
       "setting session_replication_role = " + options_.session_replication_role);
   return WithPrivilegeHint(status);
@@ -357,11 +326,11 @@ core::Status PostgresSink::SetUpOrigin() {
   for (int attempt = 0;; ++attempt) {
     SLUICE_ASSIGN_OR_RETURN(
         auto existing,
-        conn_->QueryRows("SELECT 1 FROM pg_catalog.pg_replication_origin WHERE roname = $1",
-                         {origin}, what));
+        pipeline_.connection().QueryRows(
+            "SELECT 1 FROM pg_catalog.pg_replication_origin WHERE roname = $1", {origin}, what));
     if (existing.empty()) {
-      auto created =
-          conn_->QueryRows("SELECT pg_catalog.pg_replication_origin_create($1)", {origin}, what);
+      auto created = pipeline_.connection().QueryRows(
+          "SELECT pg_catalog.pg_replication_origin_create($1)", {origin}, what);
       if (!created.ok()) {
         // Another session created it between our look-up and create: use theirs.
         if (attempt == 0 && created.status().server_code() == "23505") {
@@ -370,8 +339,8 @@ core::Status PostgresSink::SetUpOrigin() {
         return WithPrivilegeHint(created.status());
       }
     }
-    auto setup = conn_->QueryRows("SELECT pg_catalog.pg_replication_origin_session_setup($1)",
-                                  {origin}, what);
+    auto setup = pipeline_.connection().QueryRows(
+        "SELECT pg_catalog.pg_replication_origin_session_setup($1)", {origin}, what);
     if (setup.ok()) return core::Status::Ok();
     // 55006: still active in a session of ours that is going away.
     if (setup.status().server_code() == "55006" && attempt + 1 < kOriginBusyAttempts) {
@@ -384,7 +353,7 @@ core::Status PostgresSink::SetUpOrigin() {
 
 core::Result<AppliedPosition> PostgresSink::Open() {
   in_batch_ = false;
-  pipeline_error_ = core::Status::Ok();
+  pipeline_.ClearError();
   SLUICE_RETURN_IF_ERROR(Connect());
   auto fail = [&](core::Status status) {
     DropConnection();
@@ -393,21 +362,22 @@ core::Result<AppliedPosition> PostgresSink::Open() {
 
   // Creating only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even
   // when the schema exists.
-  auto exists = conn_->QueryRows("SELECT to_regclass('sluice.applied') IS NOT NULL", {},
-                                 "looking up sluice.applied");
+  auto exists = pipeline_.connection().QueryRows("SELECT to_regclass('sluice.applied') IS NOT NULL",
+                                                 {}, "looking up sluice.applied");
   if (!exists.ok()) return fail(exists.status());
   if (exists->empty() || (*exists)[0][0] != "t") {
-    core::Status created = conn_->Exec(kCreateSchemaSql, "creating sluice.applied");
+    core::Status created = pipeline_.connection().Exec(kCreateSchemaSql, "creating sluice.applied");
     if (!created.ok()) {
       // A concurrent Open() of another pipeline may have won the race.
-      created = conn_->Exec(kCreateSchemaSql, "creating sluice.applied");
+      created = pipeline_.connection().Exec(kCreateSchemaSql, "creating sluice.applied");
       if (!created.ok()) return fail(created);
     }
   }
 
   AppliedPosition position;
-  auto rows = conn_->QueryRows(kReadPositionSql, {options_.pipeline},
-                               "reading the applied position of pipeline " + options_.pipeline);
+  auto rows = pipeline_.connection().QueryRows(
+      kReadPositionSql, {options_.pipeline},
+      "reading the applied position of pipeline " + options_.pipeline);
   if (!rows.ok()) return fail(rows.status());
   if (!rows->empty()) {
     const pg::Row& row = rows->front();
@@ -426,212 +396,73 @@ core::Result<AppliedPosition> PostgresSink::Open() {
   if (core::Status s = SetUpSession(); !s.ok()) return fail(s);
   if (core::Status s = SetUpOrigin(); !s.ok()) return fail(s);
 
-  if (core::Status s = EnterPipelineMode(); !s.ok()) return fail(s);
+  if (core::Status s = pipeline_.Enter(); !s.ok()) return fail(s);
   spdlog::info("pipeline {}: target {} applied up to {} (origin {})", options_.pipeline,
-               conn_->endpoint(), position.end_lsn.ToString(), options_.origin_name);
+               pipeline_.connection().endpoint(), position.end_lsn.ToString(),
+               options_.origin_name);
   return position;
 }
 
-// --- Pipeline plumbing ------------------------------------------------------------------------
+// --- Results ----------------------------------------------------------------------------------
 
-core::Status PostgresSink::EnterPipelineMode() {
-  PGconn* raw = conn_->raw();
-  if (PQenterPipelineMode(raw) != 1 || PQsetnonblocking(raw, 1) != 0) {
-    return core::Internal("cannot enter libpq pipeline mode on " + conn_->endpoint() + ": " +
-                          pg::ServerErrorText(nullptr, raw));
-  }
-  return core::Status::Ok();
-}
-
-core::Status PostgresSink::LeavePipelineMode() {
-  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
-  PGconn* raw = conn_->raw();
-  if (PQexitPipelineMode(raw) != 1 || PQsetnonblocking(raw, 0) != 0) {
-    return ConnectionLost("leaving pipeline mode");
-  }
-  return core::Status::Ok();
-}
-
-core::Status PostgresSink::SendCommand(const std::string& sql, std::string label,
-                                       const std::vector<std::optional<std::string>>& params,
-                                       std::shared_ptr<std::vector<pg::Row>> rows) {
-  SLUICE_RETURN_IF_ERROR(RequireConnection(label));
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  if (PQsendQueryParams(conn_->raw(), sql.c_str(), static_cast<int>(values.size()), nullptr,
-                        values.data(), nullptr, nullptr, 0) != 1) {
-    return ConnectionLost("sending " + label);
-  }
-  Pending pending;
-  pending.kind = rows ? Pending::Kind::kQuery : Pending::Kind::kCommand;
-  pending.label = std::move(label);
-  pending.rows = std::move(rows);
-  pending_.push_back(std::move(pending));
-  ++since_sync_;
-  return core::Status::Ok();
-}
-
-core::Status PostgresSink::SendSync() {
-  SLUICE_RETURN_IF_ERROR(RequireConnection("pipeline sync"));
-  if (PQpipelineSync(conn_->raw()) != 1) return ConnectionLost("sending a pipeline sync");
-  Pending pending;
-  pending.kind = Pending::Kind::kSync;
-  pending_.push_back(std::move(pending));
-  ++syncs_in_flight_;
-  since_sync_ = 0;
-  return core::Status::Ok();
-}
-
-core::Status PostgresSink::Pump(bool wait, size_t max_pending) {
-  SLUICE_RETURN_IF_ERROR(RequireConnection("reading results"));
-  sends_since_pump_ = 0;
-  while (true) {
-    PGconn* raw = conn_->raw();
-    const int flushed = PQflush(raw);  // 0: all sent, 1: more to send, -1: failure
-    if (flushed < 0) return ConnectionLost("sending to the target");
-    if (flushed == 0) unsent_bytes_ = 0;
-    if (PQconsumeInput(raw) != 1) return ConnectionLost("reading from the target");
-
-    while (!pending_.empty() && !PQisBusy(raw)) {
-      pg::ResultPtr result(PQgetResult(raw));
-      if (PQstatus(raw) != CONNECTION_OK) return ConnectionLost("reading results", result.get());
-      Pending& front = pending_.front();
-      if (front.kind == Pending::Kind::kSync) {
-        if (!result) {
-          // libpq has nothing queued although we expect a sync: our bookkeeping is off.
-          pipeline_error_ = core::Internal("pipeline out of step on " + conn_->endpoint() +
-                                           " (no result where a sync was expected)");
-          return ConnectionLost("reading results");
-        }
-        if (PQresultStatus(result.get()) == PGRES_PIPELINE_SYNC) {
-          pending_.pop_front();
-          --syncs_in_flight_;
-        } else {
-          // An error outside any statement (e.g. the server is shutting down).
-          HandleResult(front, result.get());
-        }
-        continue;
-      }
-      if (!result) {  // the front statement's results are complete
-        pending_.pop_front();
-        continue;
-      }
-      HandleResult(front, result.get());
-    }
-
-    const bool caught_up = pending_.size() <= max_pending && flushed == 0;
-    if (!wait || caught_up) return core::Status::Ok();
-
-    pollfd fd{};
-    fd.fd = PQsocket(raw);
-    if (fd.fd < 0) return ConnectionLost("waiting for results");
-    fd.events = POLLIN | (flushed == 1 ? POLLOUT : 0);
-    const int ready = poll(&fd, 1, 1000);
-    if (ready < 0 && errno != EINTR) return ConnectionLost("waiting for results");
-  }
-}
-
-void PostgresSink::HandleResult(Pending& pending, const PGresult* result) {
-  const ExecStatusType status = PQresultStatus(result);
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
-    switch (pending.kind) {
-      case Pending::Kind::kRow: {
-        stats_.rows_applied += pending.row_count;
-        const bool locates = pending.op == Operation::kUpdate || pending.op == Operation::kDelete;
-        if (locates && pending.row_count > 1) {
-          const uint64_t found =
-              std::strtoull(PQcmdTuples(const_cast<PGresult*>(result)), nullptr, 10);
-          if (found < pending.row_count) {
-            const uint64_t missing = pending.row_count - found;
-            stats_.rows_not_found += missing;
-            if (not_found_warnings_in_batch_ < kNotFoundWarningsPerBatch) {
-              spdlog::warn(
-                  "pipeline {}: {} of {} {}s on {} at source LSNs {}..{} (keys {}..{}) found no "
-                  "row on the target; skipped",
-                  options_.pipeline, missing, pending.row_count, core::OperationName(pending.op),
-                  pending.relation->QualifiedName(), pending.lsn.ToString(),
-                  pending.last_lsn.ToString(), pending.key, pending.last_key);
-            }
-            not_found_warnings_in_batch_ += missing;
-          }
-        } else if (locates && std::strcmp(PQcmdTuples(const_cast<PGresult*>(result)), "0") == 0) {
-          ++stats_.rows_not_found;
-          if (not_found_warnings_in_batch_++ < kNotFoundWarningsPerBatch) {
-            spdlog::warn(
-                "pipeline {}: {} on {} at source LSN {} found no row on the target for key {}; "
-                "skipped",
-                options_.pipeline, core::OperationName(pending.op),
-                pending.relation->QualifiedName(), pending.lsn.ToString(), pending.key);
-          }
-        }
-        break;
-      }
-      case Pending::Kind::kPrepare: {
-        auto it = prepared_.find(pending.label);
-        if (it != prepared_.end()) it->second.confirmed = true;
-        break;
-      }
-      case Pending::Kind::kQuery:
-        *pending.rows = pg::ResultRows(result);
-        break;
-      case Pending::Kind::kCommand:
-        pending.command_tag = PQcmdStatus(const_cast<PGresult*>(result));
-        if (pending.label == "COMMIT" && pending.command_tag != "COMMIT" && pipeline_error_.ok()) {
-          // COMMIT of a failed transaction reports ROLLBACK instead of an error.
-          pipeline_error_ = core::Internal("COMMIT on " + conn_->endpoint() +
-                                           " rolled back instead (" + pending.command_tag + ")");
-        }
-        break;
-      case Pending::Kind::kSync:
-        break;
-    }
+void PostgresSink::OnChangeDone(const PgPipeline::Entry& entry, const PGresult* result) {
+  const ChangeContext& change = entry.change;
+  if (entry.kind == PgPipeline::Kind::kPrepare) {
+    auto it = prepared_.find(entry.label);
+    if (it != prepared_.end()) it->second.confirmed = true;
     return;
   }
-  if (status == PGRES_PIPELINE_ABORTED) return;  // skipped after an earlier error
-  if (!pipeline_error_.ok()) return;             // report the first error only
-
-  const std::string sqlstate = pg::ResultSqlState(result);
-  const std::string server_text = pg::ServerErrorText(result, conn_->raw());
-  switch (pending.kind) {
-    case Pending::Kind::kRow:
-    case Pending::Kind::kPrepare:
-      // Netted changes are no longer the source's: a replay names the source's row.
-      if (pending.compacted) multi_row_error_ = true;
-      if (pending.row_count > 1) {
-        multi_row_error_ = true;
-        pipeline_error_ = pg::StatusForSqlState(
-            sqlstate,
-            std::string("apply to ") + pending.relation->QualifiedName() + " failed in " +
-                (pending.kind == Pending::Kind::kPrepare ? "preparing " : "") + "a statement of " +
-                std::to_string(pending.row_count) + " " + core::OperationName(pending.op) +
-                "s at source LSNs " + pending.lsn.ToString() + ".." + pending.last_lsn.ToString() +
-                " for keys " + pending.key + ".." + pending.last_key + ": " + server_text);
-        break;
-      }
-      pipeline_error_ = pg::StatusForSqlState(
-          sqlstate, std::string("apply to ") + pending.relation->QualifiedName() +
-                        " failed at source LSN " + pending.lsn.ToString() + " for key " +
-                        pending.key +
-                        (pending.kind == Pending::Kind::kPrepare
-                             ? std::string(" (preparing the ") + core::OperationName(pending.op) +
-                                   " statement)"
-                             : std::string()) +
-                        ": " + server_text);
-      break;
-    default:
-      pipeline_error_ = pg::StatusForSqlState(
-          sqlstate, pending.label + " on " + conn_->endpoint() + ": " + server_text);
-      break;
+  if (change.op == Operation::kTruncate) return;
+  stats_.rows_applied += change.row_count;
+  if (change.op != Operation::kUpdate && change.op != Operation::kDelete) return;
+  // An update or delete that matched no row: the target lacks a row the source had.
+  const char* tuples = PQcmdTuples(const_cast<PGresult*>(result));
+  uint64_t missing = 0;
+  if (change.row_count > 1) {
+    const uint64_t found = std::strtoull(tuples, nullptr, 10);
+    if (found < change.row_count) missing = change.row_count - found;
+  } else if (std::strcmp(tuples, "0") == 0) {
+    missing = 1;
   }
+  if (missing == 0) return;
+  stats_.rows_not_found += missing;
+  if (not_found_warnings_in_batch_ < kNotFoundWarningsPerBatch) {
+    if (change.row_count > 1) {
+      spdlog::warn("pipeline {}: {} of {} {}s on {} {} found no row on the target; skipped",
+                   options_.pipeline, missing, change.row_count, core::OperationName(change.op),
+                   change.Target(), change.Where());
+    } else {
+      spdlog::warn("pipeline {}: {} on {} {} found no row on the target; skipped",
+                   options_.pipeline, core::OperationName(change.op), change.Target(),
+                   change.Where());
+    }
+  }
+  not_found_warnings_in_batch_ += missing;
 }
 
-core::Status PostgresSink::SyncAndDrain() {
-  if (since_sync_ > 0 || pending_.empty() || pending_.back().kind != Pending::Kind::kSync) {
-    SLUICE_RETURN_IF_ERROR(SendSync());
+bool PostgresSink::ErrorNeedsReplay() const {
+  const ChangeContext* change = pipeline_.error_change();
+  return change != nullptr && (change->row_count > 1 || change->compacted);
+}
+
+ChangeContext PostgresSink::ContextOf(const core::Change& first, const core::Change& last,
+                                      size_t rows, core::Lsn fallback_lsn) const {
+  ChangeContext context;
+  context.relation = first.relation;
+  context.op = first.op;
+  context.lsn = first.lsn.valid() ? first.lsn : fallback_lsn;
+  context.key = DescribeKey(first);
+  context.row_count = static_cast<uint32_t>(rows);
+  if (rows > 1) {
+    context.last_lsn = last.lsn.valid() ? last.lsn : fallback_lsn;
+    context.last_key = DescribeKey(last);
   }
-  SLUICE_RETURN_IF_ERROR(Pump(/*wait=*/true, /*max_pending=*/0));
-  return pipeline_error_;
+  context.compacted = sending_compacted_;
+  if (!sending_compacted_) {
+    context.xid = sending_xid_;
+    context.commit_lsn = sending_commit_lsn_;
+  }
+  return context;
 }
 
 // --- Relations --------------------------------------------------------------------------------
@@ -665,17 +496,18 @@ core::Status PostgresSink::CheckRelations(const std::vector<Sighting>& relations
     const core::Relation& relation = *sighting.relation;
     const std::string what = "looking up target table " + relation.QualifiedName();
     columns.push_back(std::make_shared<std::vector<pg::Row>>());
-    SLUICE_RETURN_IF_ERROR(
-        SendCommand(kTargetColumnsSql, what, {relation.schema, relation.name}, columns.back()));
+    SLUICE_RETURN_IF_ERROR(pipeline_.SendCommand(kTargetColumnsSql, what,
+                                                 {relation.schema, relation.name}, columns.back()));
     fires.push_back(std::make_shared<std::vector<pg::Row>>());
-    SLUICE_RETURN_IF_ERROR(SendCommand(kTargetFiresSql, what + " (triggers and rules)",
-                                       {relation.schema, relation.name}, fires.back()));
+    SLUICE_RETURN_IF_ERROR(pipeline_.SendCommand(kTargetFiresSql, what + " (triggers and rules)",
+                                                 {relation.schema, relation.name}, fires.back()));
     if (!compact) continue;
     unique_indexes.push_back(std::make_shared<std::vector<pg::Row>>());
-    SLUICE_RETURN_IF_ERROR(SendCommand(kTargetUniqueIndexesSql, what + " (unique indexes)",
-                                       {relation.schema, relation.name}, unique_indexes.back()));
+    SLUICE_RETURN_IF_ERROR(
+        pipeline_.SendCommand(kTargetUniqueIndexesSql, what + " (unique indexes)",
+                              {relation.schema, relation.name}, unique_indexes.back()));
   }
-  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  SLUICE_RETURN_IF_ERROR(pipeline_.SyncAndDrain());
   for (size_t i = 0; i < relations.size(); ++i) {
     const core::Relation& relation = *relations[i].relation;
     if (columns[i]->empty()) {
@@ -789,10 +621,10 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
   auto look_up = [&](const core::Relation& version, const core::Column& column) -> core::Status {
     SLUICE_ASSIGN_OR_RETURN(auto params, TargetTypeLookup(version, column));
     lookups.emplace_back(&column, std::make_shared<std::vector<pg::Row>>());
-    return SendCommand(kTargetTypeSql,
-                       "looking up the type of " + table + "." + pg::QuoteIdentifier(column.name) +
-                           " on the target",
-                       params, lookups.back().second);
+    return pipeline_.SendCommand(kTargetTypeSql,
+                                 "looking up the type of " + table + "." +
+                                     pg::QuoteIdentifier(column.name) + " on the target",
+                                 params, lookups.back().second);
   };
   for (size_t i : missing) {
     core::Status status = look_up(relation, relation.columns[i]);
@@ -812,7 +644,7 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
     SLUICE_RETURN_IF_ERROR(look_up(relation, relation.columns[i]));
     SLUICE_RETURN_IF_ERROR(look_up(*before, *old_column));
   }
-  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  SLUICE_RETURN_IF_ERROR(pipeline_.SyncAndDrain());
   auto type_of = [&](const core::Column& column) -> std::optional<TargetType> {
     for (const auto& [looked_up, rows] : lookups) {
       if (looked_up == &column) return TargetTypeOf(column, *rows);
@@ -992,13 +824,15 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
         "and nothing is lost");
   }
   for (const std::string& statement : add_ddl) {
-    SLUICE_RETURN_IF_ERROR(SendCommand(statement, "adding a column to target table " + table +
-                                                      " (new on the source at " + at + ")"));
+    SLUICE_RETURN_IF_ERROR(pipeline_.SendCommand(
+        statement,
+        "adding a column to target table " + table + " (new on the source at " + at + ")"));
   }
   auto rows = std::make_shared<std::vector<pg::Row>>();
-  SLUICE_RETURN_IF_ERROR(SendCommand(kTargetColumnsSql, "looking up target table " + table,
-                                     {relation.schema, relation.name}, rows));
-  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  SLUICE_RETURN_IF_ERROR(pipeline_.SendCommand(kTargetColumnsSql,
+                                               "looking up target table " + table,
+                                               {relation.schema, relation.name}, rows));
+  SLUICE_RETURN_IF_ERROR(pipeline_.SyncAndDrain());
   target_columns = ParseTargetColumns(*rows);
   for (const std::string& statement : add_ddl) {
     spdlog::info(
@@ -1010,22 +844,21 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
 }
 
 core::Status PostgresSink::CheckRelation(const core::Relation& relation) {
-  SLUICE_RETURN_IF_ERROR(RequireConnection("checking " + relation.QualifiedName()));
-  if (in_batch_ && !pipeline_error_.ok()) return pipeline_error_;
+  SLUICE_RETURN_IF_ERROR(pipeline_.RequireConnection("checking " + relation.QualifiedName()));
+  if (in_batch_ && !pipeline_.error().ok()) return pipeline_.error();
   core::Status status =
       CheckRelations({Sighting{std::make_shared<const core::Relation>(relation), {}, {}}});
   // Outside a batch the sync ended the implicit transaction: nothing stays failed.
-  if (!in_batch_ && conn_) pipeline_error_ = core::Status::Ok();
+  if (!in_batch_ && pipeline_.connected()) pipeline_.ClearError();
   return status;
 }
 
 // --- Batches ----------------------------------------------------------------------------------
 
 core::Status PostgresSink::BeginBatch() {
-  SLUICE_RETURN_IF_ERROR(RequireConnection("BeginBatch"));
+  SLUICE_RETURN_IF_ERROR(pipeline_.RequireConnection("BeginBatch"));
   if (in_batch_) return core::Internal("BeginBatch while a batch is open (AbortBatch first)");
-  pipeline_error_ = core::Status::Ok();
-  multi_row_error_ = false;
+  pipeline_.ClearError();
   not_found_warnings_in_batch_ = 0;
   retained_.clear();
   retained_bytes_ = 0;
@@ -1035,7 +868,7 @@ core::Status PostgresSink::BeginBatch() {
   compactor_.Clear();
   batch_last_end_.reset();
   replaced_in_batch_.clear();
-  SLUICE_RETURN_IF_ERROR(SendCommand("BEGIN", "BEGIN"));
+  SLUICE_RETURN_IF_ERROR(pipeline_.SendCommand("BEGIN", "BEGIN"));
   in_batch_ = true;
   return core::Status::Ok();
 }
@@ -1043,28 +876,16 @@ core::Status PostgresSink::BeginBatch() {
 core::Status PostgresSink::SendRow(const core::Change& change, core::Lsn fallback_lsn,
                                    const RowShape& shape, const std::string& cache_key) {
   auto it = prepared_.find(cache_key);
-  const core::Lsn lsn = change.lsn.valid() ? change.lsn : fallback_lsn;
+  ChangeContext context = ContextOf(change, change, 1, fallback_lsn);
   if (it == prepared_.end()) {
     SLUICE_ASSIGN_OR_RETURN(RowStatement statement, BuildRowStatement(*change.relation, shape,
                                                                       TargetFor(*change.relation)));
     Prepared prepared;
     prepared.name = "s" + std::to_string(next_statement_++);
-    prepared.relation = change.relation;
     if (!statement.sql.empty()) {
-      if (PQsendPrepare(conn_->raw(), prepared.name.c_str(), statement.sql.c_str(),
-                        static_cast<int>(statement.params.size()), nullptr) != 1) {
-        return ConnectionLost("preparing a statement for " + change.relation->QualifiedName());
-      }
-      Pending pending;
-      pending.kind = Pending::Kind::kPrepare;
-      pending.relation = change.relation;
-      pending.op = change.op;
-      pending.lsn = lsn;
-      pending.key = DescribeKey(change);
-      pending.label = cache_key;
-      pending.compacted = sending_compacted_;
-      pending_.push_back(std::move(pending));
-      ++since_sync_;
+      SLUICE_RETURN_IF_ERROR(pipeline_.SendPrepare(prepared.name, statement.sql,
+                                                   static_cast<int>(statement.params.size()),
+                                                   context, cache_key));
       ++stats_.statements_prepared;
     } else {
       prepared.confirmed = true;  // nothing to prepare
@@ -1086,45 +907,17 @@ core::Status PostgresSink::SendRow(const core::Change& change, core::Lsn fallbac
     values[i] = value.kind == core::Value::Kind::kText ? value.data.c_str() : nullptr;
     bytes += value.data.size();
   }
-  SLUICE_RETURN_IF_ERROR(MakeRoomToSend(bytes));
-  if (PQsendQueryPrepared(conn_->raw(), prepared.name.c_str(), static_cast<int>(params.size()),
-                          values, nullptr, nullptr, 0) != 1) {
-    return ConnectionLost("sending a change for " + change.relation->QualifiedName());
-  }
-  unsent_bytes_ += bytes;
-  Pending pending;
-  pending.kind = Pending::Kind::kRow;
-  pending.relation = change.relation;
-  pending.op = change.op;
-  pending.lsn = lsn;
-  pending.key = DescribeKey(change);
-  pending.compacted = sending_compacted_;
-  pending_.push_back(std::move(pending));
-  ++since_sync_;
+  SLUICE_RETURN_IF_ERROR(pipeline_.SendPrepared(
+      prepared.name, values, static_cast<int>(params.size()), bytes, std::move(context)));
   if (sending_compacted_) multi_row_in_batch_ = true;
-  return AfterSend();
+  return pipeline_.AfterSend();
 }
 
 core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size_t rows,
                                         core::Lsn fallback_lsn) {
   const core::Change& first = *changes[0];
-  const core::Change& last = *changes[rows - 1];
-  const core::Lsn first_lsn = first.lsn.valid() ? first.lsn : fallback_lsn;
-  const core::Lsn last_lsn = last.lsn.valid() ? last.lsn : fallback_lsn;
   // What an error on this run's prepare or execute names: its first and last row.
-  auto run_pending = [&](Pending::Kind kind) {
-    Pending pending;
-    pending.kind = kind;
-    pending.relation = first.relation;
-    pending.op = first.op;
-    pending.lsn = first_lsn;
-    pending.key = DescribeKey(first);
-    pending.row_count = static_cast<uint32_t>(rows);
-    pending.last_lsn = last_lsn;
-    pending.last_key = DescribeKey(last);
-    pending.compacted = sending_compacted_;
-    return pending;
-  };
+  ChangeContext context = ContextOf(first, *changes[rows - 1], rows, fallback_lsn);
   std::string cache_key = run_.cache_key;
   cache_key += '#';
   cache_key += std::to_string(rows);
@@ -1135,15 +928,9 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
         BuildMultiRowStatement(*first.relation, run_.shape, rows, TargetFor(*first.relation)));
     Prepared prepared;
     prepared.name = "s" + std::to_string(next_statement_++);
-    prepared.relation = first.relation;
-    if (PQsendPrepare(conn_->raw(), prepared.name.c_str(), statement.sql.c_str(),
-                      static_cast<int>(statement.params.size() * rows), nullptr) != 1) {
-      return ConnectionLost("preparing a statement for " + first.relation->QualifiedName());
-    }
-    Pending pending = run_pending(Pending::Kind::kPrepare);
-    pending.label = cache_key;
-    pending_.push_back(std::move(pending));
-    ++since_sync_;
+    SLUICE_RETURN_IF_ERROR(pipeline_.SendPrepare(prepared.name, statement.sql,
+                                                 static_cast<int>(statement.params.size() * rows),
+                                                 context, cache_key));
     ++stats_.multi_row_statements_prepared;
     prepared.statement = std::move(statement);
     it = prepared_.emplace(std::move(cache_key), std::move(prepared)).first;
@@ -1163,18 +950,12 @@ core::Status PostgresSink::SendMultiRow(const core::Change* const* changes, size
       bytes += value.data.size();
     }
   }
-  SLUICE_RETURN_IF_ERROR(MakeRoomToSend(bytes));
-  if (PQsendQueryPrepared(conn_->raw(), prepared.name.c_str(),
-                          static_cast<int>(param_values_.size()), param_values_.data(), nullptr,
-                          nullptr, 0) != 1) {
-    return ConnectionLost("sending changes for " + first.relation->QualifiedName());
-  }
-  unsent_bytes_ += bytes;
-  pending_.push_back(run_pending(Pending::Kind::kRow));
-  ++since_sync_;
+  SLUICE_RETURN_IF_ERROR(pipeline_.SendPrepared(prepared.name, param_values_.data(),
+                                                static_cast<int>(param_values_.size()), bytes,
+                                                std::move(context)));
   ++stats_.multi_row_statements_sent;
   multi_row_in_batch_ = true;
-  return AfterSend();
+  return pipeline_.AfterSend();
 }
 
 core::Status PostgresSink::FlushRun(core::Lsn fallback_lsn) {
@@ -1200,29 +981,6 @@ core::Status PostgresSink::FlushRun(core::Lsn fallback_lsn) {
   run_.changes.clear();
   run_.keys.clear();
   return status;
-}
-
-core::Status PostgresSink::MakeRoomToSend(uint64_t bytes) {
-  if (unsent_bytes_ == 0 || unsent_bytes_ + bytes <= kMaxUnsentBytes) return core::Status::Ok();
-  // Everything queued must leave first: a large statement then has libpq's buffer to itself.
-  SLUICE_RETURN_IF_ERROR(Pump(/*wait=*/true, /*max_pending=*/SIZE_MAX));
-  return pipeline_error_;
-}
-
-core::Status PostgresSink::AfterSend() {
-  if (unsent_bytes_ > kMaxUnsentBytes) {
-    // A large statement (or many): wait until libpq has sent it, reading results meanwhile.
-    SLUICE_RETURN_IF_ERROR(Pump(/*wait=*/true, /*max_pending=*/SIZE_MAX));
-    SLUICE_RETURN_IF_ERROR(pipeline_error_);
-  }
-  if (since_sync_ >= options_.pipeline_depth) SLUICE_RETURN_IF_ERROR(SendSync());
-  if (++sends_since_pump_ >= kSendsPerPump) {
-    // Read what is ready; if the server is far behind, wait for it so memory stays bounded.
-    const bool far_behind = pending_.size() > 4 * options_.pipeline_depth;
-    SLUICE_RETURN_IF_ERROR(Pump(far_behind, 2 * options_.pipeline_depth));
-    return pipeline_error_;
-  }
-  return core::Status::Ok();
 }
 
 namespace {
@@ -1290,11 +1048,10 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
   const core::Change& first = *group.front();
   const core::Relation& relation = *first.relation;
   const std::string name = relation.QualifiedName();
-  const std::string rows_text = std::to_string(group.size()) + " inserts into " + name +
-                                " at source LSNs " + first.lsn.ToString() + ".." +
-                                group.back()->lsn.ToString();
-  SLUICE_RETURN_IF_ERROR(LeavePipelineMode());
-  PGconn* raw = conn_->raw();
+  const ChangeContext context = ContextOf(first, *group.back(), group.size(), core::Lsn());
+  const std::string copy = context.Failure(ChangeContext::Step::kCopy);
+  SLUICE_RETURN_IF_ERROR(pipeline_.Leave());
+  PGconn* raw = pipeline_.connection().raw();
   std::string columns;
   for (const core::Column& column : relation.columns) {
     columns += (columns.empty() ? "" : ", ") + pg::QuoteIdentifier(column.name);
@@ -1306,7 +1063,8 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
   if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
     status = pg::StatusForSqlState(
         pg::ResultSqlState(started.get()),
-        "starting COPY of " + rows_text + ": " + pg::ServerErrorText(started.get(), raw));
+        "starting " +
+            context.Message(ChangeContext::Step::kCopy, pg::ServerErrorText(started.get(), raw)));
   } else {
     // Sent in pieces of about kChunk (COPY data need not end at a row's end): libpq's output
     // buffer grows to the largest piece and keeps that size.
@@ -1323,14 +1081,14 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
       if (!(sent = AppendCopyRow(change->new_tuple, buffer, kChunk, put))) break;
     }
     if (sent && !buffer.empty()) sent = put();
-    if (!sent || PQputCopyEnd(raw, nullptr) != 1) return ConnectionLost("COPY of " + rows_text);
+    if (!sent || PQputCopyEnd(raw, nullptr) != 1) return pipeline_.ConnectionLost(copy);
     while (PGresult* next = PQgetResult(raw)) {
       pg::ResultPtr result(next);
       if (PQresultStatus(next) == PGRES_COMMAND_OK || !status.ok()) continue;
       const std::string sqlstate = pg::ResultSqlState(next);
-      if (sqlstate.empty()) return ConnectionLost("COPY of " + rows_text, next);
+      if (sqlstate.empty()) return pipeline_.ConnectionLost(copy, next);
       status = pg::StatusForSqlState(
-          sqlstate, "COPY of " + rows_text + ": " + pg::ServerErrorText(next, raw));
+          sqlstate, context.Message(ChangeContext::Step::kCopy, pg::ServerErrorText(next, raw)));
       if (sqlstate == "23505" && HasUsableKey(relation)) {
         // A key the stream inserts exists already: the target does not follow the source
         // alone. Upserts from now on; the pipeline applies the batch again. (A keyless table
@@ -1345,13 +1103,12 @@ core::Status PostgresSink::CopyInserts(const std::vector<const core::Change*>& g
       }
     }
   }
-  if (core::Status entered = EnterPipelineMode(); !entered.ok()) {
+  if (core::Status entered = pipeline_.Enter(); !entered.ok()) {
     DropConnection();
     return core::Unavailable(entered.message());
   }
   if (!status.ok()) {
-    if (!status.retryable()) multi_row_error_ = true;  // a replay names the row
-    if (pipeline_error_.ok()) pipeline_error_ = status;
+    pipeline_.RecordError(status, &context);  // a replay names the row
     return status;
   }
   ++stats_.copies;
@@ -1368,7 +1125,7 @@ core::Status PostgresSink::SendCompactedGroup(const std::vector<const core::Chan
   }
   SLUICE_ASSIGN_OR_RETURN(RowShape shape,
                           ShapeOf(*group.front(), TargetFor(*group.front()->relation)));
-  std::string cache_key = ShapeCacheKey(group.front()->relation.get(), shape);
+  std::string cache_key = ShapeCacheKey(group.front()->relation->id(), shape);
   if (!CanCoalesce(*group.front()->relation, shape)) {
     for (const core::Change* change : group) {
       SLUICE_RETURN_IF_ERROR(SendRow(*change, core::Lsn(), shape, cache_key));
@@ -1393,6 +1150,8 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
   run_.changes.clear();
   run_.keys.clear();
   const core::Lsn fallback_lsn = fragment.commit_lsn;
+  sending_xid_ = fragment.xid;
+  sending_commit_lsn_ = fragment.commit_lsn;
   for (size_t index = 0; index < fragment.changes.size(); ++index) {
     const core::Change& change = fragment.changes[index];
     core::Status status;
@@ -1415,7 +1174,7 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
           if (!compactor_.empty()) status = FlushCompacted(fallback_lsn);
           if (!status.ok()) break;
         }
-        std::string cache_key = ShapeCacheKey(change.relation.get(), shape);
+        std::string cache_key = ShapeCacheKey(change.relation->id(), shape);
         if (!coalesce || !CanCoalesce(*change.relation, shape)) {
           if (!run_.changes.empty()) status = FlushRun(fallback_lsn);
           if (status.ok()) status = SendRow(change, fallback_lsn, shape, cache_key);
@@ -1450,16 +1209,17 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
         if (coalesce && !compactor_.empty()) status = FlushCompacted(fallback_lsn);
         if (status.ok() && !run_.changes.empty()) status = FlushRun(fallback_lsn);
         if (!status.ok() || change.truncated.empty()) break;
-        std::string tables;
+        ChangeContext context;
+        context.op = Operation::kTruncate;
         for (const auto& r : change.truncated) {
-          tables += (tables.empty() ? "" : ", ") + r->QualifiedName();
+          context.tables += (context.tables.empty() ? "" : ", ") + r->QualifiedName();
         }
-        const core::Lsn lsn = change.lsn.valid() ? change.lsn : fallback_lsn;
-        status = CheckTruncateBlockers(change, lsn);
+        context.lsn = change.lsn.valid() ? change.lsn : fallback_lsn;
+        context.xid = sending_xid_;
+        context.commit_lsn = sending_commit_lsn_;
+        status = CheckTruncateBlockers(change, context.lsn);
         if (!status.ok()) break;
-        status = SendCommand(BuildTruncate(change),
-                             "apply of truncate of " + tables + " at source LSN " + lsn.ToString());
-        if (status.ok()) status = AfterSend();
+        status = pipeline_.SendChangeCommand(BuildTruncate(change), std::move(context));
         break;
       }
       case Operation::kMessage:
@@ -1472,7 +1232,7 @@ core::Status PostgresSink::SendChanges(const core::Transaction& fragment, bool c
     }
   }
   if (!run_.changes.empty()) SLUICE_RETURN_IF_ERROR(FlushRun(fallback_lsn));
-  return pipeline_error_;
+  return pipeline_.error();
 }
 
 core::Status PostgresSink::CheckTruncateBlockers(const core::Change& change, core::Lsn lsn) {
@@ -1485,10 +1245,10 @@ core::Status PostgresSink::CheckTruncateBlockers(const core::Change& change, cor
     listed += (listed.empty() ? "" : ", ") + relation->QualifiedName();
   }
   auto rows = std::make_shared<std::vector<pg::Row>>();
-  SLUICE_RETURN_IF_ERROR(SendCommand(kTruncateBlockersSql,
-                                     "looking up the target's foreign keys to " + listed,
-                                     {TextArrayLiteral(schemas), TextArrayLiteral(names)}, rows));
-  SLUICE_RETURN_IF_ERROR(SyncAndDrain());
+  SLUICE_RETURN_IF_ERROR(pipeline_.SendCommand(
+      kTruncateBlockersSql, "looking up the target's foreign keys to " + listed,
+      {TextArrayLiteral(schemas), TextArrayLiteral(names)}, rows));
+  SLUICE_RETURN_IF_ERROR(pipeline_.SyncAndDrain());
   if (rows->empty()) return core::Status::Ok();
   std::string keys;
   for (const pg::Row& row : *rows) {
@@ -1519,25 +1279,24 @@ void PostgresSink::Retain(const core::Transaction& fragment) {
 }
 
 core::Status PostgresSink::ReplayRowByRow(core::Status error) {
-  if (!multi_row_error_ || error.retryable() || !retained_complete_ || !conn_ ||
+  if (!ErrorNeedsReplay() || error.retryable() || !retained_complete_ || !pipeline_.connected() ||
       !coalesce_in_batch_) {
     return error;
   }
   // Let the pipeline finish (everything after the error fails), then start over.
-  (void)SyncAndDrain();
-  if (!conn_) return error;
+  (void)pipeline_.SyncAndDrain();
+  if (!pipeline_.connected()) return error;
   spdlog::info(
       "pipeline {}: a multi-row statement failed ({}); re-applying the batch one row "
       "per statement to find the row",
       options_.pipeline, error.message());
   ++stats_.row_by_row_replays;
-  pipeline_error_ = core::Status::Ok();
-  multi_row_error_ = false;
+  pipeline_.ClearError();
   coalesce_in_batch_ = false;
   std::erase_if(prepared_, [](const auto& entry) { return !entry.second.confirmed; });
-  core::Status status = SendCommand("ROLLBACK", "ROLLBACK");
-  if (status.ok()) status = SendCommand("BEGIN", "BEGIN");
-  if (status.ok()) status = SyncAndDrain();
+  core::Status status = pipeline_.SendCommand("ROLLBACK", "ROLLBACK");
+  if (status.ok()) status = pipeline_.SendCommand("BEGIN", "BEGIN");
+  if (status.ok()) status = pipeline_.SyncAndDrain();
   if (!status.ok()) return status;
   not_found_warnings_in_batch_ = 0;
   compactor_.Clear();
@@ -1551,9 +1310,9 @@ core::Status PostgresSink::ReplayRowByRow(core::Status error) {
     if (status.ok()) status = SendChanges(fragment, /*coalesce=*/false);
     if (!status.ok()) break;
   }
-  if (status.ok()) status = SyncAndDrain();
+  if (status.ok()) status = pipeline_.SyncAndDrain();
   if (!status.ok()) {
-    if (pipeline_error_.ok()) pipeline_error_ = status;
+    pipeline_.RecordError(status);
     return status;
   }
   spdlog::warn(
@@ -1573,25 +1332,25 @@ core::Status PostgresSink::Apply(core::Transaction&& fragment) {
 
 core::Status PostgresSink::ApplyFragment(const core::Transaction& fragment,
                                          core::Transaction* movable) {
-  SLUICE_RETURN_IF_ERROR(RequireConnection("Apply"));
+  SLUICE_RETURN_IF_ERROR(pipeline_.RequireConnection("Apply"));
   if (!in_batch_) return core::Internal("Apply outside a batch (BeginBatch first)");
-  if (!pipeline_error_.ok()) return pipeline_error_;
+  if (!pipeline_.error().ok()) return pipeline_.error();
 
   if (pending_schema_stop_ && fragment.is_first_fragment() &&
       fragment.commit_lsn == pending_schema_stop_->commit_lsn) {
     core::Status stop = std::move(pending_schema_stop_->status);
     pending_schema_stop_.reset();
     stop = StopBeforeTransaction(fragment, std::move(stop));
-    if (pipeline_error_.ok()) pipeline_error_ = stop;
+    pipeline_.RecordError(stop);
     return stop;
   }
   bool schema_stop = false;
   core::Status checked = CheckFragment(fragment, &schema_stop);
   if (!checked.ok()) {
-    if (schema_stop && pipeline_error_.ok()) {
+    if (schema_stop && pipeline_.error().ok()) {
       checked = StopBeforeTransaction(fragment, std::move(checked));
     }
-    if (pipeline_error_.ok()) pipeline_error_ = checked;
+    pipeline_.RecordError(checked);
     return checked;
   }
 
@@ -1601,8 +1360,8 @@ core::Status PostgresSink::ApplyFragment(const core::Transaction& fragment,
   if (status.ok() && HoldsEnoughToSendEarly()) {
     // The stream is busy (more is queued), but the target may have finished what it was sent
     // and be waiting: give it the held changes rather than let it idle until the commit.
-    status = Pump(/*wait=*/false, /*max_pending=*/0);
-    if (status.ok() && syncs_in_flight_ == 0) status = SendHeldEarly();
+    status = pipeline_.Pump(/*wait=*/false, /*max_pending=*/0);
+    if (status.ok() && pipeline_.syncs_in_flight() == 0) status = SendHeldEarly();
   }
   status = SettleSend(status);
   if (status.ok() && fragment.last_fragment && fragment.end_lsn.valid()) {
@@ -1616,17 +1375,17 @@ core::Status PostgresSink::CheckFragment(const core::Transaction& fragment, bool
   auto consider = [&](const core::RelationPtr& relation, core::Lsn lsn) {
     if (relation == nullptr) return;
     for (const Sighting& sighting : unchecked) {
-      if (sighting.relation.get() == relation.get()) return;
+      if (sighting.relation->id() == relation->id()) return;
     }
     if (NeedsCheck(*relation, fragment.commit_lsn)) {
       unchecked.push_back({relation, lsn.valid() ? lsn : fragment.commit_lsn, fragment.commit_lsn});
     }
   };
-  const core::Relation* last_seen = nullptr;
+  std::optional<core::RelationId> last_seen;
   for (const auto& change : fragment.changes) {
-    if (change.relation.get() != last_seen) {  // cheap skip for runs of one table
+    if (change.relation != nullptr && change.relation->id() != last_seen) {  // runs of a table
       consider(change.relation, change.lsn);
-      last_seen = change.relation.get();
+      last_seen = change.relation->id();
     }
     for (const auto& truncated : change.truncated) consider(truncated, change.lsn);
   }
@@ -1638,7 +1397,7 @@ core::Status PostgresSink::CheckFragment(const core::Transaction& fragment, bool
     // Changes held for a table's previous version go out under it, before the new version
     // replaces what the sink knows of the target table.
     core::Status status = FlushCompacted(last_fragment_lsn_);
-    if (status.ok()) status = SyncAndDrain();
+    if (status.ok()) status = pipeline_.SyncAndDrain();
     if (!status.ok()) return SettleSend(status);
   }
   // One check per shape of a table (pgoutput may describe a table again, unchanged). Shapes of
@@ -1693,7 +1452,7 @@ core::Status PostgresSink::StopBeforeTransaction(const core::Transaction& fragme
 
 core::Status PostgresSink::SettleSend(core::Status status) {
   if (!status.ok()) status = ReplayRowByRow(status);
-  if (!status.ok() && pipeline_error_.ok()) pipeline_error_ = status;
+  if (!status.ok()) pipeline_.RecordError(status);
   return status;
 }
 
@@ -1718,7 +1477,7 @@ std::vector<SinkCounter> PostgresSink::Counters() const {
 }
 
 core::Status PostgresSink::StreamPaused() {
-  if (!in_batch_ || !pipeline_error_.ok() || !HoldsEnoughToSendEarly()) {
+  if (!in_batch_ || !pipeline_.error().ok() || !HoldsEnoughToSendEarly()) {
     return core::Status::Ok();
   }
   return SettleSend(SendHeldEarly());
@@ -1732,39 +1491,40 @@ bool PostgresSink::HoldsEnoughToSendEarly() const {
 core::Status PostgresSink::SendHeldEarly() {
   ++stats_.early_flushes;
   SLUICE_RETURN_IF_ERROR(FlushCompacted(last_fragment_lsn_));
-  SLUICE_RETURN_IF_ERROR(SendSync());
+  SLUICE_RETURN_IF_ERROR(pipeline_.Sync());
   // Hand what was queued to the server now, and take any results that are ready.
-  SLUICE_RETURN_IF_ERROR(Pump(/*wait=*/false, /*max_pending=*/0));
-  return pipeline_error_;
+  SLUICE_RETURN_IF_ERROR(pipeline_.Pump(/*wait=*/false, /*max_pending=*/0));
+  return pipeline_.error();
 }
 
 core::Status PostgresSink::CommitBatch(const AppliedPosition& position) {
-  SLUICE_RETURN_IF_ERROR(RequireConnection("CommitBatch"));
+  SLUICE_RETURN_IF_ERROR(pipeline_.RequireConnection("CommitBatch"));
   if (!in_batch_) return core::Internal("CommitBatch outside a batch (BeginBatch first)");
-  core::Status status = pipeline_error_;
+  core::Status status = pipeline_.error();
   if (status.ok() && coalesce_in_batch_) status = FlushCompacted(position.end_lsn);
   if (status.ok() && multi_row_in_batch_ && coalesce_in_batch_ && retained_complete_) {
     // Any error of a multi-row statement must show up before COMMIT is queued, so the batch
     // can still be replayed row by row.
-    status = SyncAndDrain();
+    status = pipeline_.SyncAndDrain();
   }
   if (!status.ok()) status = ReplayRowByRow(status);
   if (!status.ok()) {
-    if (pipeline_error_.ok()) pipeline_error_ = status;
+    pipeline_.RecordError(status);
     return status;
   }
 
   const std::string lsn = position.end_lsn.ToString();
   const std::optional<std::string> commit_time = CommitTimeText(position.commit_time);
-  status = SendCommand(kRecordPositionSql, "recording applied position " + lsn,
-                       {options_.pipeline, lsn, commit_time});
+  status = pipeline_.SendCommand(kRecordPositionSql, "recording applied position " + lsn,
+                                 {options_.pipeline, lsn, commit_time});
   if (status.ok()) {
-    status = SendCommand(kOriginXactSql, "recording origin progress " + lsn, {lsn, commit_time});
+    status = pipeline_.SendCommand(kOriginXactSql, "recording origin progress " + lsn,
+                                   {lsn, commit_time});
   }
-  if (status.ok()) status = SendCommand("COMMIT", "COMMIT");
-  if (status.ok()) status = SyncAndDrain();
+  if (status.ok()) status = pipeline_.SendCommit();
+  if (status.ok()) status = pipeline_.SyncAndDrain();
   if (!status.ok()) {
-    if (pipeline_error_.ok()) pipeline_error_ = status;
+    pipeline_.RecordError(status);
     return status;
   }
   in_batch_ = false;
@@ -1788,27 +1548,26 @@ void PostgresSink::AbortBatch() {
   compactor_.Clear();
   retained_.clear();
   retained_bytes_ = 0;
-  multi_row_error_ = false;
-  if (!conn_) {
-    pipeline_error_ = core::Status::Ok();
+  if (!pipeline_.connected()) {
+    pipeline_.ClearError();
     return;
   }
   // Let everything queued finish (failing), then roll back; any trouble drops the connection,
   // which rolls back just as well (Open() reconnects).
-  core::Status status = SyncAndDrain();
-  if (conn_) {
-    pipeline_error_ = core::Status::Ok();
-    status = open ? SendCommand("ROLLBACK", "ROLLBACK") : core::Status::Ok();
-    if (open && status.ok()) status = SyncAndDrain();
+  core::Status status = pipeline_.SyncAndDrain();
+  if (pipeline_.connected()) {
+    pipeline_.ClearError();
+    status = open ? pipeline_.SendCommand("ROLLBACK", "ROLLBACK") : core::Status::Ok();
+    if (open && status.ok()) status = pipeline_.SyncAndDrain();
   }
-  if (!status.ok() && conn_) {
+  if (!status.ok() && pipeline_.connected()) {
     spdlog::warn("pipeline {}: ROLLBACK on the target failed ({}); dropping the connection",
                  options_.pipeline, status.ToString());
     DropConnection();
   }
   // Statements whose Parse was skipped or failed do not exist on the server.
   std::erase_if(prepared_, [](const auto& entry) { return !entry.second.confirmed; });
-  pipeline_error_ = core::Status::Ok();
+  pipeline_.ClearError();
 }
 
 // --- Bulk load --------------------------------------------------------------------------------

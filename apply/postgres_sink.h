@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +9,8 @@
 #include <unordered_set>
 
 #include "apply/batch_compactor.h"
+#include "apply/change_context.h"
+#include "apply/pg_pipeline.h"
 #include "apply/schema_change.h"
 #include "apply/sink.h"
 #include "apply/sql_builder.h"
@@ -125,10 +126,15 @@ struct PostgresSinkStats {
 // batch goes on row by row. A batch too large to keep reports the error with the first and last
 // key and LSN of the failed statement's rows.
 //
+// The mechanics of libpq pipeline mode (queueing, sync points, reading results, the first error
+// sticking) are PgPipeline's; this class decides what to send and what a result means. Each
+// change's statement carries its ChangeContext (relation, command, LSN, key, source
+// transaction), set when it is queued, which names every error it produces.
+//
 // Threads: driven from one thread, as the Sink contract says, except OpenBulkLoad(), which may be
 // called from several threads at once. The bulk loaders use their own connections and may run
 // on other threads.
-class PostgresSink : public Sink {
+class PostgresSink : public Sink, private PgPipeline::Listener {
  public:
   explicit PostgresSink(PostgresSinkOptions options);
   ~PostgresSink() override;
@@ -161,29 +167,6 @@ class PostgresSink : public Sink {
   const std::string& origin_name() const { return options_.origin_name; }
 
  private:
-  // One queued pipeline entry, in send order; results come back in the same order.
-  struct Pending {
-    enum class Kind : uint8_t { kRow, kPrepare, kCommand, kQuery, kSync };
-    Kind kind = Kind::kCommand;
-    // kRow / kPrepare: what an error names.
-    core::RelationPtr relation;
-    core::Operation op = core::Operation::kInsert;
-    core::Lsn lsn;
-    std::string key;
-    // kPrepare: the statement name to confirm; kCommand / kQuery: what the step is.
-    std::string label;
-    // kQuery: where the rows go.
-    std::shared_ptr<std::vector<pg::Row>> rows;
-    std::string command_tag;  // filled in for kCommand (COMMIT checks it)
-    // kRow / kPrepare of a multi-row statement: its number of rows, and the last row's LSN and
-    // key (lsn and key above are the first row's).
-    uint32_t row_count = 1;
-    core::Lsn last_lsn;
-    std::string last_key;
-    // kRow / kPrepare: the statement carries netted changes; an error replays the batch.
-    bool compacted = false;
-  };
-
   // Adjacent changes waiting to share statements (pointers into the fragment being applied).
   struct Run {
     std::string cache_key;
@@ -196,9 +179,19 @@ class PostgresSink : public Sink {
   struct Prepared {
     std::string name;
     RowStatement statement;
-    core::RelationPtr relation;  // keeps the pointer in the cache key alive
-    bool confirmed = false;      // the server has it (Parse succeeded)
+    bool confirmed = false;  // the server has it (Parse succeeded)
   };
+
+  // PgPipeline::Listener: what a change's result means, and forgetting the lost session.
+  void OnChangeDone(const PgPipeline::Entry& entry, const PGresult* result) override;
+  void OnSessionLost() override;
+  // The context of `change` (its first row's, with `rows` > 1 the last one's too), queued now
+  // in the source transaction being sent (unknown while sending netted changes).
+  ChangeContext ContextOf(const core::Change& first, const core::Change& last, size_t rows,
+                          core::Lsn fallback_lsn) const;
+  // Whether the batch's error came from a statement that held several rows or netted changes:
+  // then a row-by-row replay names the source's row.
+  bool ErrorNeedsReplay() const;
 
   core::Status Connect();
   core::Status SetUpSession();
@@ -228,39 +221,16 @@ class PostgresSink : public Sink {
   core::Status SendCompactedGroup(const std::vector<const core::Change*>& group);
   // Writes a group of netted inserts with COPY (see above).
   core::Status CopyInserts(const std::vector<const core::Change*>& group);
-  // Leaves pipeline mode (after a sync) for a synchronous step, and enters it again.
-  core::Status LeavePipelineMode();
-  core::Status EnterPipelineMode();
   // Queues every change of `fragment`, coalescing runs when `coalesce`. `movable` is the same
   // fragment when its changes may be taken (moved into the compactor), else null.
   core::Status SendChanges(const core::Transaction& fragment, bool coalesce,
                            core::Transaction* movable = nullptr);
   core::Status ApplyFragment(const core::Transaction& fragment, core::Transaction* movable);
-  // After each statement sent: waits until libpq has sent it when much is unsent, syncs at
-  // pipeline depth, reads results now and then.
-  core::Status AfterSend();
-  // Before a statement with `bytes` of parameters: waits until libpq has sent what it holds
-  // when both together would exceed the unsent bound (see unsent_bytes_).
-  core::Status MakeRoomToSend(uint64_t bytes);
   // Keeps a copy of `fragment` for a row-by-row replay while the batch is small enough.
   void Retain(const core::Transaction& fragment);
   // On a permanent error of a multi-row statement: rollback, re-apply the retained batch one row
   // per statement; returns that error (or OK when every row succeeded). Else returns `error`.
   core::Status ReplayRowByRow(core::Status error);
-  core::Status SendCommand(const std::string& sql, std::string label,
-                           const std::vector<std::optional<std::string>>& params = {},
-                           std::shared_ptr<std::vector<pg::Row>> rows = nullptr);
-  core::Status SendSync();
-  // Flushes output and reads the results that are ready; with `wait`, blocks until at most
-  // `max_pending` entries remain unanswered. Returns only transport failures (the connection is
-  // dropped then); a statement's error is recorded in pipeline_error_.
-  core::Status Pump(bool wait, size_t max_pending);
-  void HandleResult(Pending& pending, const PGresult* result);
-  // Sync, then wait for everything queued: a transport failure, else pipeline_error_.
-  core::Status SyncAndDrain();
-  // Drops the connection and returns a retryable status naming `what`.
-  core::Status ConnectionLost(std::string_view what, const PGresult* result = nullptr);
-  core::Status RequireConnection(std::string_view what) const;
   // A relation version that the target table was not checked for, met in a fragment: the LSN
   // of its first change there and its transaction's commit LSN (for errors).
   struct Sighting {
@@ -298,21 +268,15 @@ class PostgresSink : public Sink {
   core::Status CheckTruncateBlockers(const core::Change& change, core::Lsn lsn);
 
   const PostgresSinkOptions options_;  // const: OpenBulkLoad() reads it from other threads
-  std::unique_ptr<pg::Connection> conn_;
+  // The session. Its error() is the batch's first error: sticky for the open batch (until
+  // AbortBatch), cleared after each sync outside a batch.
+  PgPipeline pipeline_;
   bool in_batch_ = false;
-  // First statement error since the last reset: sticky for the open batch (until AbortBatch),
-  // reset after each sync outside a batch.
-  core::Status pipeline_error_;
-
-  std::deque<Pending> pending_;
-  size_t syncs_in_flight_ = 0;  // sync points in pending_: 0 means the target has done all
-  size_t since_sync_ = 0;
-  size_t sends_since_pump_ = 0;
-  // Parameter bytes of the statements handed to libpq since its output was last seen empty:
-  // bounded (kMaxUnsentBytes, or one larger statement alone), because libpq's output buffer
-  // grows to hold them all and never shrinks.
-  uint64_t unsent_bytes_ = 0;
-  std::vector<const char*> param_values_;  // scratch for PQsendQueryPrepared
+  // The source transaction whose changes are being queued (ChangeContext); none while netted
+  // changes are sent.
+  uint32_t sending_xid_ = 0;
+  core::Lsn sending_commit_lsn_;
+  std::vector<const char*> param_values_;  // scratch for PgPipeline::SendPrepared
 
   std::unordered_map<std::string, Prepared> prepared_;
   uint64_t next_statement_ = 1;
@@ -359,7 +323,6 @@ class PostgresSink : public Sink {
   bool retained_complete_ = true;
   bool coalesce_in_batch_ = true;  // false after a replay: the rest of the batch goes row by row
   bool multi_row_in_batch_ = false;
-  bool multi_row_error_ = false;  // pipeline_error_ came from a multi-row statement
   size_t not_found_warnings_in_batch_ = 0;
 
   PostgresSinkStats stats_;

@@ -339,14 +339,12 @@ core::Result<RowShape> ShapeOf(const core::Change& change, const TargetTable* ta
   return shape;
 }
 
-std::string ShapeCacheKey(const Relation* relation, const RowShape& shape) {
-  const core::Oid oid = relation->oid;
-  const auto address = reinterpret_cast<std::uintptr_t>(relation);
+std::string ShapeCacheKey(const core::RelationId& relation, const RowShape& shape) {
   std::string key;
-  key.reserve(sizeof oid + sizeof address + 2 + shape.new_unchanged.size() +
+  key.reserve(sizeof relation.oid + sizeof relation.version + 3 + shape.new_unchanged.size() +
               shape.old_unchanged.size());
-  key.append(reinterpret_cast<const char*>(&oid), sizeof oid);
-  key.append(reinterpret_cast<const char*>(&address), sizeof address);
+  key.append(reinterpret_cast<const char*>(&relation.oid), sizeof relation.oid);
+  key.append(reinterpret_cast<const char*>(&relation.version), sizeof relation.version);
   key += static_cast<char>(shape.op);
   key += static_cast<char>(shape.old_kind);
   key += shape.move ? 'm' : '-';

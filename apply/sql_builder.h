@@ -56,9 +56,10 @@ struct RowShape {
 // one, is left out of SET instead.
 core::Result<RowShape> ShapeOf(const core::Change& change, const TargetTable* target = nullptr);
 
-// A key for caching the prepared statement of (relation version, shape). The relation pointer
-// is part of it: a new Relation object (after ALTER TABLE on the source) gets new statements.
-std::string ShapeCacheKey(const core::Relation* relation, const RowShape& shape);
+// A key for caching the prepared statement of (relation version, shape). The relation's
+// identity (core::RelationId: OID and version) is part of it: a new version (after ALTER TABLE
+// on the source) gets new statements, the same version described again reuses them.
+std::string ShapeCacheKey(const core::RelationId& relation, const RowShape& shape);
 
 // The statement for a change of `shape` on `relation` (same schema and table name on the target):
 //  Insert, usable key:  INSERT INTO t (cols) VALUES ($..) ON CONFLICT (key) DO UPDATE SET

@@ -131,8 +131,8 @@ TEST(SqlBuilderTest, UpdateLeavesUnchangedToastOutOfSet) {
   // A different unchanged-TOAST set is a different statement.
   auto other = Update(Orders(), OldTupleKind::kNone, {},
                       {Value::Text("1"), Value::Text("n"), Value::Text("3")});
-  EXPECT_NE(ShapeCacheKey(change.relation.get(), *ShapeOf(change)),
-            ShapeCacheKey(change.relation.get(), *ShapeOf(other)));
+  EXPECT_NE(ShapeCacheKey(change.relation->id(), *ShapeOf(change)),
+            ShapeCacheKey(change.relation->id(), *ShapeOf(other)));
 }
 
 TEST(SqlBuilderTest, UpdateUnderFullIdentityMatchesOneRowByCtid) {
@@ -223,10 +223,35 @@ TEST(SqlBuilderTest, CacheKeyDistinguishesRelationVersionsAndOperations) {
   auto v2 = Orders();  // same OID, a later Relation message
   auto insert = Insert(v1, {Value::Text("1"), Value::Null(), Value::Null()});
   auto shape = *ShapeOf(insert);
-  EXPECT_NE(ShapeCacheKey(v1.get(), shape), ShapeCacheKey(v2.get(), shape));
+  EXPECT_NE(ShapeCacheKey(v1->id(), shape), ShapeCacheKey(v2->id(), shape));
   auto del = Delete(v1, OldTupleKind::kKey, {Value::Text("1"), Value::Null(), Value::Null()});
-  EXPECT_NE(ShapeCacheKey(v1.get(), shape), ShapeCacheKey(v1.get(), *ShapeOf(del)));
-  EXPECT_EQ(ShapeCacheKey(v1.get(), shape), ShapeCacheKey(v1.get(), *ShapeOf(insert)));
+  EXPECT_NE(ShapeCacheKey(v1->id(), shape), ShapeCacheKey(v1->id(), *ShapeOf(del)));
+  EXPECT_EQ(ShapeCacheKey(v1->id(), shape), ShapeCacheKey(v1->id(), *ShapeOf(insert)));
+}
+
+// The statement cache follows relation identity, not the object's address: the same version
+// held by another object (a copy, or the table described again unchanged) reuses the statement;
+// a new version after ALTER TABLE gets a statement of its own, with the new column.
+TEST(SqlBuilderTest, SameVersionReusesItsStatementAndANewVersionGetsItsOwn) {
+  auto v1 = Orders();
+  auto same = std::make_shared<Relation>(*v1);
+  auto v2 = std::make_shared<Relation>(*v1);
+  v2->columns.push_back({"added", 25, -1, false});
+  v2->version = core::NextRelationVersion();
+  auto insert_v1 = Insert(v1, {Value::Text("1"), Value::Null(), Value::Null()});
+  auto insert_same = Insert(same, {Value::Text("1"), Value::Null(), Value::Null()});
+  auto insert_v2 = Insert(v2, {Value::Text("1"), Value::Null(), Value::Null(), Value::Null()});
+  const RowShape shape_v1 = *ShapeOf(insert_v1);
+  const RowShape shape_v2 = *ShapeOf(insert_v2);
+  EXPECT_EQ(ShapeCacheKey(same->id(), *ShapeOf(insert_same)), ShapeCacheKey(v1->id(), shape_v1));
+  EXPECT_NE(ShapeCacheKey(v2->id(), shape_v2), ShapeCacheKey(v1->id(), shape_v1));
+  // Even with a shape of the same width: the version alone tells them apart.
+  EXPECT_NE(ShapeCacheKey(v2->id(), shape_v1), ShapeCacheKey(v1->id(), shape_v1));
+  const auto statement_v1 = BuildRowStatement(*v1, shape_v1);
+  const auto statement_v2 = BuildRowStatement(*v2, shape_v2);
+  ASSERT_TRUE(statement_v1.ok() && statement_v2.ok());
+  EXPECT_EQ(statement_v1->sql.find("added"), std::string::npos) << statement_v1->sql;
+  EXPECT_NE(statement_v2->sql.find("\"added\""), std::string::npos) << statement_v2->sql;
 }
 
 TEST(SqlBuilderTest, DescribeKeyUsesKeyOrWholeRowAndCutsLongValues) {
@@ -398,8 +423,8 @@ TEST(TargetIdentityTest, UpdateOfANonKeyAlwaysColumnMovesTheRow) {
   const RowShape shape = TargetShape(update, kItemsTarget);
   EXPECT_TRUE(shape.move);
   EXPECT_FALSE(CanCoalesce(*update.relation, shape));
-  EXPECT_NE(ShapeCacheKey(update.relation.get(), shape),
-            ShapeCacheKey(update.relation.get(), TargetShape(update, kItemsKeyOnlyTarget)));
+  EXPECT_NE(ShapeCacheKey(update.relation->id(), shape),
+            ShapeCacheKey(update.relation->id(), TargetShape(update, kItemsKeyOnlyTarget)));
   auto statement = BuildRowStatement(*update.relation, shape, &kItemsTarget);
   ASSERT_TRUE(statement.ok()) << statement.status().ToString();
   // The unchanged TOAST value and the target's own column come from the deleted row.

@@ -135,6 +135,8 @@ stop_clusters() {
   pg_stop "$DIR/source"
   pg_stop "$DIR/target"
   CLUSTERS=()
+  # A toast run leaves gigabytes of clusters: kept until exit, REPEAT=3 filled the disk.
+  [ -n "${KEEP:-}" ] || rm -rf "$DIR/source" "$DIR/target"
 }
 
 # schema_everywhere SQL: runs SQL in the source database and both target databases.

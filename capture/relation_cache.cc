@@ -13,6 +13,13 @@ core::RelationPtr RelationCache::Put(core::Relation relation) {
     column.type_name = type->second.name;
   }
   const core::Oid oid = relation.oid;
+  auto current = relations_.find(oid);
+  // pgoutput describes a table again after every reconnection and cache invalidation, mostly
+  // unchanged: the version stays, and with it whatever was built for it.
+  if (current != relations_.end() && current->second->SameDescription(relation)) {
+    return current->second;
+  }
+  relation.version = core::NextRelationVersion();
   auto version = std::make_shared<const core::Relation>(std::move(relation));
   relations_[oid] = version;
   return version;

@@ -10,9 +10,10 @@ namespace sluice::capture {
 
 // The relations and types the source described in pgoutput Relation and Type messages, by OID.
 //
-// A Relation message replaces the entry with a new immutable object: changes already built
-// keep the shared_ptr to the version they were decoded with, so an ALTER TABLE in the middle
-// of the stream never changes the meaning of earlier changes.
+// A Relation message that changes the description replaces the entry with a new immutable
+// object of a new version (core::Relation::version): changes already built keep the shared_ptr
+// to the version they were decoded with, so an ALTER TABLE in the middle of the stream never
+// changes the meaning of earlier changes.
 //
 // Not thread-safe: owned and used by the capture thread only.
 class RelationCache {
@@ -22,7 +23,9 @@ class RelationCache {
     std::string name;
   };
 
-  // Stores `relation` as the current version for its OID and returns it. Columns whose type a
+  // Stores `relation` as the current version for its OID and returns it; when it describes the
+  // table exactly as the current version does, returns that one instead (same object, same
+  // core::RelationId), else gives it a new version number. Columns whose type a
   // Type message described get its name (core::Column::type_schema / type_name): pgoutput
   // sends a Type message for every column type at or above core::kFirstAssignedOid before the
   // Relation message that uses it.

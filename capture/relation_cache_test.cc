@@ -54,5 +54,27 @@ TEST(RelationCacheTest, LaterTypeMessageRenamesForLaterVersionsOnly) {
   EXPECT_EQ(current->get(), second.get());
 }
 
+// The source describes a table again after every reconnection: unchanged, it stays the same
+// version; changed (ALTER TABLE), it becomes a new one, and the old one keeps its identity.
+TEST(RelationCacheTest, VersionChangesOnlyWhenTheDescriptionDoes) {
+  RelationCache cache;
+  core::RelationPtr first = cache.Put(Events());
+  core::RelationPtr again = cache.Put(Events());
+  EXPECT_EQ(again.get(), first.get());
+  EXPECT_EQ(again->id(), first->id());
+
+  core::Relation altered = Events();
+  altered.columns.push_back({"added", 25, -1, false});
+  core::RelationPtr second = cache.Put(std::move(altered));
+  EXPECT_EQ(second->oid, first->oid);
+  EXPECT_NE(second->id(), first->id());
+
+  core::Relation rekeyed = *second;  // a copy keeps the version: only the cache renumbers
+  rekeyed.replica_identity = core::ReplicaIdentity::kFull;
+  core::RelationPtr third = cache.Put(std::move(rekeyed));
+  EXPECT_NE(third->id(), second->id());
+  EXPECT_NE(third->id(), first->id());
+}
+
 }  // namespace
 }  // namespace sluice::capture

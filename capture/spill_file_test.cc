@@ -215,6 +215,7 @@ TEST_F(SpillFileTest, RelationReplacedMidFileDecodesToEachVersion) {
   ASSERT_NE(file, nullptr);
   auto v2 = std::make_shared<core::Relation>(*relation_);
   v2->columns.push_back({"added", 25, -1, false});
+  v2->version = core::NextRelationVersion();  // a changed description is a new version
   ASSERT_TRUE(file->Append(MakeChange(0)).ok());
   core::Change after = MakeChange(1);
   after.relation = v2;

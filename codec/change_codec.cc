@@ -134,7 +134,7 @@ core::Result<core::Tuple> GetTuple(Reader& in, const char* what) {
 
 uint32_t RelationTable::IndexOf(const core::RelationPtr& relation) {
   auto [it, inserted] =
-      index_of_.try_emplace(relation.get(), static_cast<uint32_t>(relations_.size()));
+      index_of_.try_emplace(relation->id(), static_cast<uint32_t>(relations_.size()));
   if (inserted) relations_.push_back(relation);
   return it->second;
 }

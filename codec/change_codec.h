@@ -14,7 +14,7 @@ namespace sluice::codec {
 
 // The relation versions referenced by the encoded changes of one transaction. An encoded
 // change names its relation by index into this table instead of repeating the relation, and
-// a relation replaced mid-transaction (a new RelationPtr for the same OID) gets a new index,
+// a relation replaced mid-transaction (a new version, core::RelationId) gets a new index,
 // so every change decodes back to the exact version it was built with.
 //
 // Not thread-safe. Indexes are stable for the table's lifetime.
@@ -30,7 +30,7 @@ class RelationTable {
 
  private:
   std::vector<core::RelationPtr> relations_;
-  std::unordered_map<const core::Relation*, uint32_t> index_of_;
+  std::unordered_map<core::RelationId, uint32_t, core::RelationIdHash> index_of_;
 };
 
 // Appends the compact binary form of `change` to `*out`, registering its relations in

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -44,6 +45,7 @@ struct Column {
   std::string type_name;
 
   bool HasFixedTypeOid() const { return type_oid < kFirstAssignedOid; }
+  bool operator==(const Column&) const = default;
 };
 
 enum class ReplicaIdentity : char {
@@ -53,8 +55,33 @@ enum class ReplicaIdentity : char {
   kIndex = 'i',
 };
 
+// Which version of a table's description a Relation is: what caches of anything built from a
+// relation (prepared statements, a codec's relation table) are keyed by, instead of the
+// object's address. Two Relation objects with the same id describe the table alike.
+struct RelationId {
+  Oid oid = 0;
+  uint64_t version = 0;
+
+  bool operator==(const RelationId&) const = default;
+};
+
+struct RelationIdHash {
+  size_t operator()(const RelationId& id) const noexcept {
+    return std::hash<uint64_t>{}(id.version ^ (uint64_t{id.oid} << 40));
+  }
+};
+
+// The next number of a process-wide sequence (starting at 1; thread-safe), so that relation
+// versions made anywhere in the process, by any RelationCache, never meet.
+uint64_t NextRelationVersion();
+
 struct Relation {
   Oid oid = 0;
+  // Every Relation made gets a version of its own; a copy keeps it (it describes the table
+  // alike). capture::RelationCache hands out the version it holds when the source describes a
+  // table again unchanged, and a new one when the description changed (ALTER TABLE). Code that
+  // changes a copy's description (tests above all) gives it `version = NextRelationVersion()`.
+  uint64_t version = NextRelationVersion();
   std::string schema;
   std::string name;
   ReplicaIdentity replica_identity = ReplicaIdentity::kDefault;
@@ -62,6 +89,9 @@ struct Relation {
 
   // "schema.name" unquoted, for messages and JSON.
   std::string QualifiedName() const { return schema + "." + name; }
+  RelationId id() const { return {oid, version}; }
+  // Everything but the version is equal: the same description of the table.
+  bool SameDescription(const Relation& other) const;
 };
 
 using RelationPtr = std::shared_ptr<const Relation>;

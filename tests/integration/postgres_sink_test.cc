@@ -501,6 +501,11 @@ TEST_F(PostgresSinkTest, ConstraintViolationIsPermanentAndNamesTableLsnAndKey) {
                                         " for key (id)=(7): duplicate key value violates unique "
                                         "constraint";
     EXPECT_EQ(st.message().substr(0, expected_prefix.size()), expected_prefix) << st.ToString();
+    // The change's context, set when it was queued, names its source transaction too.
+    EXPECT_NE(st.message().find("; in source transaction " + std::to_string(txn.xid) +
+                                ", committed at " + txn.commit_lsn.ToString()),
+              std::string::npos)
+        << st.ToString();
     EXPECT_EQ(Value1("SELECT count(*) FROM cons.orders"), "0");
     // The sink stays usable after the rollback, and re-prepares what never reached the server.
     st = ApplyBatch(*sink, {Txn(0xC0100, {Ins(orders, {"1", "a@x"}), Ins(orders, {"7", "b@x"}),
@@ -802,6 +807,11 @@ TEST_F(PostgresSinkTest, ErrorInTheMiddleOfACoalescedRunNamesTheRow) {
                                       " for key (id)=(257): new row for relation \"t\" violates "
                                       "check constraint";
   EXPECT_EQ(st.message().substr(0, expected_prefix.size()), expected_prefix) << st.ToString();
+  // Found by the row-by-row replay: the row's own source transaction.
+  EXPECT_NE(st.message().find("; in source transaction " + std::to_string(bad_txn.xid) +
+                              ", committed at " + bad_txn.commit_lsn.ToString()),
+            std::string::npos)
+      << st.ToString();
   EXPECT_EQ(sink->stats().row_by_row_replays, 1u);
   EXPECT_EQ(Value1("SELECT count(*) FROM mid.t"), "0");
 
