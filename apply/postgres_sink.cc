@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "apply/postgres_bulk_loader.h"
+#include "codec/copy_text.h"
 #include "core/number_text.h"
 #include "core/pg_time.h"
 #include "pg/quote.h"
@@ -794,7 +795,7 @@ core::Status PostgresSink::FollowSchemaChange(const Sighting& sighting,
                 (added.size() == 1 ? "a new column " : "new columns ") + QuotedNames(added_names) +
                 " (first change at " + at + ") that target table " + table + " lacks, and " +
                 (options_.schema_changes == SchemaChangePolicy::kStop
-                     ? "target.apply.schema_changes is stop"
+                     ? "target.postgres.schema_changes is stop"
                      : "sluice adds columns only while it applies a batch") +
                 ": run on the target " + Statements(add_ddl) + restart + missing_types + hint +
                 " (with schema_changes: add_columns sluice adds such columns itself)");
@@ -1006,20 +1007,6 @@ core::Status PostgresSink::FlushCompacted(core::Lsn fallback_lsn) {
 }
 
 namespace {
-// `text` with COPY's backslash escapes.
-void AppendCopyEscaped(std::string_view text, std::string& out) {
-  size_t plain_from = 0;
-  for (size_t j = 0; j < text.size(); ++j) {
-    const char c = text[j];
-    if (c != '\\' && c != '\n' && c != '\r' && c != '\t') continue;
-    out.append(text, plain_from, j - plain_from);
-    out += '\\';
-    out += c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-    plain_from = j + 1;
-  }
-  out.append(text, plain_from);
-}
-
 // COPY text format: tab-separated columns, \N for NULL, backslash escapes. An insert holds only
 // text and NULL values (ShapeOf refused the rest before the change was absorbed). Whenever `out`
 // reaches `chunk` bytes, also inside a value, `put` sends and empties it, so a huge value is
@@ -1035,7 +1022,7 @@ bool AppendCopyRow(const core::Tuple& tuple, std::string& out, size_t chunk,
     }
     const std::string_view text = value.data;
     for (size_t from = 0; from < text.size(); from += chunk) {
-      AppendCopyEscaped(text.substr(from, chunk), out);
+      codec::AppendCopyTextEscaped(text.substr(from, chunk), out);
       if (out.size() >= chunk && !put()) return false;
     }
   }
@@ -1620,7 +1607,7 @@ core::Status PostgresSink::PrepareCopyTarget(const core::TableDefinition& table,
     if (!create_missing) {
       return core::FailedPrecondition("target table " + name +
                                       " does not exist (create it, or set "
-                                      "target.apply.create_tables: true)");
+                                      "target.postgres.create_tables: true)");
     }
     // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists.
     SLUICE_ASSIGN_OR_RETURN(

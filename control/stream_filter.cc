@@ -15,16 +15,16 @@ StreamFilter::StreamFilter(std::vector<Table> published, std::set<std::string> k
 
 const StreamFilter::Verdict& StreamFilter::VerdictFor(const core::RelationPtr& relation) {
   // Runs once per change: consecutive changes mostly share their relation.
-  if (relation.get() == last_relation_) return *last_verdict_;
+  if (last_relation_ == relation->id()) return *last_verdict_;
   const Verdict& verdict = LookUp(relation);
-  last_relation_ = relation.get();
+  last_relation_ = relation->id();
   last_verdict_ = &verdict;
   return verdict;
 }
 
 const StreamFilter::Verdict& StreamFilter::LookUp(const core::RelationPtr& relation) {
-  auto it = verdicts_.find(relation.get());
-  if (it != verdicts_.end()) return it->second.second;
+  auto it = verdicts_.find(relation->id());
+  if (it != verdicts_.end()) return it->second;
   Verdict verdict;
   auto published = published_.find(relation->oid);
   const std::string name =
@@ -38,8 +38,7 @@ const StreamFilter::Verdict& StreamFilter::LookUp(const core::RelationPtr& relat
     verdict.kind = Verdict::Kind::kSkipBefore;
     verdict.start = start->second;
   }
-  return verdicts_.emplace(relation.get(), std::make_pair(relation, std::move(verdict)))
-      .first->second.second;
+  return verdicts_.emplace(relation->id(), std::move(verdict)).first->second;
 }
 
 bool StreamFilter::Keeps(const core::Transaction& txn, const Verdict& verdict) const {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -64,10 +65,11 @@ class StreamFilter {
   std::map<std::string, core::Lsn> starts_;
   bool track_unknown_;
   bool active_;
-  // By relation version; the RelationPtr keeps the object (and so the key) alive.
-  std::unordered_map<const core::Relation*, std::pair<core::RelationPtr, Verdict>> verdicts_;
-  // The last relation looked up and its verdict (verdicts_ never erases, so it stays valid).
-  const core::Relation* last_relation_ = nullptr;
+  // By relation version (a rename on the source is a new version with a new name).
+  std::unordered_map<core::RelationId, Verdict, core::RelationIdHash> verdicts_;
+  // The last relation looked up and its verdict (verdicts_ never erases, and unordered_map
+  // keeps its elements where they are, so it stays valid).
+  std::optional<core::RelationId> last_relation_;
   const Verdict* last_verdict_ = nullptr;
   std::vector<std::string> unpublished_;
   std::set<std::string> reported_;

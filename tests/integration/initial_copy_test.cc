@@ -278,7 +278,7 @@ TEST_F(InitialCopyTest, MissingTargetTableIsAnErrorWithoutCreateTables) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_NE(st.message().find("target table miss.t does not exist (create it, or set "
-                              "target.apply.create_tables: true)"),
+                              "target.postgres.create_tables: true)"),
             std::string::npos)
       << st.ToString();
   EXPECT_EQ(Value(target_, "SELECT to_regclass('miss.t') IS NULL"), "t");

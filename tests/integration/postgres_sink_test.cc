@@ -447,7 +447,7 @@ TEST_F(PostgresSinkTest, MissingColumnFailsBeforeAnyRowIsWritten) {
   EXPECT_EQ(st.code(), core::StatusCode::kFailedPrecondition);
   EXPECT_EQ(st.message(),
             "source table miss.orders has a new column \"note\" (first change at source LSN "
-            "0/B00F0) that target table miss.orders lacks, and target.apply.schema_changes is "
+            "0/B00F0) that target table miss.orders lacks, and target.postgres.schema_changes is "
             "stop: run on the target ALTER TABLE \"miss\".\"orders\" ADD COLUMN \"note\" text; "
             "then restart sluice: it continues from the last source transaction it applied before "
             "the change, and nothing is lost (with schema_changes: add_columns sluice adds such "
