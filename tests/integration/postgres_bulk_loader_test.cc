@@ -16,6 +16,7 @@
 #include "control/bulk_load_feed.h"
 #include "pg/connection.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/shared_cluster_test.h"
 
 namespace sluice::testing {
 namespace {
@@ -36,28 +37,8 @@ class RowsOnly : public apply::BulkLoader {
 
 constexpr char kColumns[] = "id, \"t\tx\", b, j, a, n, ts, e";
 
-class PostgresBulkLoaderTest : public ::testing::Test {
+class PostgresBulkLoaderTest : public SharedClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = PgCluster::Start();
-    ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
-    cluster_ = std::move(cluster).value().release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
-  static void Exec(const std::string& sql) {
-    auto st = cluster_->Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  static std::vector<PgCluster::Row> Rows(const std::string& sql) {
-    auto rows = cluster_->Query(sql);
-    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
-    return rows.ok() ? *rows : std::vector<PgCluster::Row>{};
-  }
-
   static std::unique_ptr<apply::PostgresSink> Sink() {
     apply::PostgresSinkOptions options;
     options.pipeline = "bulk";
@@ -137,8 +118,6 @@ class PostgresBulkLoaderTest : public ::testing::Test {
     }
     return "";
   }
-
-  static inline PgCluster* cluster_ = nullptr;
 };
 
 TEST_F(PostgresBulkLoaderTest, RowPathLoadsTheSameTableAsTheCopyTextPath) {

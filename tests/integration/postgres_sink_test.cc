@@ -10,6 +10,7 @@
 
 #include "core/pg_time.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/shared_cluster_test.h"
 
 namespace sluice::testing {
 namespace {
@@ -103,33 +104,8 @@ Transaction Txn(uint64_t end, std::vector<Change> changes) {
 
 AppliedPosition PositionOf(const Transaction& txn) { return {txn.end_lsn, txn.commit_time}; }
 
-class PostgresSinkTest : public ::testing::Test {
+class PostgresSinkTest : public SharedClusterTest {
  public:  // shared by the tests and their helpers below
-  static void SetUpTestSuite() {
-    auto cluster = PgCluster::Start();
-    ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
-    cluster_ = std::move(cluster).value().release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
-  static void Exec(const std::string& sql) {
-    auto st = cluster_->Exec(sql);
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  static std::string Value1(const std::string& sql) {
-    auto v = cluster_->QueryValue(sql);
-    EXPECT_TRUE(v.ok()) << v.status().ToString();
-    return v.ok() ? *v : "<error>";
-  }
-  static std::vector<PgCluster::Row> Rows(const std::string& sql) {
-    auto rows = cluster_->Query(sql);
-    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
-    return rows.ok() ? *rows : std::vector<PgCluster::Row>{};
-  }
-
   static PostgresSinkOptions Options(const std::string& pipeline) {
     PostgresSinkOptions options;
     options.pipeline = pipeline;
@@ -171,11 +147,7 @@ class PostgresSinkTest : public ::testing::Test {
     if (!status.ok()) sink.AbortBatch();
     return status;
   }
-
-  static PgCluster* cluster_;
 };
-
-PgCluster* PostgresSinkTest::cluster_ = nullptr;
 
 TEST_F(PostgresSinkTest, InsertsAreIdempotentAcrossACrashAndAReplay) {
   Exec("CREATE SCHEMA ins; CREATE TABLE ins.t (id int PRIMARY KEY, v text, n numeric)");
