@@ -15,6 +15,7 @@
 #include "core/failpoint.h"
 #include "core/table_definition.h"
 #include "core/thread_name.h"
+#include "core/wall_clock.h"
 
 namespace sluice::control {
 namespace {
@@ -25,12 +26,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kProgressSaveInterval = std::chrono::seconds(5);
 // Chunks between looks at the clock.
 constexpr uint64_t kChunksPerClockCheck = 4096;
-
-int64_t UnixMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // One table's copy, shared by the workers copying its ranges.
 struct TableCopy {
@@ -111,7 +106,7 @@ core::Status InitialCopy::SaveLocked(TableCopy& table, bool done) {
   record.ranges = table.ranges;
   record.ranges_done = table.ranges_done;
   record.done = done;
-  record.updated_at_unix_ms = UnixMillis();
+  record.updated_at_unix_ms = core::UnixMillisNow();
   if (done) record.snapshot_lsn = scope_.snapshot_lsn;
   table.last_saved = Clock::now();
   return store_

@@ -13,6 +13,7 @@
 #include "config/runnable.h"
 #include "core/number_text.h"
 #include "core/pg_time.h"
+#include "core/wall_clock.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
 #include "state/checkpoint_store.h"
@@ -790,9 +791,7 @@ core::Result<std::vector<PipelineStatus>> StatusCollector::CollectCached() { ret
 core::Result<std::vector<PipelineStatus>> StatusCollector::Report() {
   std::lock_guard lock(mu_);
   const auto now = std::chrono::steady_clock::now();
-  const int64_t now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
+  const int64_t now_unix_ms = core::UnixMillisNow();
   SampleLocked(now);
 
   // The daemon's own store, else a read-only view as of now (a read-only store sees the data
